@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make run` serves on port 5000, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run worker test test-fast bench accuracy clean-venv system-deps
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fonts for the synthetic receipt generator (Debian packages). Optional: DejaVu alone works.
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		missing=""; for p in fonts-dejavu-core fonts-liberation2 fonts-roboto; do \
+			dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+		if [ -n "$$missing" ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+			|| echo "warning: could not install$$missing; the generator falls back to DejaVu"; fi; \
+	fi
+
+run: install
+	$(PY) main.py
+
+worker: install
+	$(PY) main.py worker
+
+test: install system-deps
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) benchmarks/ocr_bench.py
+
+accuracy: install
+	$(PY) benchmarks/accuracy.py ../shared/receipts/real --generate 200
