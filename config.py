@@ -83,6 +83,8 @@ OCR_CONFIG: dict[str, Any] = {
     "intra_op_threads": _env_int("ORT_INTRA_OP_THREADS", 0),
     "enable_cpu_mem_arena": _env_bool("ORT_ENABLE_CPU_MEM_ARENA", False),
     "reco_batch_size": _env_int("OCR_RECO_BATCH_SIZE", 64),
+    # Recognition batches hold at most this many 48 px-high columns: bounds peak memory.
+    "reco_max_batch_columns": _env_int("OCR_RECO_MAX_BATCH_COLUMNS", 6144),
     "batch_processing": {
         "max_images_per_batch": _env_int("OCR_MAX_IMAGES_PER_BATCH", 50),
         "max_batch_size_mb": _env_int("OCR_MAX_BATCH_SIZE_MB", 100),
@@ -171,6 +173,15 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WORKER_POLL_INTERVAL_SECONDS": _env_float("WORKER_POLL_INTERVAL_SECONDS", 1.0),
         "CLAIM_LEASE_SECONDS": _env_int("CLAIM_LEASE_SECONDS", 300),
         "PRELOAD_MODELS": _env_bool("PRELOAD_MODELS", True),
+        # Files put straight into data/inbox/ are registered once they are this old (seconds).
+        "INBOX_ADOPT_MIN_AGE_SECONDS": _env_float("INBOX_ADOPT_MIN_AGE_SECONDS", 5.0),
+        # Reverse proxies in front of the service whose X-Forwarded-* headers are trusted (0: none).
+        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        # gunicorn (gunicorn.conf.py): web processes, threads each, request timeout, recycling.
+        "WEB_CONCURRENCY": _env_int("WEB_CONCURRENCY", 2),
+        "WEB_THREADS": _env_int("WEB_THREADS", 4),
+        "WEB_TIMEOUT_SECONDS": _env_int("WEB_TIMEOUT_SECONDS", 330),
+        "WEB_MAX_REQUESTS": _env_int("WEB_MAX_REQUESTS", 1000),
         "API_KEYS": _env_list("API_KEYS", []),
         "CORS_ORIGINS": _env_list("CORS_ORIGINS", ["*"]),
         "SESSION_SECRET": os.environ.get("SESSION_SECRET") or None,

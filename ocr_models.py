@@ -121,5 +121,7 @@ def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Any:
         reco_engine_cfg=cfg,
     )
     if isinstance(recognizer, PPOCRRecognizer):
-        predictor.reco_predictor = WidthBucketedRecognitionPredictor(recognizer, ocr_config.get("reco_batch_size", 64))
+        predictor.reco_predictor = WidthBucketedRecognitionPredictor(
+            recognizer, ocr_config.get("reco_batch_size", 64), ocr_config.get("reco_max_batch_columns", 6144)
+        )
     return predictor

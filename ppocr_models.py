@@ -177,7 +177,7 @@ class WidthBucketedRecognitionPredictor(NestedObject):
 
     _children_names: list[str] = ["model"]
 
-    def __init__(self, model: PPOCRRecognizer, batch_size: int = 64, max_batch_columns: int = 12288) -> None:
+    def __init__(self, model: PPOCRRecognizer, batch_size: int = 64, max_batch_columns: int = 6144) -> None:
         self.model = model
         self.batch_size = batch_size
         # Bounds a batch's padded width x count, hence the activations' peak memory.
