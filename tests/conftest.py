@@ -1,7 +1,24 @@
-"""Shared fixtures. The OCR engine is loaded once per test session: model loading is the slow part."""
+"""Shared fixtures. The OCR engine is loaded once per test session: model loading is the slow part.
+
+Service tests run against SQLite always and against PostgreSQL too when TEST_DATABASE_URL is set
+(e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/test). Each test session gets its own
+PostgreSQL schema, dropped at the end, and each test starts from empty tables.
+"""
+import os
+import uuid
+from urllib.parse import quote
+
 import pytest
+from sqlalchemy import create_engine, text
 
 from aplicador_ocr import get_aplicador
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+BACKENDS = ["sqlite"] + ([pytest.param("postgresql", marks=pytest.mark.postgres)] if TEST_DATABASE_URL else [])
+# Settings that a developer's shell could carry into the tests and change their meaning.
+ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS",
+                "SESSION_SECRET", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
+                "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS")
 
 
 @pytest.fixture(scope="session")
@@ -9,3 +26,100 @@ def engine():
     aplicador = get_aplicador()
     aplicador.preload("ultra_rapido")
     return aplicador
+
+
+@pytest.fixture(scope="session")
+def orquestador(engine):
+    """The process-wide OrquestadorOCR the app and worker use, with its models already warm."""
+    import worker
+
+    orchestrator = worker.shared_orchestrator()
+    assert orchestrator.aplicador is engine
+    return orchestrator
+
+
+def with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh schema for this test session (one per xdist worker), dropped afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(TEST_DATABASE_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield with_search_path(TEST_DATABASE_URL, schema)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _empty_postgres_tables(url: str) -> None:
+    from database import Base
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        existing = [t.name for t in Base.metadata.sorted_tables if engine.dialect.has_table(connection, t.name)]
+        if existing:
+            connection.execute(text(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ocr.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _empty_postgres_tables(url)
+    return url
+
+
+@pytest.fixture
+def service_env(monkeypatch, tmp_path, database_url):
+    """Environment of a service whose storage lives in this test's tmp_path."""
+    for name in ISOLATED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STORAGE_ROOT", str(tmp_path / "storage"))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return tmp_path / "storage"
+
+
+TEST_OVERRIDES = {
+    "TESTING": True,
+    "PROCESS_BATCH_MIN_INTERVAL_SECONDS": 0,
+    "INBOX_ADOPT_MIN_AGE_SECONDS": 0,
+    "CLEANUP_INTERVAL_SECONDS": 0,
+}
+
+
+@pytest.fixture
+def make_app(service_env):
+    from app import create_app
+
+    apps = []
+
+    def factory(**overrides):
+        app = create_app({**TEST_OVERRIDES, **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["ocr_runtime"].db.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runtime(app):
+    return app.extensions["ocr_runtime"]

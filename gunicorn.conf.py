@@ -1,0 +1,100 @@
+"""gunicorn settings: `gunicorn main:app` (this file is read from the working directory).
+
+The OCR worker runs once per deployment: the gunicorn master starts one `python main.py worker`
+process when it is ready, restarts it if it dies, and stops it on exit. Web processes never load
+models for the background work, so they stay small and can be recycled (max_requests) freely.
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# Every global here named like a gunicorn setting is read as one ("config" is): import under another name.
+import config as service_config  # noqa: E402
+
+_settings = service_config.load_settings()
+
+bind = f"{_settings['HOST']}:{_settings['PORT']}"
+workers = _settings["WEB_CONCURRENCY"]
+worker_class = "gthread"
+threads = _settings["WEB_THREADS"]
+# A synchronous process_batch waits for its batch (OCR_BATCH_TIMEOUT_SECONDS, 300 by default).
+timeout = _settings["WEB_TIMEOUT_SECONDS"]
+graceful_timeout = 30
+# ONNX Runtime servers grow in memory over time; recycling web processes keeps them bounded.
+max_requests = _settings["WEB_MAX_REQUESTS"]
+max_requests_jitter = max(1, max_requests // 10)
+preload_app = False
+# The control socket's default path is one per user, so two deployments (or test services) on a host
+# would fight over it; nothing here uses gunicornc.
+control_socket_disable = True
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings["LOG_LEVEL"].lower()
+# Do not log the query string or headers that could carry an API key.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py")
+RESTART_BACKOFF_MAX_SECONDS = 60
+
+
+class WorkerSupervisor:
+    """Keeps one OCR worker process running beside the gunicorn master."""
+
+    def __init__(self) -> None:
+        self.process = None
+        self.stopping = threading.Event()
+        self.thread = None
+
+    def start(self, log) -> None:
+        self.log = log
+        self.thread = threading.Thread(target=self._supervise, name="ocr-worker-supervisor", daemon=True)
+        self.thread.start()
+
+    def _spawn(self):
+        env = dict(os.environ, OCR_WORKER_PARENT_PID=str(os.getpid()))
+        # Its own session: a terminal's Ctrl-C reaches the master only, which then stops it in order.
+        return subprocess.Popen([sys.executable, MAIN, "worker"], env=env, start_new_session=True)
+
+    def _supervise(self) -> None:
+        backoff = 1.0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            self.process = self._spawn()
+            self.log.info("OCR worker started (pid %s)", self.process.pid)
+            code = self.process.wait()
+            if self.stopping.is_set():
+                return
+            # The master's SIGCHLD handler may reap the child first; then the code reads 0.
+            self.log.warning("OCR worker (pid %s) exited with %s; restarting in %.0fs", self.process.pid, code, backoff)
+            if self.stopping.wait(backoff):
+                return
+            backoff = 1.0 if time.monotonic() - started > 60 else min(RESTART_BACKOFF_MAX_SECONDS, backoff * 2)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=graceful_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+_supervisor = WorkerSupervisor()
+
+
+def when_ready(server) -> None:
+    if _settings["WORKER_ENABLED"]:
+        _supervisor.start(server.log)
+    else:
+        server.log.info("WORKER_ENABLED is off: no OCR worker; process_batch runs in the web processes")
+
+
+def on_exit(server) -> None:
+    _supervisor.stop()
