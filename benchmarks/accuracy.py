@@ -1,0 +1,248 @@
+"""Accuracy of OCR + field extraction on labelled receipt folders.
+
+    python benchmarks/accuracy.py ../shared/receipts/real/ [DIR ...] [--profile P] [--json]
+    python benchmarks/accuracy.py --generate 200 [--seed 1000]
+
+A folder is labelled either by `labels.json` (real receipts, hand labels) or by
+`ground_truth.json` (written by tools.receipt_generator.generate_set). For every field the report
+gives: labelled, correct, wrong (a different value), missed (None), spurious (a value where the
+label says None), precision = correct / (correct + wrong + spurious), recall = correct / labelled;
+then extraction time per image (OCR excluded) and the list of failures.
+
+Label conventions of the real set are mapped onto the extractor's output: `monto_normalized` is
+the amount; `cedula`, `fecha` and `hora` are "as printed" and are normalized first; banks "as
+printed or inferred" are compared by catalog code ("0105 - BANCO MERCANTIL" = "Banco Mercantil");
+`legible: false` images are skipped. Free text (concepto, beneficiario, canal_pago) is compared
+without case, accents and spaces; accounts by their digits and where the mask is ("0102****4821"
+= "0102••••4821"). Exit code is 0 whatever the accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import config  # noqa: E402
+from extraction.banks import get_catalog  # noqa: E402
+from extraction.extractor import extract_fields  # noqa: E402
+from extraction.normalizers import compact, normalize_cedula, normalize_date, normalize_time  # noqa: E402
+from extraction.rules import get_registry  # noqa: E402
+
+FIELDS: list[str] = list(config.EXTRACTION_CONFIG["fields"])
+TEXT_FIELDS = {"concepto", "beneficiario", "canal_pago"}
+BANK_FIELDS = {"banco_origen", "banco_destino"}
+ACCOUNT_FIELDS = {"cuenta_origen", "cuenta_destino"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Labels
+# ------------------------------------------------------------------------------------------------
+def _real_expectations(label: dict[str, Any]) -> dict[str, Any]:
+    """labels.json conventions -> the extractor's normalized values (only labelled keys)."""
+    out: dict[str, Any] = {}
+    if "monto_normalized" in label:
+        out["monto"] = label["monto_normalized"]
+    for key in ("referencia", "telefono", "banco_origen", "banco_destino", "beneficiario", "concepto"):
+        if key in label:
+            out[key] = label[key]
+    if "cedula" in label:
+        out["cedula"] = normalize_cedula(label["cedula"]) if label["cedula"] else None
+    if "fecha" in label:
+        out["fecha"] = normalize_date(label["fecha"]) if label["fecha"] else None
+    if "hora" in label:
+        out["hora_operacion"] = normalize_time(label["hora"]) if label["hora"] else None
+    return out
+
+
+def load_folder(folder: Path) -> list[tuple[Path, dict[str, Any], str]]:
+    """(image path, expected fields, layout) for every labelled image of `folder`."""
+    items = []
+    if (folder / "labels.json").is_file():
+        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        for name, label in sorted(labels.items()):
+            if not isinstance(label, dict) or label.get("legible") is False:
+                continue
+            if (folder / name).is_file():
+                items.append((folder / name, _real_expectations(label), "real"))
+    elif (folder / "ground_truth.json").is_file():
+        truth = json.loads((folder / "ground_truth.json").read_text(encoding="utf-8"))
+        for name, entry in sorted(truth.items()):
+            if (folder / name).is_file():
+                items.append((folder / name, dict(entry.get("fields", {})), entry.get("layout", "?")))
+    return items
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparison
+# ------------------------------------------------------------------------------------------------
+def _bank_code(value: Any) -> str | None:
+    if not value:
+        return None
+    catalog = get_catalog()
+    for bank in catalog.banks:
+        if bank.name == value:
+            return bank.code
+    bank, _ = catalog.resolve(str(value))
+    return bank.code if bank else f"?{value}"
+
+
+def _account_shape(value: Any) -> str:
+    text = re.sub(r"[\s\-–]", "", str(value))
+    return re.sub(r"[^0-9]+", "*", text)
+
+
+def same_value(field: str, expected: Any, got: Any) -> bool:
+    if expected is None or got is None:
+        return expected is None and got is None
+    if field == "monto":
+        try:
+            return Decimal(str(expected)) == Decimal(str(got))
+        except InvalidOperation:
+            return False
+    if field in BANK_FIELDS:
+        return _bank_code(expected) == _bank_code(got)
+    if field in ACCOUNT_FIELDS:
+        return _account_shape(expected) == _account_shape(got)
+    if field in TEXT_FIELDS:
+        return compact(str(expected)) == compact(str(got))
+    return str(expected) == str(got)
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+def evaluate(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine: Any) -> dict[str, Any]:
+    rules = get_registry().current
+    stats = {f: {"labelled": 0, "correct": 0, "wrong": 0, "missed": 0, "spurious": 0} for f in FIELDS}
+    failures: list[dict[str, Any]] = []
+    extract_ms: list[float] = []
+    extract_cpu_ms: list[float] = []  # CPU time of this thread: unaffected by other processes
+    ocr_s: list[float] = []
+    for path, expected, layout in items:
+        started = time.perf_counter()
+        ocr = engine.procesar_imagen(path.read_bytes(), profile)
+        ocr_s.append(time.perf_counter() - started)
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        result = extract_fields(ocr, rules)
+        extract_ms.append((time.perf_counter() - started) * 1000)
+        extract_cpu_ms.append((time.thread_time() - cpu_started) * 1000)
+        got_fields = result["extracted_fields"]
+        for field in FIELDS:
+            if field not in expected:
+                continue
+            want, got = expected[field], got_fields.get(field)
+            row = stats[field]
+            if want is not None:
+                row["labelled"] += 1
+            if same_value(field, want, got):
+                if want is not None:
+                    row["correct"] += 1
+                continue
+            kind = "missed" if got is None else ("spurious" if want is None else "wrong")
+            row[kind] += 1
+            detail = result["campos_detalle"].get(field, {})
+            failures.append({"file": path.name, "layout": layout, "field": field, "kind": kind,
+                             "expected": want, "got": got,
+                             "rule_or_reason": detail.get("regla") if got is not None else detail.get("motivo")})
+    for row in stats.values():
+        returned = row["correct"] + row["wrong"] + row["spurious"]
+        row["precision"] = round(row["correct"] / returned, 4) if returned else None
+        row["recall"] = round(row["correct"] / row["labelled"], 4) if row["labelled"] else None
+    timing = {
+        "images": len(items),
+        "extraction_ms_mean": round(statistics.fmean(extract_ms), 3) if extract_ms else None,
+        "extraction_ms_p95": round(_percentile(extract_ms, 95), 3) if extract_ms else None,
+        "extraction_ms_max": round(max(extract_ms), 3) if extract_ms else None,
+        "extraction_cpu_ms_mean": round(statistics.fmean(extract_cpu_ms), 3) if extract_cpu_ms else None,
+        "extraction_cpu_ms_p95": round(_percentile(extract_cpu_ms, 95), 3) if extract_cpu_ms else None,
+        "extraction_cpu_ms_max": round(max(extract_cpu_ms), 3) if extract_cpu_ms else None,
+        "ocr_s_mean": round(statistics.fmean(ocr_s), 3) if ocr_s else None,
+    }
+    return {"fields": stats, "timing": timing, "failures": failures}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def print_report(name: str, report: dict[str, Any], out=sys.stdout) -> None:
+    print(f"\n== {name} ({report['timing']['images']} images) ==", file=out)
+    header = f"{'field':22} {'labelled':>8} {'correct':>8} {'wrong':>6} {'missed':>7} {'spurious':>8} {'precision':>9} {'recall':>7}"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for field, row in report["fields"].items():
+        precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+        recall = "-" if row["recall"] is None else f"{row['recall']:.3f}"
+        print(f"{field:22} {row['labelled']:8d} {row['correct']:8d} {row['wrong']:6d} {row['missed']:7d} "
+              f"{row['spurious']:8d} {precision:>9} {recall:>7}", file=out)
+    t = report["timing"]
+    if t["images"]:
+        print(f"extraction per image (OCR excluded): wall mean {t['extraction_ms_mean']:.2f} ms, "
+              f"p95 {t['extraction_ms_p95']:.2f} ms, max {t['extraction_ms_max']:.2f} ms; "
+              f"CPU mean {t['extraction_cpu_ms_mean']:.2f} ms, p95 {t['extraction_cpu_ms_p95']:.2f} ms, "
+              f"max {t['extraction_cpu_ms_max']:.2f} ms "
+              f"(OCR mean {t['ocr_s_mean']:.3f} s)", file=out)
+    if report["failures"]:
+        print(f"failures ({len(report['failures'])}):", file=out)
+        for f in report["failures"]:
+            print(f"  {f['file']} [{f['layout']}] {f['field']} {f['kind']}: expected {f['expected']!r} got {f['got']!r}"
+                  f" ({f['rule_or_reason']})", file=out)
+    else:
+        print("failures: none", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="*", help="folders with labels.json or ground_truth.json")
+    parser.add_argument("--profile", default=config.OCR_CONFIG["default_profile"])
+    parser.add_argument("--json", action="store_true", help="print the reports as JSON")
+    parser.add_argument("--generate", type=int, default=0, metavar="N",
+                        help="also generate N receipts with tools.receipt_generator and evaluate them")
+    parser.add_argument("--seed", type=int, default=1000, help="first seed for --generate")
+    args = parser.parse_args(argv)
+    if not args.dirs and not args.generate:
+        parser.error("give at least one folder or --generate N")
+
+    from aplicador_ocr import AplicadorOCR
+
+    engine = AplicadorOCR()
+    engine.preload(args.profile)
+    reports: dict[str, Any] = {}
+    for folder in args.dirs:
+        path = Path(folder)
+        items = load_folder(path) if path.is_dir() else []
+        if not items:
+            print(f"skipping {folder}: no labels.json/ground_truth.json with images there", file=sys.stderr)
+            continue
+        reports[str(path)] = evaluate(items, args.profile, engine)
+    if args.generate:
+        from tools.receipt_generator import generate_set
+
+        with tempfile.TemporaryDirectory(prefix="receipts_") as tmp:
+            generate_set(tmp, args.generate, args.seed)
+            reports[f"generated(n={args.generate}, seed={args.seed})"] = evaluate(load_folder(Path(tmp)), args.profile, engine)
+    if args.json:
+        print(json.dumps({"profile": args.profile, "reports": reports}, ensure_ascii=False, indent=1))
+    else:
+        print(f"profile: {args.profile}")
+        for name, report in reports.items():
+            print_report(name, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
