@@ -8,6 +8,7 @@ because concurrent onnxruntime runs on a small machine only fight for the same c
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import threading
 import time
@@ -46,6 +47,8 @@ class AplicadorOCR:
         self.predictors: dict[str, Any] = {}
         self.load_times: dict[str, dict[str, float]] = {}
         memory = self.config.get("memory_management", {})
+        self.clear_cache_after_batch = bool(memory.get("clear_cache_after_batch", False))
+        self.gc_frequency = int(memory.get("garbage_collect_frequency", 0))
         self.cache = ResultCache(memory.get("max_cache_entries", 500), memory.get("max_cache_size_mb", 512))
         self._build_lock = threading.Lock()
         self._inference_lock = threading.Lock()
@@ -119,16 +122,22 @@ class AplicadorOCR:
             started = time.perf_counter()
             with self._inference_lock:
                 document = predictor([loaded.pixels for _, loaded, _ in chunk])
+                pieces = dict(getattr(predictor.reco_predictor, "last_pieces", {}))
             # Time of a page = its decode time + its share of the chunk's inference.
             share = (time.perf_counter() - started) / len(chunk)
             for (index, loaded, decode_seconds), page in zip(chunk, document.pages):
-                result = self._page_result(page, loaded, name, decode_seconds + share)
+                result = self._page_result(page, loaded, name, decode_seconds + share, pieces)
                 self.cache.put(loaded.sha256, name, result)
                 results[index] = copy.deepcopy(result)
                 self.images_processed += 1
+                if self.gc_frequency and self.images_processed % self.gc_frequency == 0:
+                    gc.collect()
+        if self.clear_cache_after_batch:
+            self.cache.clear()
         return results  # type: ignore[return-value]
 
-    def _page_result(self, page: Any, loaded: LoadedImage, profile: str, seconds: float) -> dict[str, Any]:
+    def _page_result(self, page: Any, loaded: LoadedImage, profile: str, seconds: float,
+                     pieces: dict[str, list[tuple[str, float, float, float]]]) -> dict[str, Any]:
         width, height = loaded.original_size
         words: list[dict[str, Any]] = []
         reading_order_lines: list[str] = []
@@ -142,7 +151,8 @@ class AplicadorOCR:
                         int(round(rx2 * width)), int(round(ry2 * height)),
                     ]
                     confidence = round(float(word.confidence), 4)
-                    words.extend(spatial_processor.split_segment_into_words(word.value, box, confidence))
+                    words.extend(spatial_processor.split_segment_into_words(
+                        word.value, box, confidence, pieces.get(word.value)))
                     texts.append(word.value.strip())
                 if any(texts):
                     reading_order_lines.append(" ".join(t for t in texts if t))

@@ -89,12 +89,13 @@ OCR_CONFIG: dict[str, Any] = {
         "max_images_per_batch": _env_int("OCR_MAX_IMAGES_PER_BATCH", 50),
         "max_batch_size_mb": _env_int("OCR_MAX_BATCH_SIZE_MB", 100),
         "timeout_seconds": _env_int("OCR_BATCH_TIMEOUT_SECONDS", 300),
-        "parallel_workers": _env_int("OCR_PARALLEL_WORKERS", 1),
     },
     "memory_management": {
+        # Drop the OCR result cache after every batch (memory over repeat speed).
         "clear_cache_after_batch": _env_bool("OCR_CLEAR_CACHE_AFTER_BATCH", False),
         "max_cache_entries": _env_int("OCR_MAX_CACHE_ENTRIES", 500),
         "max_cache_size_mb": _env_int("OCR_MAX_CACHE_SIZE_MB", 512),
+        # Run Python's garbage collector after every N images (0: never force it).
         "garbage_collect_frequency": _env_int("OCR_GC_FREQUENCY", 10),
     },
 }
