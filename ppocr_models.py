@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,77 @@ def _init_engine_attributes(model: Any, model_path: Path, engine_cfg: EngineConf
     model.output_name = [output.name for output in model.runtime.get_outputs()]
 
 
+# A character at either end of a reading whose probability is below this, next to confident
+# characters, is a glyph the model does not know: the copy icon after a reference, a logo edge.
+EDGE_GLYPH_MAX_PROB = 0.6
+# A gap between two characters this many times the reading's usual spacing separates two items.
+GAP_FACTOR = 1.8
+
+
+@dataclass
+class Reading:
+    """One recognized crop: its characters with their CTC time steps and probabilities."""
+
+    chars: list[str]
+    steps: list[int]
+    probs: list[float]
+    total_steps: int
+
+    @property
+    def text(self) -> str:
+        return "".join(char for char, _ in self._marked())
+
+    @property
+    def confidence(self) -> float:
+        return float(np.mean(self.probs)) if self.probs else 0.0
+
+    def _breaks(self) -> set[int]:
+        """Indices of characters that start a new item although no space was read before them."""
+        count = len(self.chars)
+        if count < 4:
+            return set()
+        gaps = np.diff(self.steps)  # gaps[i]: time steps between characters i and i + 1
+        usual = float(np.median(gaps))
+        inner_confident = min(self.probs[1:-1]) >= 0.9
+        breaks: set[int] = set()
+        # (edge character, its neighbour, index where the new item starts)
+        for edge, neighbour, start in ((0, 1, 1), (count - 1, count - 2, count - 1)):
+            if " " in (self.chars[edge], self.chars[neighbour]):
+                continue
+            lone_glyph = self.probs[edge] < EDGE_GLYPH_MAX_PROB and inner_confident
+            far = gaps[start - 1] > GAP_FACTOR * usual + 1
+            if lone_glyph or far:
+                breaks.add(start)
+        return breaks
+
+    def _marked(self) -> list[tuple[str, int]]:
+        """Characters with a space inserted at each break; the int is the source index (-1: inserted)."""
+        breaks = self._breaks()
+        marked: list[tuple[str, int]] = []
+        for index, char in enumerate(self.chars):
+            if index in breaks:
+                marked.append((" ", -1))
+            marked.append((char, index))
+        return marked
+
+    def pieces(self, step_width: float, crop_width: float) -> list[tuple[str, float, float, float]]:
+        """Space-separated items as (text, start, end, confidence); start/end are fractions of the
+        crop width, from the time steps of their first and last characters."""
+        items: list[tuple[str, float, float, float]] = []
+        current: list[int] = []
+        for char, index in self._marked() + [(" ", -1)]:
+            if char != " ":
+                current.append(index)
+                continue
+            if current:
+                start = max(0.0, (self.steps[current[0]] - 0.5) * step_width / crop_width)
+                end = min(1.0, (self.steps[current[-1]] + 1.5) * step_width / crop_width)
+                confidence = float(np.mean([self.probs[i] for i in current]))
+                items.append(("".join(self.chars[i] for i in current), start, end, confidence))
+                current = []
+        return items
+
+
 class PPOCRDetector(DBNet):
     """PP-OCRv6 text detection as an OnnxTR DBNet."""
 
@@ -143,26 +215,37 @@ class PPOCRRecognizer(CRNN):
         reordered = np.concatenate([probs[..., 1:], probs[..., :1]], axis=-1) * self._mask
         return np.log(np.maximum(reordered, 1e-12))
 
-    def decode(self, probs: np.ndarray) -> list[tuple[str, float]]:
-        """Best-path CTC decoding with PP-OCR's confidence: the mean probability of the emitted
-        characters. docTR's minimum over every time step would count padding columns."""
+    def decode(self, probs: np.ndarray) -> list[Reading]:
+        """Best-path CTC decoding that keeps, for each emitted character, its time step and
+        probability (PP-OCR's confidence is their mean; docTR's minimum over every time step
+        would count the padding columns)."""
         masked = np.concatenate([probs[..., 1:], probs[..., :1]], axis=-1) * self._mask
         best = masked.argmax(axis=-1)
         best_prob = masked.max(axis=-1)
         blank = len(self.vocab)
-        results = []
+        readings = []
         for sequence, scores in zip(best, best_prob):
             keep = np.ones(len(sequence), dtype=bool)
             keep[1:] = sequence[1:] != sequence[:-1]
             keep &= sequence != blank
-            text = "".join(self.vocab[k] for k in sequence[keep])
-            confidence = float(scores[keep].mean()) if keep.any() else 0.0
-            results.append((text, confidence))
-        return results
+            steps = np.nonzero(keep)[0]
+            # A character's probability is its best over the run of time steps it spans: the
+            # first step of a run is often its onset, still half blank.
+            run_starts = np.flatnonzero(np.r_[True, sequence[1:] != sequence[:-1]])
+            run_best = np.maximum.reduceat(scores, run_starts)
+            run_of_step = np.searchsorted(run_starts, steps, side="right") - 1
+            readings.append(Reading(
+                chars=[self.vocab[k] for k in sequence[keep]],
+                steps=steps.tolist(),
+                probs=run_best[run_of_step].astype(float).tolist(),
+                total_steps=len(sequence),
+            ))
+        return readings
 
     def __call__(self, x: np.ndarray, return_model_output: bool = False) -> dict[str, Any]:
         probs = self.runtime.run(self.output_name, {self.runtime_inputs.name: x})[0]
-        out: dict[str, Any] = {"preds": self.decode(probs)}
+        readings = self.decode(probs)
+        out: dict[str, Any] = {"preds": [(r.text, r.confidence) for r in readings], "readings": readings}
         if return_model_output:
             out["out_map"] = self.to_docTR_logits(probs)
         return out
@@ -182,6 +265,9 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         self.batch_size = batch_size
         # Bounds a batch's padded width x count, hence the activations' peak memory.
         self.max_batch_columns = max_batch_columns
+        # Word-level detail of the last call, by recognized text: (piece, start, end, confidence)
+        # with start/end as fractions of the crop. OnnxTR's Word keeps only text and confidence.
+        self.last_pieces: dict[str, list[tuple[str, float, float, float]]] = {}
 
     @staticmethod
     def _resize(crop: np.ndarray) -> np.ndarray:
@@ -197,6 +283,7 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         resized = [self._resize(crop) for crop in crops]
         order = sorted(range(len(resized)), key=lambda i: resized[i].shape[1])
         results: list[tuple[str, float]] = [("", 0.0)] * len(resized)
+        self.last_pieces = {}
         for indices in self._batches(order, resized):
             width = resized[indices[-1]].shape[1]
             # Zero is PP-OCR's own padding value (mid-grey after normalization).
@@ -204,8 +291,10 @@ class WidthBucketedRecognitionPredictor(NestedObject):
             for row, index in enumerate(indices):
                 image = resized[index]
                 batch[row, :, :, : image.shape[1]] = image.transpose(2, 0, 1)
-            for index, pred in zip(indices, self.model(batch)["preds"]):
-                results[index] = pred
+            for index, reading in zip(indices, self.model(batch)["readings"]):
+                results[index] = (reading.text, reading.confidence)
+                step_width = width / max(reading.total_steps, 1)
+                self.last_pieces.setdefault(reading.text, reading.pieces(step_width, resized[index].shape[1]))
         return results
 
     def _batches(self, order: list[int], resized: list[np.ndarray]) -> list[list[int]]:

@@ -63,18 +63,31 @@ def lines_to_text(lines: list[dict[str, Any]]) -> str:
     return "\n".join(line["texto"] for line in lines)
 
 
-def split_segment_into_words(text: str, box: list[int], confidence: float) -> list[dict[str, Any]]:
-    """Words of a detected text segment, with boxes shared out by character count.
+def split_segment_into_words(text: str, box: list[int], confidence: float,
+                             pieces: list[tuple[str, float, float, float]] | None = None) -> list[dict[str, Any]]:
+    """Words of a detected text segment, each with its own box.
 
     The detector finds runs of text ("0412-5318244 BINGO TRÉBOL"); the seed's JSON lists words.
-    Splitting the box in proportion to characters is exact for monospaced text and within a
-    character or two for receipt fonts, which is enough for pairing labels with values.
+    `pieces` (from the recognizer's CTC time steps: text, start and end as fractions of the box
+    width, confidence) place each word where its characters were read. Without them the box is
+    shared out by character count, exact for monospaced text and within a character or two for
+    receipt fonts.
     """
+    x1, y1, x2, y2 = box
+    width = x2 - x1
+    if pieces:
+        return [
+            {
+                "texto": piece,
+                "confianza": round(piece_confidence, 4),
+                "coordenadas": [int(round(x1 + start * width)), y1, max(int(round(x1 + end * width)), int(round(x1 + start * width)) + 1), y2],
+            }
+            for piece, start, end, piece_confidence in pieces
+        ]
     tokens = text.split()
     if len(tokens) <= 1:
         return [{"texto": text.strip(), "confianza": confidence, "coordenadas": list(box)}] if text.strip() else []
-    x1, y1, x2, y2 = box
-    per_char = (x2 - x1) / max(len(text), 1)
+    per_char = width / max(len(text), 1)
     words, cursor = [], 0
     for token in tokens:
         start = text.index(token, cursor)

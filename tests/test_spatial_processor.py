@@ -38,3 +38,11 @@ def test_segment_split_shares_box_by_characters():
     assert words[0]["coordenadas"] == [100, 10, 130, 30]
     assert words[1]["coordenadas"] == [140, 10, 200, 30]
     assert split_segment_into_words("   ", [0, 0, 1, 1], 0.5) == []
+
+
+def test_segment_split_uses_recognizer_positions_when_given():
+    pieces = [("007941337717", 0.0, 0.9, 0.999), ("0", 0.93, 1.0, 0.51)]
+    words = split_segment_into_words("007941337717 0", [400, 700, 620, 740], 0.97, pieces)
+    assert [(w["texto"], w["confianza"]) for w in words] == [("007941337717", 0.999), ("0", 0.51)]
+    assert words[0]["coordenadas"] == [400, 700, 598, 740]
+    assert words[1]["coordenadas"] == [605, 700, 620, 740]

@@ -1,0 +1,37 @@
+"""CTC readings: an icon read as a trailing character becomes its own word, never part of a number."""
+from ppocr_models import Reading, is_allowed_char
+
+
+def reading(text, probs, steps=None):
+    steps = steps or [2 + 3 * i for i in range(len(text))]
+    return Reading(chars=list(text), steps=steps, probs=probs, total_steps=steps[-1] + 4)
+
+
+def test_unsure_trailing_glyph_is_split_off():
+    # The copy icon after "Operación: 007941337717" read as a "0" of probability 0.51.
+    r = reading("0079413377170", [1.0] * 12 + [0.51])
+    assert r.text == "007941337717 0"
+    pieces = r.pieces(step_width=8.0, crop_width=8.0 * r.total_steps)
+    assert [p[0] for p in pieces] == ["007941337717", "0"]
+    assert pieces[0][3] == 1.0 and pieces[1][3] == 0.51
+    assert 0 <= pieces[0][1] < pieces[0][2] <= pieces[1][1] < pieces[1][2] <= 1
+
+
+def test_far_trailing_character_is_split_off_even_when_confident():
+    steps = [2, 4, 7, 9, 12, 14, 17, 19, 22, 31]
+    assert reading("1874533115", [1.0] * 10, steps).text == "187453311 5"
+
+
+def test_confident_evenly_spaced_digits_stay_one_word():
+    assert reading("003039376430", [0.99] * 12).text == "003039376430"
+    # One unsure digit inside the number is not an edge glyph: the reading is kept whole.
+    assert reading("0030393764", [1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]).text == "0030393764"
+
+
+def test_short_readings_are_never_split():
+    assert reading("Bs", [1.0, 0.3]).text == "Bs"
+
+
+def test_whitelist_keeps_spanish_and_currency_and_drops_cjk():
+    assert all(is_allowed_char(c) for c in "áéíóúñÑü€$°@•*")
+    assert not any(is_allowed_char(c) for c in "中文字")
