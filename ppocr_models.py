@@ -131,23 +131,19 @@ class Reading:
         return float(np.mean(self.probs)) if self.probs else 0.0
 
     def _breaks(self) -> set[int]:
-        """Indices of characters that start a new item although no space was read before them."""
+        """Indices of characters that start a new item although no space was read before them.
+
+        Only the last character of a number is considered: that is where apps draw copy icons,
+        and an icon read as one more digit turns a right reference into a wrong one. Letters are
+        left alone: splitting a label costs more than a stray glyph.
+        """
         count = len(self.chars)
-        if count < 4:
+        if count < 4 or not (self.chars[-2].isdigit() and self.chars[-3].isdigit()):
             return set()
         gaps = np.diff(self.steps)  # gaps[i]: time steps between characters i and i + 1
-        usual = float(np.median(gaps))
-        inner_confident = min(self.probs[1:-1]) >= 0.9
-        breaks: set[int] = set()
-        # (edge character, its neighbour, index where the new item starts)
-        for edge, neighbour, start in ((0, 1, 1), (count - 1, count - 2, count - 1)):
-            if " " in (self.chars[edge], self.chars[neighbour]):
-                continue
-            lone_glyph = self.probs[edge] < EDGE_GLYPH_MAX_PROB and inner_confident
-            far = gaps[start - 1] > GAP_FACTOR * usual + 1
-            if lone_glyph or far:
-                breaks.add(start)
-        return breaks
+        lone_glyph = self.probs[-1] < EDGE_GLYPH_MAX_PROB and min(self.probs[:-1]) >= 0.9
+        far = gaps[-1] > GAP_FACTOR * float(np.median(gaps)) + 1
+        return {count - 1} if lone_glyph or far else set()
 
     def _marked(self) -> list[tuple[str, int]]:
         """Characters with a space inserted at each break; the int is the source index (-1: inserted)."""

@@ -35,3 +35,9 @@ def test_short_readings_are_never_split():
 def test_whitelist_keeps_spanish_and_currency_and_drops_cjk():
     assert all(is_allowed_char(c) for c in "áéíóúñÑü€$°@•*")
     assert not any(is_allowed_char(c) for c in "中文字")
+
+
+def test_labels_are_never_split():
+    # "Cédula" read with an unsure first letter stays one word: only numbers lose edge glyphs.
+    assert reading("Cédula", [0.4, 1.0, 1.0, 1.0, 1.0, 1.0]).text == "Cédula"
+    assert reading("Operación", [1.0] * 8 + [0.3]).text == "Operación"
