@@ -1194,7 +1194,8 @@ def _banesco_rows(t: Transaction, rng: random.Random) -> list[tuple[str, str, di
                  {"cedula": norm_cedula(t.id_letter, t.id_digits, ced_style)}))
     if rng.random() < 0.4:
         acct = f"0134****{t.origin_last4}"
-        rows.append(("Cuenta:", acct, {"cuenta_origen": acct}))
+        # The account's bank code names the payer's bank even when the logo is scrolled away.
+        rows.append(("Cuenta:", acct, {"cuenta_origen": acct, "banco_origen": bank("0134").name}))
     if rng.random() < 0.65:
         rows.append(("Concepto:", t.concept, {"concepto": t.concept}))
     return rows
@@ -1292,7 +1293,8 @@ def _bancamiga_rows(t: Transaction, rng: random.Random, transfer: bool) -> list[
                  {"cedula": norm_cedula(t.id_letter, t.id_digits, ced_style)}))
     if transfer or rng.random() < 0.5:
         acct_o = f"0172****{t.origin_last4}"
-        rows.append((rng.choice(("Cuenta origen", "Cuenta debitada")), acct_o, {"cuenta_origen": acct_o}))
+        rows.append((rng.choice(("Cuenta origen", "Cuenta debitada")), acct_o,
+                     {"cuenta_origen": acct_o, "banco_origen": bank("0172").name}))
     if rng.random() < 0.7:
         rows.append(("Concepto", t.concept, {"concepto": t.concept}))
     return rows
