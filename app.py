@@ -125,6 +125,9 @@ def _register_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # Only JSON and metrics are served: nothing may run, load or frame anything from here.
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        response.headers["X-Frame-Options"] = "DENY"
         if request.path.startswith("/api") or request.path == "/metrics":
             response.headers["Cache-Control"] = "no-store"
         return response
@@ -157,5 +160,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:
+        if type(error).__module__.startswith("gunicorn.http"):
+            # The server's body reader refused the client's bytes while the app read them (a bad
+            # chunk size, a missing chunk terminator, the body ending early): the request is at fault.
+            logger.info("Malformed request body in %s %s: %s", request.method, request.path, error)
+            return error_response(400, "malformed_body", "The request body is malformed or incomplete")
         logger.exception("Unhandled error during %s %s", request.method, request.path)
         return error_response(500, "internal_error", "An internal error occurred")

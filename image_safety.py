@@ -61,6 +61,11 @@ def _open(data: bytes) -> Image.Image:
             "unsupported_format",
             "The bytes are not an image in an allowed format (" + ", ".join(sorted(config.ALLOWED_IMAGE_FORMATS)) + ")",
         ) from exc
+    except Exception as exc:
+        # A known format whose header is corrupt: Pillow raises OSError ("Truncated File Read"),
+        # ValueError (a zTXt chunk above MAX_TEXT_CHUNK), struct.error, EOFError... It is the
+        # client's bytes at fault (never the disk: `data` is already in memory).
+        raise ImageRejected("invalid_image", "The image is corrupt or truncated") from exc
     width, height = image.size
     if width * height > config.MAX_IMAGE_PIXELS:
         image.close()

@@ -6,6 +6,7 @@ State lives in the database, so any web process (or host) can answer for work an
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -41,13 +42,16 @@ from worker import (
 )
 
 api = Blueprint("api", __name__, url_prefix="/api")
+logger = logging.getLogger(__name__)
 
-REQUEST_ID_PATTERN = re.compile(r"^BATCH_\d{8}_\d{6}_[0-9a-f]{3,12}$")
+# \Z, not $ (which also matches before a final newline); ASCII digits only.
+REQUEST_ID_PATTERN = re.compile(r"^BATCH_\d{8}_\d{6}_[0-9a-f]{3,12}\Z", re.ASCII)
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 10000
 BATCH_POLL_SECONDS = 0.25
 NAME_ATTEMPTS = 1000
 STORE_ATTEMPTS = 3
+STORAGE_RETRY_AFTER_SECONDS = 30
 
 
 class ApiError(Exception):
@@ -79,7 +83,7 @@ def json_body() -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting like [[[[...]]]]
         raise ApiError(400, "malformed_json", "The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "The request body must be a JSON object")
@@ -97,7 +101,8 @@ def _limit_arg() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return DEFAULT_LIST_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+    # isdigit() alone accepts "²" (int() refuses it) and 5,000-digit strings (above int()'s limit).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_LIST_LIMIT:
         raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
                        details={"field": "limit"})
     return int(raw)
@@ -109,11 +114,11 @@ def _time_arg(name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+14:00 is before year 1 in UTC
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO 8601 date or time",
                        details={"field": name}) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
 
 
@@ -174,6 +179,11 @@ def upload_files() -> Response:
                 raise ApiError(exc.status, exc.code, exc.message, details={"file": original, "index": index}) from None
             entries.append((original, staged, info))
         uploads = _store_uploads(rt, entries, metadata)
+    except OSError as exc:
+        # A full or failing disk: nothing was kept (no file, no row), so the client can simply retry.
+        logger.error("Upload not stored: %s: %s", type(exc).__name__, exc.strerror or exc)
+        raise ApiError(503, "storage_unavailable", "The file could not be stored; retry shortly",
+                       retry_after=STORAGE_RETRY_AFTER_SECONDS) from None
     finally:
         for staged in staged_files:
             rt.storage.finish_publish(staged)
@@ -219,9 +229,10 @@ def _store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: di
                 session.commit()
                 return uploads
             except BaseException as exc:
-                session.rollback()
+                # Files first: a rollback on a lost connection can raise too, and must not leave them behind.
                 for item, name in published:
                     rt.storage.path("inbox", name).unlink(missing_ok=True)
+                session.rollback()
                 # Another request took one of the names between our check and our insert: retry.
                 if isinstance(exc, (IntegrityError, FileExistsError)) and attempt + 1 < STORE_ATTEMPTS:
                     continue

@@ -37,9 +37,10 @@ METADATA_FIELDS = ("numerosorteo", "fechasorteo", "idWhatsapp", "nombre", "horam
 _CONTROL_OR_MARKUP = re.compile(r"[<>\"';\x00-\x1f\x7f-\x9f]")
 _FORMATS = {
     "numerosorteo": (re.compile(r"^[A-Za-z0-9]{1,10}$"), "1 to 10 letters or digits"),
-    "fechasorteo": (re.compile(r"^\d{8}$"), "a date as YYYYMMDD"),
+    # re.ASCII: \d alone also takes other scripts' digits (٢٠٢٥...), which the stored name then loses.
+    "fechasorteo": (re.compile(r"^\d{8}$", re.ASCII), "a date as YYYYMMDD"),
     "idWhatsapp": (re.compile(r"^[A-Za-z0-9._+-]{1,64}(@[A-Za-z0-9.-]{1,40})?$"), "a WhatsApp id such as 123456@lid"),
-    "horamin": (re.compile(r"^([01]\d|2[0-3])-[0-5]\d$"), "a time as HH-MM"),
+    "horamin": (re.compile(r"^([01]\d|2[0-3])-[0-5]\d$", re.ASCII), "a time as HH-MM"),
     # Letters of any alphabet (accents, ñ), digits, spaces, dots and hyphens.
     "nombre": (re.compile(r"^[\w .\-]*$"), "letters, digits, spaces, dots and hyphens"),
 }
@@ -274,13 +275,21 @@ class Storage:
     def move(self, name: str, to_key: str) -> Path | None:
         """Move an image to a directory; doing it twice is harmless. None if the file is gone."""
         target = self.path(to_key, name)
-        source = self.locate(name, preferred=to_key)
-        if source is None:
-            return None
-        if source != target:
-            os.replace(source, target)
+        for _ in range(3):
+            source = self.locate(name, preferred=to_key)
+            if source is None:
+                return None
+            if source == target:
+                return target
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                # Another process moved it between locate and replace (a worker finishing an image
+                # while another one reconciles processing/): look for it again.
+                continue
             _fsync_directory(target.parent)
-        return target
+            return target
+        return self.locate(name, preferred=to_key)
 
     def write_result(self, stored_name: str, document: dict[str, Any]) -> Path:
         path = self.path("results", f"{stored_name}.json")

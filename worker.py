@@ -12,7 +12,11 @@ Exactly-once across processes and hosts rests on the database, never on process 
   MAX_CLAIM_ATTEMPTS.
 * Finishing is conditional on still holding the claim. The result file is written before the row
   is marked done and the image is moved after, so a crash at any point leaves a state the next
-  claim or the start-up reconciliation completes; moves and result writes are idempotent.
+  claim or the reconciliation of every round completes; moves and result writes are idempotent.
+* A stop (SIGTERM) waits for the OCR chunk in hand only (a few images): the rest of the batch is
+  handed back, its images returned to the inbox and its attempts refunded.
+* A finished receipt whose payment (origin bank, reference, amount) is already on record from
+  another image is flagged `posible_reutilizacion`, pointing at the earliest upload of it.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import psutil
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -35,6 +40,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import aliased
 
 import config
+from aplicador_ocr import PAGES_PER_CALL
 from database import (
     RESULT_TEXT_FIELDS,
     Batch,
@@ -64,6 +70,8 @@ from storage import (
 logger = logging.getLogger(__name__)
 
 MAX_CLAIM_ATTEMPTS = 3
+# Images per OCR call inside a batch: the engine runs PAGES_PER_CALL pages per inference anyway.
+OCR_CHUNK_IMAGES = PAGES_PER_CALL
 HEARTBEAT_SECONDS = 2.0
 # A worker whose heartbeat is older than this is not counted as alive...
 LIVE_WORKER_SECONDS = 15.0
@@ -74,6 +82,8 @@ INBOX_SCAN_LIMIT = 500
 # Temp files of uploads are never younger than this when swept, whatever the retention.
 MIN_TEMP_AGE_SECONDS = 3600
 PARENT_PID_ENV = "OCR_WORKER_PARENT_PID"
+# Asked between chunks of a batch: true once the process is shutting down.
+StopCheck = Optional[Callable[[], bool]]
 
 
 def new_request_id(now: datetime | None = None) -> str:
@@ -198,16 +208,38 @@ def release_claims(db: Database, worker_id: str, refund_attempt: bool = True) ->
     back; after an unexpected error it counts, so a file that always breaks a round is given up.
     """
     attempts = Upload.attempts - 1 if refund_attempt else Upload.attempts
+    now = utcnow()
     with db.session() as session:
         released = session.execute(
             update(Upload).where(Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)
-            .values(status=UploadStatus.PENDING, claimed_by=None, lease_expires_at=None, attempts=attempts)
+            .values(status=UploadStatus.PENDING, claimed_by=None, lease_expires_at=None, attempts=attempts,
+                    request_id=None)
         ).rowcount
-        session.execute(update(Batch).where(Batch.claimed_by == worker_id, Batch.state == BatchState.RUNNING,
-                                            Batch.source == "manual")
+        held = and_(Batch.claimed_by == worker_id, Batch.state == BatchState.RUNNING)
+        session.execute(update(Batch).where(held, Batch.source == "manual")
                         .values(state=BatchState.QUEUED, claimed_by=None, lease_expires_at=None))
+        # A worker round cannot be resumed (its files go back to the queue for any round), and
+        # left running its lease would be renewed by the heartbeat for ever.
+        session.execute(update(Batch).where(held, Batch.source != "manual")
+                        .values(state=BatchState.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
+                                error_message="interrupted; unfinished files went back to the queue"))
         session.commit()
         return released
+
+
+def hand_back(rt: Runtime, worker_id: str, refund_attempt: bool = True) -> int:
+    """Release this worker's claims with their images back in the inbox, where pending files live.
+
+    Files move first, while the claim still keeps every other worker away from them; if the
+    release then fails, the rows stay claimed until their lease expires and claims find the files
+    wherever they are.
+    """
+    with rt.db.session() as session:
+        names = session.scalars(select(Upload.stored_name).where(
+            Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)).all()
+    for name in names:
+        rt.storage.move(name, "inbox")
+    return release_claims(rt.db, worker_id, refund_attempt)
 
 
 def give_up_poison_uploads(rt: Runtime) -> int:
@@ -327,10 +359,14 @@ def result_row(upload: Upload, document: dict[str, Any]) -> Result:
 
 
 def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[str, Any]) -> bool:
-    """Record one image's outcome if this worker still holds it; False when the claim was lost."""
+    """Record one image's outcome if this worker still holds it; False when the claim was lost.
+
+    The result file is written inside the transaction, just before the commit: whenever a row
+    says finished its file exists, and a worker that lost its claim writes nothing at all.
+    """
     failed = document.get("processing_status") == "error"
     document.setdefault("processing_metadata", {}).update(upload_id=upload.id, duplicado_de=upload.duplicado_de)
-    rt.storage.write_result(upload.stored_name, document)
+    document.setdefault("posible_reutilizacion", None)
     error = document.get("error") or {}
     with rt.db.session() as session:
         updated = session.execute(
@@ -343,16 +379,77 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
         if updated != 1:
             session.rollback()
             logger.warning("Lost the claim on upload %s before finishing it; its new owner completes it", upload.id)
-            # Our file write may have replaced the new owner's: the stored document is the one to keep.
-            recorded = session.scalar(select(Result.document).where(Result.upload_id == upload.id))
-            if recorded is not None:
-                rt.storage.write_result(upload.stored_name, recorded)
             return False
         session.execute(delete(Result).where(Result.upload_id == upload.id))
-        session.add(result_row(upload, document))
+        row = result_row(upload, document)
+        repointed = flag_payment_reuse(session, upload, row)
+        session.add(row)
+        session.flush()
+        rt.storage.write_result(upload.stored_name, row.document)
+        for other in repointed:
+            rt.storage.write_result(other.filename, other.document)
         session.commit()
     rt.storage.move(upload.stored_name, "errors" if failed else "processed")
     return True
+
+
+# --- the same payment on another image --------------------------------------------------------
+def _payment_key(row: Result) -> tuple[str | None, str, Decimal] | None:
+    """(origin bank, reference, amount) of a readable receipt; None when either of the last two is missing,
+    so receipts that merely lack a reference or an amount are never matched with each other."""
+    if row.processing_status != "success" or not row.referencia or row.monto is None:
+        return None
+    return row.banco_origen, row.referencia, row.monto
+
+
+def _lock_payment(session: Any, key: tuple[Any, ...]) -> None:
+    """Serialize the check for one payment, so two images of it finishing at once see each other.
+
+    PostgreSQL: a transaction-scoped advisory lock on a hash of the payment. SQLite needs nothing:
+    the UPDATE that opened the transaction holds the database's single write lock until commit.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(repr(key).encode("utf-8")).digest()[:8]
+    session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+
+
+def _reuse_entry(upload: Upload, request_id: str | None) -> dict[str, Any]:
+    return {"upload_id": upload.id, "filename": upload.stored_name, "request_id": request_id,
+            "metadata": upload.upload_metadata, "detected_at": iso(utcnow())}
+
+
+def flag_payment_reuse(session: Any, upload: Upload, row: Result) -> list[Result]:
+    """Mark a receipt whose payment (origin bank, reference, amount) was already presented on
+    another image: the fraud of reusing one payment's receipt. Exact copies of the same bytes are
+    duplicates (duplicado_de) instead, and keep the verdict copied from their original.
+
+    Every later presentation points at the earliest upload of the payment. Workers may finish them
+    out of order, so when this upload is the earliest, results flagged before it finished are
+    pointed here; those results are returned so their files can be rewritten too.
+    """
+    key = None if upload.duplicado_de is not None else _payment_key(row)
+    if key is None:
+        return []
+    _lock_payment(session, key)
+    bank, reference, amount = key
+    matches = session.execute(
+        select(Result, Upload).join(Upload, Upload.id == Result.upload_id)
+        .where(Result.upload_id != upload.id, Upload.sha256 != upload.sha256, Result.processing_status == "success",
+               Result.referencia == reference, Result.monto == amount, Result.banco_origen.is_not_distinct_from(bank))
+        .order_by(Upload.id)
+    ).all()
+    if not matches:
+        return []
+    first_result, first_upload = matches[0]
+    if first_upload.id < upload.id:
+        row.document = {**row.document, "posible_reutilizacion": _reuse_entry(first_upload, first_result.request_id)}
+        return []
+    entry = _reuse_entry(upload, row.request_id)
+    for result, _ in matches:
+        # A new dict: SQLAlchemy only notices a JSON column change when the value is replaced.
+        result.document = {**result.document, "posible_reutilizacion": entry}
+    return [result for result, _ in matches]
 
 
 def _reused_document(rt: Runtime, upload: Upload, request_id: str) -> dict[str, Any] | None:
@@ -376,12 +473,13 @@ def _reused_document(rt: Runtime, upload: Upload, request_id: str) -> dict[str, 
     return document
 
 
-def _chunks_by_size(uploads: list[Upload], max_bytes: int) -> list[list[Upload]]:
+def _chunks(uploads: list[Upload], max_bytes: int, max_count: int = OCR_CHUNK_IMAGES) -> list[list[Upload]]:
     # Bounds the bytes held in memory at once; one oversized image still forms its own chunk.
+    # Few images per chunk: results are recorded as they come, and a stop waits for one chunk only.
     chunks: list[list[Upload]] = [[]]
     size = 0
     for upload in uploads:
-        if chunks[-1] and size + upload.size_bytes > max_bytes:
+        if chunks[-1] and (size + upload.size_bytes > max_bytes or len(chunks[-1]) >= max_count):
             chunks.append([])
             size = 0
         chunks[-1].append(upload)
@@ -390,8 +488,11 @@ def _chunks_by_size(uploads: list[Upload], max_bytes: int) -> list[list[Upload]]
 
 
 def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, uploads: list[Upload],
-                    batch: Batch) -> tuple[int, int]:
-    """OCR claimed uploads under a batch; returns (processed, failed) among those this worker finished."""
+                    batch: Batch, should_stop: StopCheck = None) -> tuple[int, int]:
+    """OCR claimed uploads under a batch; returns (processed, failed) among those this worker finished.
+
+    When should_stop() turns true the rest is left claimed, for the caller to hand back.
+    """
     processed = failed = 0
 
     def record(upload: Upload, document: dict[str, Any]) -> None:
@@ -402,7 +503,9 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
             else:
                 processed += 1
 
-    for chunk in _chunks_by_size(uploads, rt.max_chunk_bytes):
+    for chunk in _chunks(uploads, rt.max_chunk_bytes):
+        if should_stop is not None and should_stop():
+            break
         items: list[ImagenLote] = []
         to_ocr: list[Upload] = []
         for upload in chunk:
@@ -455,8 +558,12 @@ def _close_batch(db: Database, batch_id: int, state: str = BatchState.COMPLETED,
         session.commit()
 
 
-def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, batch_id: int) -> int:
-    """Process what was pending when the batch was requested. Returns images finished here."""
+def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, batch_id: int,
+                     should_stop: StopCheck = None) -> int:
+    """Process what was pending when the batch was requested. Returns images finished here.
+
+    Stopped half-way, the batch stays running under this claim: the caller's hand_back requeues it.
+    """
     if not claim_batch(rt.db, worker_id, batch_id, rt.lease):
         return 0
     with rt.db.session() as session:
@@ -464,10 +571,12 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
     done = 0
     try:
         while True:
+            if should_stop is not None and should_stop():
+                return done
             uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, batch.request_id, batch.cutoff_upload_id)
             if not uploads:
                 break
-            processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch)
+            processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch, should_stop)
             _add_counts(rt.db, batch_id, processed, failed)
             done += processed + failed
             renew_leases(rt.db, worker_id, rt.lease)
@@ -475,7 +584,7 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
         raise  # the loop backs off and releases the batch for a retry
     except Exception as exc:
         logger.exception("Batch %s failed", batch.request_id)
-        release_claims(rt.db, worker_id, refund_attempt=False)
+        hand_back(rt, worker_id, refund_attempt=False)
         _close_batch(rt.db, batch_id, BatchState.FAILED, f"{type(exc).__name__}: {exc}")
         return done
     _close_batch(rt.db, batch_id)
@@ -497,8 +606,11 @@ def insert_batch(db: Database, batch: Batch) -> Batch:
     raise RuntimeError("Could not allocate a unique batch request id")
 
 
-def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str) -> int:
-    """One round of the background worker: claim what is pending and process it with the default profile."""
+def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, should_stop: StopCheck = None) -> int:
+    """One round of the background worker: claim what is pending and process it with the default profile.
+
+    Stopped half-way, the round closes with what it finished; the rest stays claimed for hand_back.
+    """
     uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease)
     if not uploads:
         return 0
@@ -511,9 +623,11 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str) 
         session.execute(update(Upload).where(Upload.id.in_([u.id for u in uploads]), Upload.claimed_by == worker_id)
                         .values(request_id=batch.request_id))
         session.commit()
-    processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch)
+    processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch, should_stop)
     _add_counts(rt.db, batch.id, processed, failed)
-    _close_batch(rt.db, batch.id)
+    stopped = should_stop is not None and should_stop()
+    unfinished = len(uploads) - processed - failed
+    _close_batch(rt.db, batch.id, error=f"stopped with {unfinished} files unfinished" if stopped and unfinished else None)
     logger.info("Worker batch %s: %d processed, %d failed", batch.request_id, processed, failed)
     return processed + failed
 
@@ -601,8 +715,15 @@ def find_original(session: Any, sha256: str) -> int | None:
     )
 
 
-def reconcile_files(rt: Runtime) -> int:
-    """Put images left in processing/ by a crash where their row says they belong."""
+def reconcile_files(rt: Runtime, at_start: bool = False) -> int:
+    """Put images a crash left in processing/ where their row says they belong.
+
+    A finished row's image belongs in processed/ or errors/: checked every round, so an image that
+    a dead worker recorded but never moved does not wait for a restart. Pending and processing rows
+    are left alone: the next claim finds their image wherever it is, and moving it from here could
+    pull it from under a worker that has just claimed it. At start-up only, an image without any
+    row goes to the inbox, where the scan registers it.
+    """
     names = [p.name for p in rt.storage.dirs["processing"].iterdir() if p.is_file() and not p.name.startswith(".")]
     if not names:
         return 0
@@ -611,9 +732,12 @@ def reconcile_files(rt: Runtime) -> int:
     moved = 0
     for name in names:
         state = status.get(name)
-        if state == UploadStatus.PROCESSING:
-            continue  # possibly in flight on another worker; its lease decides
-        rt.storage.move(name, STATUS_DIRECTORY.get(state, "inbox"))  # no row: let the inbox scan register it
+        if state in UploadStatus.FINISHED:
+            rt.storage.move(name, STATUS_DIRECTORY[state])
+        elif state is None and at_start:
+            rt.storage.move(name, "inbox")
+        else:
+            continue
         moved += 1
     return moved
 
@@ -654,7 +778,8 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         session.commit()
     orphans, orphan_bytes = _remove_orphan_files(rt, cutoff)
     stale_temp = rt.storage.stale_temp_files(time.time() - max(retention_hours * 3600, MIN_TEMP_AGE_SECONDS))
-    freed += orphan_bytes + sum(remove_file(path) for path in stale_temp)
+    interrupted, interrupted_bytes = _remove_uncommitted_uploads(rt, stale_temp)
+    freed += orphan_bytes + interrupted_bytes + sum(remove_file(path) for path in stale_temp)
     return {
         "retention_hours": retention_hours,
         "cutoff": iso(cutoff),
@@ -663,9 +788,36 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         "batches_removed": batches_removed,
         "orphan_files_removed": orphans,
         "temp_files_removed": len(stale_temp),
+        "uncommitted_uploads_removed": interrupted,
         "removed": removed_names,
         "bytes_freed": freed,
     }
+
+
+def _remove_uncommitted_uploads(rt: Runtime, stale_temp: list[Any]) -> tuple[int, int]:
+    """Inbox files of uploads interrupted between linking and committing (the web process died).
+
+    Such a file is still hard-linked to its stale staging file and has no row: the client never got
+    a 200, so it is removed with the staging file rather than registered by the inbox scan.
+    """
+    staged_inodes = set()
+    for path in stale_temp:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if path.parent == rt.storage.dirs["inbox"] and stat.st_nlink > 1:
+            staged_inodes.add(stat.st_ino)
+    if not staged_inodes:
+        return 0, 0
+    linked = [Path(entry.path) for entry in os.scandir(rt.storage.dirs["inbox"])
+              if not entry.name.startswith(".") and entry.inode() in staged_inodes]
+    if not linked:
+        return 0, 0
+    with rt.db.session() as session:
+        known = set(session.scalars(select(Upload.stored_name).where(Upload.stored_name.in_([p.name for p in linked]))))
+    uncommitted = [path for path in linked if path.name not in known]
+    return len(uncommitted), sum(remove_file(path) for path in uncommitted)
 
 
 def _remove_orphan_files(rt: Runtime, cutoff: datetime) -> tuple[int, int]:
@@ -700,6 +852,10 @@ class Worker:
         self.images_processed = 0
         self.batches_processed = 0
         self._parent_pid = int(os.environ.get(PARENT_PID_ENV, "0") or 0)
+        # Set when a failed round could not hand its claims back (the database was away): the
+        # heartbeat would renew those leases for ever, so the next round hands them back first.
+        # The value is the refund_attempt to use.
+        self._claims_to_hand_back: bool | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -711,7 +867,7 @@ class Worker:
             self.orchestrator = shared_orchestrator()
         if self.rt.settings.get("PRELOAD_MODELS", True):
             self.orchestrator.preload(self.rt.default_profile)
-        reconcile_files(self.rt)
+        reconcile_files(self.rt, at_start=True)
         self._state = "ready"
         self.publish_heartbeat()
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="ocr-heartbeat", daemon=True)
@@ -726,7 +882,7 @@ class Worker:
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(timeout=HEARTBEAT_SECONDS * 2)
         try:
-            release_claims(self.rt.db, self.worker_id)
+            hand_back(self.rt, self.worker_id)
             self._state = "stopped"
             self.publish_heartbeat()
             logger.info("Worker %s stopped", self.worker_id)
@@ -743,6 +899,9 @@ class Worker:
             try:
                 if self._state != "ready":
                     self.start()
+                if self._claims_to_hand_back is not None:
+                    hand_back(self.rt, self.worker_id, self._claims_to_hand_back)
+                    self._claims_to_hand_back = None
                 worked = self.tick()
                 if backoff:
                     logger.info("Database reachable again; worker resumes")
@@ -778,9 +937,10 @@ class Worker:
 
     def _release_after_failure(self, refund_attempt: bool) -> None:
         try:
-            release_claims(self.rt.db, self.worker_id, refund_attempt)
-        except DBAPIError:
-            pass  # still down: the leases expire and any worker takes the rows over
+            hand_back(self.rt, self.worker_id, refund_attempt)
+        except Exception:
+            # The database is still away (or a move failed): retried before the next round.
+            self._claims_to_hand_back = refund_attempt
 
     # --- one round ----------------------------------------------------------------------------
     def tick(self) -> int:
@@ -792,9 +952,14 @@ class Worker:
         self._busy_since = time.monotonic()
         try:
             for batch_id in queued_manual_batches(self.rt.db):
-                done += self._count(run_manual_batch(self.rt, self.orchestrator, self.worker_id, batch_id))
+                if self.stop_event.is_set():
+                    break
+                done += self._count(run_manual_batch(self.rt, self.orchestrator, self.worker_id, batch_id,
+                                                     self.stop_event.is_set))
             adopt_inbox_files(self.rt)
-            done += self._count(run_worker_round(self.rt, self.orchestrator, self.worker_id))
+            reconcile_files(self.rt)
+            if not self.stop_event.is_set():
+                done += self._count(run_worker_round(self.rt, self.orchestrator, self.worker_id, self.stop_event.is_set))
         finally:
             self._busy_since = None
         self._maybe_cleanup()
