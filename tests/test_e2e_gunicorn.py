@@ -4,12 +4,7 @@ Starts `gunicorn main:app` (gunicorn.conf.py: 2 web processes + one OCR worker p
 port, uploads generated receipts and checks what lands on disk and in the database.
 """
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +14,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from benchmarks.service_process import running_service
 from tools.receipt_generator import generate_receipt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,51 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 120
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def service(storage_root: Path, database_url: str, **settings):
-    port = free_port()
-    env = dict(os.environ, STORAGE_ROOT=str(storage_root), DATABASE_URL=database_url, HOST="127.0.0.1", PORT=str(port),
-               WEB_CONCURRENCY="2", WEB_THREADS="4", WORKER_POLL_INTERVAL_SECONDS="0.2",
-               PROCESS_BATCH_MIN_INTERVAL_SECONDS="0", INBOX_ADOPT_MIN_AGE_SECONDS="0.5", LOG_LEVEL="INFO")
-    env.pop("API_KEYS", None)
-    env.update({key: str(value) for key, value in settings.items()})
-    log_path = storage_root.parent / f"gunicorn-{port}.log"
-    storage_root.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base, process, log_path, need_worker=env.get("WORKER_ENABLED", "true") != "false")
-        yield base, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(log_path.read_text(errors="replace")[-4000:])
-
-
-def wait_until_ready(base, process, log_path, need_worker):
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log_path.read_text(errors="replace")
-        try:
-            body = requests.get(f"{base}/api/health", timeout=2).json()
-            if body["checks"]["database"]["ok"] and (body["checks"]["worker"]["ready"] or not need_worker):
-                return
-        except (requests.ConnectionError, requests.Timeout, ValueError):
-            pass
-        time.sleep(0.3)
-    raise AssertionError("service did not become ready:\n" + log_path.read_text(errors="replace"))
+    # The one start/wait/stop helper shared with the fuzz test and the benchmarks.
+    with running_service(storage_root, database_url, root=ROOT, start_timeout=START_TIMEOUT,
+                         print_log_tail=True, **settings) as svc:
+        yield svc.base, svc.process
 
 
 def upload(base, receipts, **metadata):

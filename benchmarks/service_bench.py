@@ -1,0 +1,197 @@
+"""Service benchmark: N generated receipts through the HTTP API of the real service under gunicorn.
+
+    python benchmarks/service_bench.py [--count 50] [--profile ultra_rapido] [--port 0]
+                                       [--mode both|worker|web] [--per-request 1]
+
+For each mode the script starts its own service (benchmarks/service_process.py) on 127.0.0.1 with
+a temporary STORAGE_ROOT (SQLite database inside it), then:
+
+  1. uploads every receipt (`POST /api/upload`, --per-request files per request),
+  2. `POST /api/ocr/process_batch {"profile": ...}` (synchronous),
+  3. waits until every upload is processed (or failed), polling /api/status every 0.05 s,
+
+and reports the wall time from the first upload to the last result, images/s, and the peak RSS
+of the service (gunicorn master + web workers + OCR worker, summed, sampled every 0.2 s), plus the
+CPU seconds the service used and how many cores other processes on the host kept busy meanwhile
+(the host may be shared: a contended run is reported as such).
+
+Modes: "worker" = the deployment default, the background OCR worker process (models preloaded)
+does the OCR, also while uploads still arrive; "web" = WORKER_ENABLED=false, process_batch runs the
+OCR inside the web process that answers it (its models load on that first request).
+Receipts are generated before the clock starts (distinct seeds: identical bytes are deduplicated).
+Target: 50 images in <= 15 s with ultra_rapido on a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.service_process import running_service  # noqa: E402
+
+TARGET_SECONDS_PER_50 = 15.0
+POLL_SECONDS = 0.05
+MB = 1024 * 1024
+
+
+def generate(count: int, first_seed: int) -> list[tuple[str, bytes, str]]:
+    from tools.receipt_generator import generate_receipt
+
+    receipts = []
+    for seed in range(first_seed, first_seed + count):
+        receipt = generate_receipt(seed)
+        mime = "image/jpeg" if receipt.filename.endswith((".jpg", ".jpeg")) else "image/png"
+        receipts.append((receipt.filename, receipt.image_bytes, mime))
+    return receipts
+
+
+def upload_all(base: str, receipts: list[tuple[str, bytes, str]], per_request: int) -> list[float]:
+    latencies = []
+    with requests.Session() as session:
+        for start in range(0, len(receipts), per_request):
+            chunk = receipts[start:start + per_request]
+            files = [("files", item) for item in chunk]
+            began = time.perf_counter()
+            response = session.post(f"{base}/api/upload", files=files,
+                                    data={"numerosorteo": "B", "fechasorteo": "20250711", "idWhatsapp": f"{start}@lid",
+                                          "nombre": "Bench", "horamin": "10-00"}, timeout=60)
+            latencies.append(time.perf_counter() - began)
+            if response.status_code != 200:
+                raise SystemExit(f"upload failed: {response.status_code} {response.text[:500]}")
+    return latencies
+
+
+def queue(base: str) -> dict[str, int]:
+    return requests.get(f"{base}/api/status", timeout=10).json()["queue"]
+
+
+def wait_all_finished(base: str, count: int, timeout: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = queue(base)
+        if state["processed"] + state["error"] >= count and not state["pending"] and not state["processing"]:
+            return state
+        time.sleep(POLL_SECONDS)
+    raise SystemExit(f"not all {count} images finished within {timeout:.0f}s: {queue(base)}")
+
+
+def run_mode(mode: str, receipts: list[tuple[str, bytes, str]], profile: str, port: int | None,
+             per_request: int, workdir: Path, poll: float) -> dict:
+    settings = {"WORKER_ENABLED": "true" if mode == "worker" else "false",
+                "PROCESS_BATCH_MIN_INTERVAL_SECONDS": "0", "OCR_DEFAULT_PROFILE": profile,
+                "WORKER_POLL_INTERVAL_SECONDS": str(poll), "LOG_LEVEL": "WARNING"}
+    storage = workdir / mode / "storage"
+    with running_service(storage, port=port, **settings) as svc:
+        rss_idle = svc.rss_bytes()
+        with svc.rss_sampler(0.2) as sampler:
+            cpu = svc.cpu_meter().start()
+            began = time.perf_counter()
+            latencies = upload_all(svc.base, receipts, per_request)
+            uploaded = time.perf_counter()
+            response = requests.post(f"{svc.base}/api/ocr/process_batch", json={"profile": profile}, timeout=330)
+            answered = time.perf_counter()
+            if response.status_code not in (200, 202):
+                raise SystemExit(f"process_batch failed: {response.status_code} {response.text[:500]}")
+            state = wait_all_finished(svc.base, len(receipts), timeout=600)
+            finished = time.perf_counter()
+            cpu.stop()
+        results = requests.get(f"{svc.base}/api/extract_results", params={"limit": 10000}, timeout=30).json()["results"]
+        timing = requests.get(f"{svc.base}/api/metrics/batch", timeout=10).json()
+        batch_times = [b["processing_time"] or 0.0 for b in timing["recent"] if b["files"]]
+        per_image = [r["processing_metadata"].get("processing_time") or 0.0 for r in results
+                     if r.get("processing_status") == "success"]
+        with_amount = sum(1 for r in results if (r.get("extracted_fields") or {}).get("monto"))
+        return {
+            "mode": mode,
+            "count": len(receipts),
+            "upload_s": uploaded - began,
+            "upload_p50_ms": statistics.median(latencies) * 1000,
+            "process_batch_s": answered - uploaded,
+            "wait_after_s": finished - answered,
+            "wall_s": finished - began,
+            "images_per_s": len(receipts) / (finished - began),
+            "processed": state["processed"],
+            "failed": state["error"],
+            "with_amount": with_amount,
+            "ocr_sum_s": sum(per_image),
+            "ocr_median_s": statistics.median(per_image) if per_image else float("nan"),
+            "batches": len(batch_times),
+            "batch_s": sum(batch_times),
+            "rss_idle_mb": rss_idle / MB,
+            "rss_peak_mb": sampler.peak / MB,
+            "rss_end_mb": sampler.last / MB,
+            "processes": len(svc.processes()),
+            "service_cpu_s": cpu.service_seconds,
+            "service_cores": cpu.service_cores,
+            "others_cores": cpu.others_cores,
+        }
+
+
+def print_table(rows: list[dict], profile: str) -> None:
+    print(f"\nservice_bench: profile {profile}, {rows[0]['count']} receipts, gunicorn 2 web x 4 threads; "
+          f"RSS = master + web workers + OCR worker")
+    header = ("mode", "images", "upload s", "process s", "wall s", "img/s", "ok/err", "OCR s/img", "OCR sum s",
+              "svc CPU s", "others' cores", "peak RSS MB", "idle RSS MB")
+    lines = [header]
+    for r in rows:
+        lines.append((r["mode"], str(r["count"]), f"{r['upload_s']:.2f}", f"{r['process_batch_s'] + r['wait_after_s']:.2f}",
+                      f"{r['wall_s']:.2f}", f"{r['images_per_s']:.2f}", f"{r['processed']}/{r['failed']}",
+                      f"{r['ocr_median_s']:.3f}", f"{r['ocr_sum_s']:.1f}", f"{r['service_cpu_s']:.1f}",
+                      f"{r['others_cores']:.2f}", f"{r['rss_peak_mb']:.0f}", f"{r['rss_idle_mb']:.0f}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for index, line in enumerate(lines):
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    for r in rows:
+        target = TARGET_SECONDS_PER_50 * r["count"] / 50
+        verdict = "meets" if r["wall_s"] <= target else "MISSES"
+        print(f"[{r['mode']}] {verdict} the target ({r['wall_s']:.1f} s vs {target:.1f} s); upload p50 "
+              f"{r['upload_p50_ms']:.0f} ms/request; process_batch answered after {r['process_batch_s']:.2f} s, "
+              f"{r['wait_after_s']:.2f} s more until all finished; {r['batches']} OCR batch(es) took "
+              f"{r['batch_s']:.1f} s in the service; amount extracted for {r['with_amount']}/{r['count']}")
+        if r["others_cores"] > 0.3:
+            print(f"[{r['mode']}] note: other processes kept {r['others_cores']:.2f} of {os.cpu_count()} cores busy "
+                  f"during the run (shared host); the service itself used {r['service_cores']:.2f} cores")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--profile", default="ultra_rapido")
+    parser.add_argument("--port", type=int, default=0, help="port for the service (0: a free one)")
+    parser.add_argument("--mode", choices=("both", "worker", "web"), default="both")
+    parser.add_argument("--per-request", type=int, default=1, help="files per upload request (1 to 50)")
+    parser.add_argument("--seed", type=int, default=5000, help="first receipt seed")
+    parser.add_argument("--poll", type=float, default=1.0,
+                        help="WORKER_POLL_INTERVAL_SECONDS of the service (1.0 is the deployment default)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.per_request <= 50:
+        parser.error("--per-request must be from 1 to 50")
+
+    began = time.perf_counter()
+    receipts = generate(args.count, args.seed)
+    size = sum(len(data) for _, data, _ in receipts)
+    print(f"generated {len(receipts)} receipts ({size / MB:.1f} MB) in {time.perf_counter() - began:.1f} s")
+    modes = ("worker", "web") if args.mode == "both" else (args.mode,)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="service_bench_") as tmp:
+        for mode in modes:
+            rows.append(run_mode(mode, receipts, args.profile, args.port or None, args.per_request, Path(tmp), args.poll))
+            print(f"[{mode}] wall {rows[-1]['wall_s']:.2f} s, {rows[-1]['images_per_s']:.2f} img/s, "
+                  f"peak RSS {rows[-1]['rss_peak_mb']:.0f} MB", flush=True)
+    print_table(rows, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
