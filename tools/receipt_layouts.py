@@ -742,7 +742,9 @@ def render_bdv(ctx: LayoutContext, dark: bool) -> Rendered:
         if label == "Operación:" and items[0]:
             copy_icon(c, c.W - st.margin - 17, y - 1, 17, pal["copy"])
         for name, val in fields.items():
-            c.bind(name, val, *items)
+            # "0166 - BANCO AGRICOLA DE" names the bank by its code even if the wrapped rest is cut.
+            shown = items[:1] if name == "banco_destino" else items
+            c.bind(name, val, *shown)
         y = y_next
 
     c.clip_bottom = c.H
