@@ -7,7 +7,8 @@ Public API:
     get_registry() -> RuleRegistry             (.current, .reload(path), .as_json())
     get_catalog(path=None) -> BankCatalog      (the bank catalog of config/banks.json)
 
-Modules: normalizers (canonical values), banks (catalog), rules (rules file), extractor (engine).
+Modules: normalizers (canonical values), banks (catalog), rules (rules file), layout (words, lines,
+segments and value regions of an OCR result), extractor (engine).
 """
 from extraction.banks import Bank, BankCatalog, BankCatalogError, get_catalog
 from extraction.extractor import extract_fields, extract_fields_from_text, ocr_result_from_text

@@ -2,10 +2,9 @@
 
 How a receipt is read:
 
-1. Layout. Words (with pixel boxes) are grouped into lines, and each line into *segments*: runs
-   of words separated by less than `segment_gap_factor` x the word height. A label and its value
-   on the same row ("Fecha:" ... "14/05/2025") are two segments; so are the columns of a
-   multi-column receipt.
+1. Layout (extraction/layout.py). Words (with pixel boxes) are grouped into lines, and each line
+   into *segments*: a label and its value on the same row ("Fecha:" ... "14/05/2025") are two
+   segments; so are the columns of a multi-column receipt.
 2. Labels. A segment that starts with a known label phrase (any rule's, or an exclusion such as
    "Comisión" or "Código autorizador") is a label. Matching is accent/case-insensitive and
    tolerates OCR noise (one edit in words of 5+ letters, "N°"/"Nro."/"Número" as one token).
@@ -22,225 +21,28 @@ How a receipt is read:
    give None (a wrong value is worse than a missing one). Cross-field checks reject a reference
    that equals the phone, the cédula or an account.
 
-The phone status bar (a row in the top `status_bar_fraction` of the image showing a clock, a
-battery level or only icons) is ignored by every unlabelled rule, so its clock is never the
-operation time; a cropped receipt whose first row is text keeps that row.
+The phone status bar and an app's tab bar (chrome, marked by the layout) are ignored by every
+unlabelled rule, so the status bar's clock is never the operation time.
 """
 from __future__ import annotations
 
 import re
 import statistics
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import config
 from extraction.banks import BankCatalog, get_catalog
-from extraction.normalizers import NORMALIZERS, PhraseIndex, ascii_digits, compact, normalize_text, tokenize
+from extraction.layout import (Document, Region, Segment, Word, _region, _segment_piece, _union, _wide_gap_at,
+                               below_lines, build_document, right_segments, wrap_lines)
+from extraction.normalizers import NORMALIZERS, PhraseIndex, compact, normalize_text, tokenize
 from extraction.rules import LabelRef, Rule, RuleSet, get_registry
 from validador_ocr import ValidadorOCR, reference_conflicts
 
 
 # ------------------------------------------------------------------------------------------------
-# Layout model
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class Word:
-    index: int
-    text: str
-    confidence: float
-    box: tuple[float, float, float, float]
-
-    @property
-    def height(self) -> float:
-        return max(1.0, self.box[3] - self.box[1])
-
-
-@dataclass
-class Segment:
-    id: int
-    line: int
-    words: list[Word]
-    text: str = ""
-    spans: list[tuple[int, int, Word]] = field(default_factory=list)
-    box: tuple[float, float, float, float] = (0, 0, 0, 0)
-    in_chrome: bool = False  # phone status bar or app tab bar: never a value
-    height: float = 1.0
-    confidence: float = 1.0
-    tokens: list | None = None  # plain tokens, computed on first use
-
-    def __post_init__(self) -> None:
-        self.height = _median([w.height for w in self.words])
-        self.confidence = min(w.confidence for w in self.words)
-        parts, cursor = [], 0
-        for word in self.words:
-            if parts:
-                cursor += 1
-            self.spans.append((cursor, cursor + len(word.text), word))
-            parts.append(word.text)
-            cursor += len(word.text)
-        self.text = " ".join(parts)
-        self.box = _union(w.box for w in self.words)
-
-
-
-@dataclass
-class Line:
-    index: int
-    segments: list[Segment]
-    box: tuple[float, float, float, float]
-
-
-@dataclass
-class Document:
-    words: list[Word]
-    lines: list[Line]
-    segments: list[Segment]
-    width: float
-    height: float
-    median_height: float
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _union(boxes: Iterable[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
-    boxes = list(boxes)
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def _parse_words(raw_words: Any, limit: int) -> list[Word]:
-    words: list[Word] = []
-    if not isinstance(raw_words, list):
-        return words
-    for index, raw in enumerate(raw_words[:limit]):
-        if not isinstance(raw, dict):
-            continue
-        text, box = raw.get("texto"), raw.get("coordenadas")
-        if not isinstance(text, str) or not text.strip() or not isinstance(box, (list, tuple)) or len(box) != 4:
-            continue
-        try:
-            x1, y1, x2, y2 = (float(v) for v in box)
-            confidence = float(raw.get("confianza", 1.0))
-        except (TypeError, ValueError):
-            continue
-        if not all(map(_finite, (x1, y1, x2, y2, confidence))) or x2 < x1 or y2 < y1:
-            continue
-        words.append(Word(index, ascii_digits(text.strip()[:200]), min(1.0, max(0.0, confidence)), (x1, y1, x2, y2)))
-    return words
-
-
-def _finite(value: float) -> bool:
-    return value == value and value not in (float("inf"), float("-inf"))
-
-
-def _group_lines(words: list[Word]) -> list[list[Word]]:
-    """Rows of words by vertical overlap (used when the OCR result carries no `lineas`)."""
-    rows: list[dict[str, Any]] = []
-    for word in sorted(words, key=lambda w: (w.box[1] + w.box[3]) / 2):
-        best, best_ratio = None, 0.5
-        for row in rows[-4:]:
-            overlap = min(word.box[3], row["bottom"]) - max(word.box[1], row["top"])
-            shorter = min(word.height, row["bottom"] - row["top"]) or 1.0
-            ratio = max(0.0, overlap) / shorter
-            if ratio >= best_ratio:
-                best, best_ratio = row, ratio
-        if best is None:
-            rows.append({"words": [word], "top": word.box[1], "bottom": word.box[3]})
-        else:
-            best["words"].append(word)
-            best["top"] = min(best["top"], word.box[1])
-            best["bottom"] = max(best["bottom"], word.box[3])
-    rows.sort(key=lambda r: r["top"])
-    return [sorted(r["words"], key=lambda w: w.box[0]) for r in rows]
-
-
-_CLOCK_OR_BATTERY = re.compile(r"(?<!\d)\d{1,2}\s?[:.]\s?\d{2}(?!\d)|\d{1,3}\s?%")
-
-
-def _is_status_row(row: list[Word], limit: float) -> bool:
-    """The phone's status bar: a row at the very top showing a clock, a battery level or only
-    icon glyphs. A cropped receipt's first row of text is not one."""
-    if not row or (row[0].box[1] + row[0].box[3]) / 2 >= limit:
-        return False
-    text = " ".join(w.text for w in row)
-    return bool(_CLOCK_OR_BATTERY.search(text)) or all(len(re.findall(r"[^\W_]", w.text)) <= 3 for w in row)
-
-
-def _is_tab_row(row: list[Word], height: float, gap_factor: float) -> bool:
-    """An app's bottom tab bar ("CUENTAS  TARJETAS  PAGOS  DIVISAS"): a row in the bottom 15% of
-    the image made of three or more short, widely spaced items."""
-    if not row or height <= 0 or row[0].box[1] < 0.85 * height:
-        return False
-    items = 1 + sum(1 for a, b in zip(row, row[1:]) if b.box[0] - a.box[2] > 2 * gap_factor * a.height)
-    return items >= 3 and all(len(w.text) <= 14 for w in row) and len(row) <= 2 * items
-
-
-def build_document(ocr_result: dict[str, Any], settings: dict[str, float], status_bar: bool = True) -> Document:
-    words = _parse_words(ocr_result.get("palabras_detectadas") if isinstance(ocr_result, dict) else None,
-                         int(settings["max_words"]))
-    by_index = {w.index: w for w in words}
-    rows: list[list[Word]] = []
-    raw_lines = ocr_result.get("lineas") if isinstance(ocr_result, dict) else None
-    if isinstance(raw_lines, list) and raw_lines:
-        used: set[int] = set()
-        for raw in raw_lines:
-            members = raw.get("palabras") if isinstance(raw, dict) else None
-            if not isinstance(members, list):
-                continue
-            row = [by_index[i] for i in members if isinstance(i, int) and i in by_index and i not in used]
-            used.update(w.index for w in row)
-            if row:
-                rows.append(sorted(row, key=lambda w: w.box[0]))
-        leftovers = [w for w in words if w.index not in used]
-        if leftovers:
-            rows.extend(_group_lines(leftovers))
-            rows.sort(key=lambda r: min(w.box[1] for w in r))
-    else:
-        rows = _group_lines(words)
-
-    size = ocr_result.get("image_size") if isinstance(ocr_result, dict) else None
-    width = height = 0.0
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        try:
-            width, height = float(size[0]), float(size[1])
-        except (TypeError, ValueError):
-            width = height = 0.0
-    if words:
-        width = max(width, max(w.box[2] for w in words))
-        height = max(height, max(w.box[3] for w in words))
-    status_limit = height * settings["status_bar_fraction"] if status_bar else -1.0
-    chrome_rows = {i for i, row in enumerate(rows) if _is_status_row(row, status_limit)}
-    if status_bar:
-        chrome_rows |= {i for i, row in enumerate(rows) if _is_tab_row(row, height, gap_factor=settings["segment_gap_factor"])}
-
-    lines: list[Line] = []
-    segments: list[Segment] = []
-    gap_factor = settings["segment_gap_factor"]
-    for row_index, row in enumerate(rows):
-        groups: list[list[Word]] = [[row[0]]]
-        for previous, word in zip(row, row[1:]):
-            gap = word.box[0] - previous.box[2]
-            if gap > gap_factor * (previous.height + word.height) / 2:
-                groups.append([word])
-            else:
-                groups[-1].append(word)
-        line_segments = []
-        for group in groups:
-            segment = Segment(len(segments), len(lines), group)
-            segment.in_chrome = row_index in chrome_rows
-            segments.append(segment)
-            line_segments.append(segment)
-        lines.append(Line(len(lines), line_segments, _union(s.box for s in line_segments)))
-    median_height = _median([w.height for w in words]) if words else 1.0
-    return Document(words, lines, segments, width, height, median_height)
-
-
-# ------------------------------------------------------------------------------------------------
-# Labels and value regions
+# Labels
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class LabelOcc:
@@ -252,15 +54,6 @@ class LabelOcc:
     inline_start: int  # where `inline` starts in segment.text
 
 
-@dataclass
-class Region:
-    text: str
-    spans: list[tuple[int, int, Word]]
-    kind: str  # inline | right | below
-    gap_ratio: float = 0.0  # label -> value vertical gap / label height (below only)
-    wrapped: bool = False
-
-
 _VALUE_START = re.compile(r"\s*(?:(?:n\s?[°º*]|nro\.?|no\.|#|[°º*](?=\d))\s*)?(?:[+(]?\d|bs\.?\s*\d|[VEJGP]\s*-?\s*\d)",
                           re.IGNORECASE)
 
@@ -269,44 +62,10 @@ _VALUE_START = re.compile(r"\s*(?:(?:n\s?[°º*]|nro\.?|no\.|#|[°º*](?=\d))\s*
 _UNKNOWN_LABEL = re.compile(r"^[^\W\d_][^\d:]{1,40}:\s*$")
 
 
-def _wide_gap_at(words: list[Word], cut: int) -> bool:
-    """A label and its value joined into one segment only because the value is long: the gap
-    after the label is clearly wider than the spaces between the other words."""
-    gap = words[cut].box[0] - words[cut - 1].box[2]
-    height = _median([w.height for w in words])
-    others = [b.box[0] - a.box[2] for i, (a, b) in enumerate(zip(words, words[1:]), 1) if i != cut]
-    usual = _median(others) if others else 0.3 * height
-    return gap >= 0.7 * height and gap >= 1.7 * max(usual, 0.1 * height)
-
-
 def _numeric_start(text: str | None) -> bool:
     """A value that starts like a number ("0104 - Venezolano", "+58 414", "N° 123", "V-123")
     may follow a label without a colon; words ("Operación realizada") may not."""
     return bool(text and _VALUE_START.match(text))
-
-
-def _continuation_ok(segment: Segment, settings: dict[str, float]) -> bool:
-    """Second and later lines of a value must be confidently read text, not icon noise."""
-    return segment.confidence >= max(0.5, settings["min_word_confidence"]) and \
-        len(re.findall(r"[^\W_]", segment.text)) >= 2
-
-
-def _region(pieces: list[tuple[str, list[tuple[int, int, Word]]]], kind: str) -> Region:
-    text, spans, cursor = [], [], 0
-    for piece_text, piece_spans in pieces:
-        if text:
-            cursor += 1
-        offset = cursor
-        spans.extend((offset + s, offset + e, w) for s, e, w in piece_spans)
-        text.append(piece_text)
-        cursor += len(piece_text)
-    return Region(" ".join(text), spans, kind)
-
-
-def _segment_piece(segment: Segment, start: int = 0) -> tuple[str, list[tuple[int, int, Word]]]:
-    text = segment.text[start:]
-    spans = [(max(s, start) - start, e - start, w) for s, e, w in segment.spans if e > start]
-    return text, spans
 
 
 _label_cache: dict[tuple[str, str], tuple] = {}
@@ -446,129 +205,23 @@ class Extraction:
                 self.claims.setdefault(occ.segment.id, set()).add(owner_field)
                 if occ.inline:
                     continue
-                segments = self._right_segments(occ)
+                segments = right_segments(self.doc, occ.segment, self.label_segments)
                 if not segments:
                     block = max_block.get(occ.ref.owner, 1)
-                    segments = [s for line in self._below_lines(occ, block)[0] for s in line]
+                    lines = below_lines(self.doc, occ.segment, block, self.label_segments, self.settings)[0]
+                    segments = [s for line in lines for s in line]
                 for segment in segments:
                     self.claims.setdefault(segment.id, set()).add(owner_field)
 
-    # -- geometry helpers --------------------------------------------------------------------
-    def _right_segments(self, occ: LabelOcc) -> list[Segment]:
-        line = self.doc.lines[occ.segment.line]
-        out = []
-        after = False
-        for segment in line.segments:
-            if segment is occ.segment:
-                after = True
-                continue
-            if not after:
-                continue
-            if segment.id in self.label_segments:
-                break
-            out.append(segment)
-        return out
-
-    def _column_bounds(self, label: Segment) -> tuple[float, float]:
-        """Where a label's column starts and ends when other labels share its row (multi-column
-        layouts): from the label's left edge to the next label's."""
-        line = self.doc.lines[label.line]
-        others = [s for s in line.segments if s is not label and s.id in self.label_segments]
-        margin = 0.4 * label.height
-        left = label.box[0] - margin if any(s.box[2] <= label.box[0] for s in others) else float("-inf")
-        right = min((s.box[0] for s in others if s.box[0] >= label.box[2]), default=float("inf")) - margin
-        return left, right
-
-    def _in_column(self, line: Line, column: tuple[float, float], bounds: tuple[float, float]) -> list[Segment]:
-        """Segments of a line under a column; a segment that runs across columns (two columns
-        read as one) keeps only the words inside this one."""
-        left, right = bounds
-        out = []
-        for segment in line.segments:
-            if not (segment.box[0] < column[1] and segment.box[2] > column[0]):
-                continue
-            if segment.box[0] < left or segment.box[2] > right:
-                words = [w for w in segment.words if left <= w.box[0] < right]
-                if not words:
-                    continue
-                if len(words) < len(segment.words):
-                    part = Segment(segment.id, segment.line, words)
-                    part.in_chrome = segment.in_chrome
-                    segment = part
-            out.append(segment)
-        return out
-
-    def _below_lines(self, occ: LabelOcc, block_lines: int) -> tuple[list[list[Segment]], float]:
-        """Segments below a label in its column: up to `block_lines` lines of one value block."""
-        label = occ.segment
-        lx1, _, lx2, _ = label.box
-        tolerance = 0.5 * label.height
-        max_first_gap = self.settings["below_max_gap_factor"] * label.height
-        block_gap = self.settings["block_gap_factor"]
-        collected: list[list[Segment]] = []
-        first_gap = 0.0
-        previous_bottom = label.box[3]
-        column = (lx1 - tolerance, lx2 + tolerance)
-        bounds = self._column_bounds(label)
-        for line in self.doc.lines[label.line + 1:]:
-            in_column = self._in_column(line, column, bounds)
-            gap = line.box[1] - previous_bottom
-            if not collected:
-                if gap > max_first_gap:
-                    break
-                if not in_column:
-                    continue
-            else:
-                in_column = [s for s in in_column if _continuation_ok(s, self.settings)]
-                if not in_column or gap > block_gap * max(collected[-1][0].height, in_column[0].height):
-                    break
-            if any(s.id in self.label_segments for s in in_column):
-                break
-            if not collected:
-                first_gap = max(0.0, gap) / label.height
-            collected.append(in_column)
-            previous_bottom = max(s.box[3] for s in in_column)
-            column = (max(bounds[0], min(column[0], *(s.box[0] for s in in_column))),
-                      min(bounds[1], max(column[1], *(s.box[2] for s in in_column))))
-            if len(collected) >= block_lines:
-                break
-        return collected, first_gap
-
-    def _wrap_lines(self, occ: LabelOcc, value_words: list[Word], max_lines: int = 2) -> list[list[Segment]]:
-        """Continuation of a same-line value on the following line(s): under the value, right of
-        the label, tightly spaced, nothing else on those lines."""
-        if not value_words:
-            return []
-        label = occ.segment
-        vx1 = min(w.box[0] for w in value_words)
-        vx2 = max(w.box[2] for w in value_words)
-        bottom = max(w.box[3] for w in value_words)
-        height = _median([w.height for w in value_words])
-        label_right = max((w.box[2] for w in label.words if w.box[2] <= vx1), default=label.box[0])
-        out = []
-        for line in self.doc.lines[label.line + 1:label.line + 1 + max_lines]:
-            gap = line.box[1] - bottom
-            if gap > self.settings["wrap_gap_factor"] * height:
-                break
-            if any(s.id in self.label_segments for s in line.segments):
-                break
-            if any(s.box[0] < label_right for s in line.segments):
-                break
-            if not all(s.box[0] < vx2 + height and s.box[2] > vx1 - height for s in line.segments):
-                break
-            if not all(_continuation_ok(s, self.settings) for s in line.segments):
-                break
-            out.append(line.segments)
-            bottom = line.box[3]
-        return out
-
+    # -- value regions (the geometry is the layout's; where to look is the rule's) -----------
     def regions(self, occ: LabelOcc, rule: Rule) -> list[Region]:
         if occ.inline is not None and occ.inline.strip():
             if not occ.strong and not _numeric_start(occ.inline):
                 return []
             region = _region([_segment_piece(occ.segment, occ.inline_start)], "inline")
             if rule.wrap:
-                wraps = self._wrap_lines(occ, [w for _s, e, w in occ.segment.spans if e > occ.inline_start])
+                value_words = [w for _s, e, w in occ.segment.spans if e > occ.inline_start]
+                wraps = wrap_lines(self.doc, occ.segment, value_words, self.label_segments, self.settings)
                 if wraps:
                     region = _region([_segment_piece(occ.segment, occ.inline_start)]
                                      + [_segment_piece(s) for line in wraps for s in line], "inline")
@@ -579,20 +232,22 @@ class Extraction:
         out = []
         for position in rule.positions:
             if position == "right":
-                segments = self._right_segments(occ)
+                segments = right_segments(self.doc, occ.segment, self.label_segments)
                 if not segments:
                     continue
                 pieces = [_segment_piece(s) for s in segments]
                 wrapped = False
                 if rule.wrap:
-                    for line in self._wrap_lines(occ, [w for seg in segments for w in seg.words]):
+                    value_words = [w for seg in segments for w in seg.words]
+                    for line in wrap_lines(self.doc, occ.segment, value_words, self.label_segments, self.settings):
                         pieces.extend(_segment_piece(s) for s in line)
                         wrapped = True
                 region = _region(pieces, "right")
                 region.wrapped = wrapped
                 out.append(region)
             else:
-                lines, gap_ratio = self._below_lines(occ, rule.block_lines)
+                lines, gap_ratio = below_lines(self.doc, occ.segment, rule.block_lines, self.label_segments,
+                                               self.settings)
                 if lines:
                     region = _region([_segment_piece(s) for line in lines for s in line], "below")
                     region.gap_ratio = gap_ratio
