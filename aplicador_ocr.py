@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 import config
 import spatial_processor
 from image_safety import ImageRejected, LoadedImage, load_image, sha256_of
+from process_wide import process_wide
 from result_cache import ResultCache
 
 logger = logging.getLogger(__name__)
@@ -227,14 +228,7 @@ class AplicadorOCR:
         }
 
 
-_shared: AplicadorOCR | None = None
-_shared_lock = threading.Lock()
-
-
+@process_wide
 def get_aplicador() -> AplicadorOCR:
     """The process-wide engine: models are loaded once per process and shared by every caller."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = AplicadorOCR()
-        return _shared
+    return AplicadorOCR()

@@ -18,24 +18,22 @@ def _env_str(name: str, default: str) -> str:
     return default if value is None or value.strip() == "" else value.strip()
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default, cast):
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
     try:
-        return int(value)
+        return cast(value)
     except ValueError as exc:
-        raise ValueError(f"Setting {name} must be an integer, got {value!r}") from exc
+        raise ValueError(f"Setting {name} must be {'an integer' if cast is int else 'a number'}, got {value!r}") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int)
 
 
 def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ValueError(f"Setting {name} must be a number, got {value!r}") from exc
+    return _env_number(name, default, float)
 
 
 def _env_bool(name: str, default: bool) -> bool:

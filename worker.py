@@ -55,6 +55,7 @@ from database import (
     utcnow,
 )
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
+from process_wide import process_wide
 from storage import (
     STATUS_DIRECTORY,
     Storage,
@@ -127,22 +128,15 @@ class Runtime:
         return self.settings["OCR_DEFAULT_PROFILE"]
 
 
-_orchestrator: OrquestadorOCR | None = None
-_orchestrator_lock = threading.Lock()
-
-
+@process_wide
 def shared_orchestrator() -> OrquestadorOCR:
     """The process's OrquestadorOCR; models load on first use and are shared by every thread."""
-    global _orchestrator
-    with _orchestrator_lock:
-        if _orchestrator is None:
-            _orchestrator = OrquestadorOCR()
-        return _orchestrator
+    return OrquestadorOCR()
 
 
 def loaded_orchestrator() -> OrquestadorOCR | None:
     """The process's orchestrator if something already created it (never loads models)."""
-    return _orchestrator
+    return shared_orchestrator.peek()
 
 
 # --- claims -----------------------------------------------------------------------------------

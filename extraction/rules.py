@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from extraction.normalizers import NORMALIZERS, PhraseIndex, Token, tokenize
+from process_wide import process_wide
 
 REGEX_FLAGS = re.IGNORECASE
 
@@ -564,14 +565,7 @@ class RuleRegistry:
         }
 
 
-_registry: RuleRegistry | None = None
-_registry_lock = threading.Lock()
-
-
+@process_wide
 def get_registry() -> RuleRegistry:
     """The process-wide registry (rules loaded lazily from config.EXTRACTION_RULES_PATH)."""
-    global _registry
-    with _registry_lock:
-        if _registry is None:
-            _registry = RuleRegistry()
-        return _registry
+    return RuleRegistry()
