@@ -7,7 +7,6 @@ because concurrent onnxruntime runs on a small machine only fight for the same c
 """
 from __future__ import annotations
 
-import copy
 import ctypes
 import ctypes.util
 import gc
@@ -159,7 +158,7 @@ class AplicadorOCR:
             for (index, loaded, decode_seconds), page in zip(chunk, document.pages):
                 result = self._page_result(page, loaded, name, decode_seconds + share, pieces)
                 self.cache.put(loaded.sha256, name, result)
-                results[index] = copy.deepcopy(result)
+                results[index] = result  # the cache keeps its own copy
                 self.images_processed += 1
                 if self.gc_frequency and self.images_processed % self.gc_frequency == 0:
                     gc.collect()
@@ -191,13 +190,12 @@ class AplicadorOCR:
                     reading_order_lines.append(" ".join(t for t in texts if t))
         lines = spatial_processor.group_words_into_lines(words)
         # Words are listed in the order a person reads the receipt: row by row, left to right.
-        ordered = [words[i] for line in lines for i in line["palabras"]]
         renumbered, lineas = [], []
         for line in lines:
             indices = list(range(len(renumbered), len(renumbered) + len(line["palabras"])))
             renumbered.extend(words[i] for i in line["palabras"])
             lineas.append({**line, "palabras": indices})
-        confidences = [w["confianza"] for w in ordered]
+        confidences = [w["confianza"] for w in renumbered]
         return {
             "palabras_detectadas": renumbered,
             "lineas": lineas,
@@ -206,7 +204,7 @@ class AplicadorOCR:
             "image_size": [width, height],
             "image_format": loaded.image_format,
             "image_sha256": loaded.sha256,
-            "coordinates_available": len(ordered),
+            "coordinates_available": len(renumbered),
             "confidence_average": round(float(np.mean(confidences)), 4) if confidences else 0.0,
             "processing_time": round(seconds, 4),
             "profile_used": profile,
