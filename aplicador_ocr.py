@@ -20,9 +20,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 import config
 import spatial_processor
-from image_safety import ImageRejected, LoadedImage, load_image, sha256_of
+from ocr.image_safety import ImageRejected, LoadedImage, load_image, sha256_of
 from process_wide import process_wide
-from result_cache import ResultCache
+from ocr.result_cache import ResultCache
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class AplicadorOCR:
             if name not in self.predictors:
                 # Imported here: web processes that never run OCR must not pay for onnxruntime,
                 # OnnxTR and OpenCV (about 170 MB each).
-                from ocr_models import build_predictor
+                from ocr.models import build_predictor
 
                 started = time.perf_counter()
                 predictor = build_predictor(self.config["profiles"][name], self.config)
@@ -115,7 +115,7 @@ class AplicadorOCR:
         self.get_predictor(profile)
 
     def method_used(self, profile: str) -> str:
-        from ocr_models import PPOCR_PREFIX
+        from ocr.models import PPOCR_PREFIX
 
         det = self.config["profiles"][profile]["det_model"]
         return "ONNXTR_PPOCRV6" if det.startswith(PPOCR_PREFIX) else "ONNXTR_DOCTR"

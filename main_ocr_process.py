@@ -15,7 +15,7 @@ from typing import Any
 import config
 from aplicador_ocr import AplicadorOCR, get_aplicador
 from extraction.extractor import extract_fields
-from image_safety import ImageRejected
+from ocr.image_safety import ImageRejected
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from PIL import Image
 from werkzeug.utils import secure_filename
 
 import config
-from image_safety import ImageRejected, sniff_format
+from ocr.image_safety import ImageRejected, sniff_format
 
 DIRECTORY_KEYS = ("inbox", "processing", "processed", "errors", "results", "temp", "uploads")
 # Where a file lives for each upload status (database.UploadStatus values).

@@ -1,7 +1,7 @@
 """Real inference with the bundled PP-OCRv6 weights on drawn receipts."""
 import pytest
 
-from image_safety import ImageRejected
+from ocr.image_safety import ImageRejected
 from tests.ocr_helpers import draw_rows, encode
 
 ROWS = [("Fecha:", "20/06/2025"), ("Operación:", "003039376430"), ("Monto:", "Bs. 1.234,56"), ("Teléfono:", "0412-5318244")]

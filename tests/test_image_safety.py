@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import config
-from image_safety import ImageRejected, load_image, sniff_format
+from ocr.image_safety import ImageRejected, load_image, sniff_format
 from tests.ocr_helpers import draw_rows, encode
 
 

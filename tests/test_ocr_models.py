@@ -9,7 +9,7 @@ from onnxtr.utils import VOCABS
 
 import config
 from aplicador_ocr import AplicadorOCR
-from ocr_models import ModelNotFoundError, build_predictor
+from ocr.models import ModelNotFoundError, build_predictor
 from tests.ocr_helpers import draw_rows, encode
 
 

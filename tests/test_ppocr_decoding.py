@@ -1,5 +1,5 @@
 """CTC readings: an icon read as a trailing character becomes its own word, never part of a number."""
-from ppocr_models import Reading, is_allowed_char
+from ocr.ppocr import Reading, is_allowed_char
 
 
 def reading(text, probs, steps=None):

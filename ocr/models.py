@@ -22,7 +22,7 @@ from onnxtr.models.detection.zoo import ARCHS as DOCTR_DET_ARCHS  # noqa: E402
 from onnxtr.models.engine import EngineConfig  # noqa: E402
 from onnxtr.models.recognition.zoo import ARCHS as DOCTR_RECO_ARCHS  # noqa: E402
 
-from ppocr_models import PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
+from ocr.ppocr import PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
 
 PPOCR_PREFIX = "ppocrv6:"
 
