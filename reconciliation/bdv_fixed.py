@@ -35,9 +35,12 @@ def parse(spec: FormatSpec, data: bytes) -> Statement:
     movements, account = [], None
     for number, line in _lines(data):
         match = _LINE.fullmatch(line) if len(line) == LINE_LENGTH else None
+        if len(line) != LINE_LENGTH:
+            raise StatementError(f"la línea tiene {len(line)} caracteres y no los {LINE_LENGTH} del formato "
+                                 "de ancho fijo del BDV", number, spec.id)
         if not match:
-            raise StatementError(f"la línea no tiene el ancho fijo de {LINE_LENGTH} caracteres del BDV "
-                                 f"(tiene {len(line)}) o un campo no es numérico", number, spec.id)
+            raise StatementError("cuenta, fecha, referencia o montos con caracteres que no son dígitos, "
+                                 "o tipo distinto de SI/ND/NC/DP", number, spec.id)
         acct, day, reference, description, debit, credit, balance, kind, _code = match.groups()
         if account and acct != account:
             raise StatementError(f"la cuenta {acct[-4:]} no es la del resto del archivo", number, spec.id)

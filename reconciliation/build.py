@@ -1,9 +1,11 @@
 """Turning what a reader found on one line into a Movement, the same way for every format."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, time
 from decimal import Decimal
 
+from extraction.banks import get_catalog
 from reconciliation.errors import StatementError
 from reconciliation.movement import CREDIT, DEBIT, Movement, Statement, with_fingerprints
 from reconciliation.payer import find_payer
@@ -15,12 +17,10 @@ def make_movement(spec: FormatSpec, line: int, day: date, at: time | None, refer
     if signed_amount == 0:
         raise StatementError("movimiento con monto cero", line, spec.id)
     description = " ".join((description or "").split())
-    payer = find_payer(description)
     return Movement(
         line=line, date=day, time=at, reference=reference, description=description,
         direction=CREDIT if signed_amount > 0 else DEBIT, amount=abs(signed_amount), balance=balance,
-        payer_phone=payer.phone, payer_cedula=payer.cedula, payer_rif=payer.rif,
-        payer_bank_code=payer.bank_code, is_commission=spec.is_commission(description),
+        is_commission=spec.is_commission(description),
     )
 
 
@@ -30,6 +30,8 @@ def make_statement(spec: FormatSpec, movements: list[Movement], account: str | N
     if not movements:
         raise StatementError("el archivo no contiene movimientos", None, spec.id)
     check_order(spec, movements)
+    catalog = get_catalog()
+    movements = [_with_payer(m, find_payer(m.description, catalog)) for m in movements]
     return Statement(
         format_id=spec.id, bank_code=spec.bank_code, account=account,
         movements=tuple(with_fingerprints(spec.id, spec.bank_code, account, movements)),
@@ -37,6 +39,11 @@ def make_statement(spec: FormatSpec, movements: list[Movement], account: str | N
         reference_suffix_length=spec.reference_suffix_length,
         internal_reference_prefixes=spec.internal_reference_prefixes,
     )
+
+
+def _with_payer(movement: Movement, payer) -> Movement:
+    return replace(movement, payer_phone=payer.phone, payer_cedula=payer.cedula, payer_rif=payer.rif,
+                   payer_bank_code=payer.bank_code)
 
 
 def check_order(spec: FormatSpec, movements: list[Movement]) -> None:

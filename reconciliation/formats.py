@@ -21,7 +21,7 @@ AUTO = "auto"
 
 def candidates(data: bytes, specs: dict[str, FormatSpec]) -> list[str]:
     """Ids of the formats whose layout this file fits."""
-    return [spec.id for spec in specs.values() if _fits(spec, data)]
+    return sorted(spec.id for spec in specs.values() if _fits(spec, data))
 
 
 def _fits(spec: FormatSpec, data: bytes) -> bool:
@@ -45,5 +45,9 @@ def parse_statement(data: bytes, format_id: str = AUTO,
     spec = specs.get(format_id)
     if spec is None:
         raise StatementError(f"formato desconocido {format_id!r}; conocidos: {', '.join(sorted(specs))}")
-    statement = READER_MODULES[spec.reader].parse(spec, data)
-    return statement
+    try:
+        return READER_MODULES[spec.reader].parse(spec, data)
+    except StatementError as exc:
+        if exc.format_id is None:  # raised below the format's reader (container, decoding)
+            raise StatementError(exc.reason, exc.line, spec.id) from exc
+        raise

@@ -55,10 +55,10 @@ class _CreditIndex:
 
 def reconcile(receipts: list[Receipt], statements: list[Statement], settings: MatchSettings = MatchSettings(),
               catalog: BankCatalog | None = None) -> Report:
-    catalog = catalog or get_catalog()
+    bank_code = _BankCodes(catalog or get_catalog())
     index = _CreditIndex(statements)
     window = timedelta(days=settings.date_window_days)
-    decisions = {r.id: _candidates(r, index, statements, window, catalog) for r in receipts}
+    decisions = {r.id: _candidates(r, index, window, bank_code) for r in receipts}
     results: dict[str, dict] = {}
     matched: dict[str, str] = {}
     claims: dict[str, list[Receipt]] = defaultdict(list)
@@ -71,19 +71,17 @@ def reconcile(receipts: list[Receipt], statements: list[Statement], settings: Ma
             results[receipt.id] = _ambiguous(candidates, "varios movimientos posibles" if len(candidates) > 1
                                              else "solo monto y fecha coinciden: no es prueba")
         else:
-            results[receipt.id] = _not_found(receipt, statements, window, catalog)
+            results[receipt.id] = _not_found(receipt, statements, window, bank_code)
     for fingerprint, claimants in claims.items():
         _settle(fingerprint, claimants, decisions, results, matched)
     unmatched = [m for m, _ in index.credits if m.fingerprint not in matched]
     return Report(results={r.id: results[r.id] for r in receipts}, matched=matched, unmatched_credits=unmatched)
 
 
-def _candidates(receipt: Receipt, index: _CreditIndex, statements: list[Statement], window: timedelta,
-                catalog: BankCatalog) -> list[Candidate]:
+def _candidates(receipt: Receipt, index: _CreditIndex, window: timedelta, bank_code: _BankCodes) -> list[Candidate]:
     if receipt.monto is None or receipt.fecha is None:
         return []
-    destination = _code(receipt.banco_destino, catalog)
-    origin = _code(receipt.banco_origen, catalog)
+    destination, origin = bank_code(receipt.banco_destino), bank_code(receipt.banco_origen)
     found = []
     for movement, statement in index.by_amount.get(receipt.monto, ()):
         if abs(movement.date - receipt.fecha) > window:
@@ -132,10 +130,10 @@ def _ambiguous(candidates: list[Candidate], reason: str) -> dict:
             "candidatos": [c.to_dict() for c in candidates]}
 
 
-def _not_found(receipt: Receipt, statements: list[Statement], window: timedelta, catalog: BankCatalog) -> dict:
+def _not_found(receipt: Receipt, statements: list[Statement], window: timedelta, bank_code: _BankCodes) -> dict:
     if receipt.monto is None or receipt.fecha is None:
         return {"estado": PENDIENTE, "requiere_revision": True, "motivo": "el recibo no tiene monto o fecha legibles"}
-    destination = _code(receipt.banco_destino, catalog)
+    destination = bank_code(receipt.banco_destino)
     spans = [s.covers for s in statements if s.covers and (not destination or destination == s.bank_code)]
     if _covered(receipt.fecha, receipt.fecha + window, spans):
         return {"estado": NO_ENCONTRADO, "requiere_revision": True,
@@ -157,6 +155,17 @@ def _covered(start: date, end: date, spans: list[tuple[date, date]]) -> bool:
     return day > end
 
 
-def _code(bank_name: str | None, catalog: BankCatalog) -> str | None:
-    bank = catalog.by_name(bank_name) if bank_name else None
-    return bank.code if bank else None
+class _BankCodes:
+    """Receipts carry a handful of bank names: each is resolved against the catalog once."""
+
+    def __init__(self, catalog: BankCatalog) -> None:
+        self.catalog = catalog
+        self.codes: dict[str, str | None] = {}
+
+    def __call__(self, bank_name: str | None) -> str | None:
+        if not bank_name:
+            return None
+        if bank_name not in self.codes:
+            bank = self.catalog.by_name(bank_name)
+            self.codes[bank_name] = bank.code if bank else None
+        return self.codes[bank_name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import date, time
 from decimal import Decimal
 
@@ -63,7 +64,7 @@ class Statement:
     reference_suffix_length: int = 8
     internal_reference_prefixes: tuple[str, ...] = field(default_factory=tuple)
 
-    @property
+    @cached_property
     def covers(self) -> tuple[date, date] | None:
         days = [m.date for m in self.movements]
         start = self.period_start or (min(days) if days else None)

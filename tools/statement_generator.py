@@ -90,6 +90,9 @@ class Line:
     balance: Decimal | None = None
     kind: str = ""  # the second description column of formats that have one
     line: int = 0  # set when the file is written
+    payer_phone: str | None = None  # what the description says about the payer
+    payer_cedula: str | None = None
+    payer_bank_code: str | None = None
 
 
 @dataclass
@@ -169,7 +172,11 @@ class _Scenario:
             printed = self.printed(ref)
         description = template.format(code=payer.code, code3=payer.code[1:], phone=payer.phone, ced=payer.ced,
                                       name=payer.name, bank=PAYER_BANKS[payer.code], ref8=ref[-8:])
-        line = Line(day, self.moment(), printed, description, amount, kind=self.style.get("kind", ""))
+        line = Line(day, self.moment(), printed, description, amount, kind=self.style.get("kind", ""),
+                    payer_phone=payer.phone if "{phone}" in template else None,
+                    payer_cedula=f"V-{payer.ced}" if "{ced}" in template else None,
+                    payer_bank_code=payer.code if internal or any(k in template for k in ("{code}", "{code3}", "{bank}"))
+                    else None)  # "PAGOMOVIL BDV" names the payer's bank too
         self.lines.append(line)
         if "commission" in self.style and not internal:
             self._commission(line, ref, amount)
