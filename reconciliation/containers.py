@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 
 import lxml.etree
 import lxml.html
@@ -23,6 +24,7 @@ _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _HTML_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)?<(?:!doctype|html|head|body|table|meta)",
                          re.IGNORECASE | re.DOTALL)
 MAX_CELL_CHARS = 2000
+MAX_INFLATED_BYTES = 200 * 2**20  # a 16 MB upload of real movements inflates to a few times that
 
 
 def container_of(data: bytes) -> str:
@@ -35,7 +37,13 @@ def container_of(data: bytes) -> str:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM) or, failing that, Windows-1252 as Venezuelan banks' PCs write."""
+    """UTF-8 (with or without BOM), UTF-16 with a BOM (Excel's "Unicode text") or, failing
+    those, Windows-1252 as Venezuelan banks' PCs write."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise StatementError(f"texto UTF-16 ilegible: {exc}") from exc
     if b"\x00" in data[:4096]:
         raise StatementError("el archivo es binario, no texto")
     try:
@@ -74,6 +82,8 @@ def html_rows(data: bytes) -> list[Row]:
 
 
 def spreadsheet_rows(data: bytes, sheet: str | None) -> list[Row]:
+    if data.startswith(_XLSX_MAGIC):
+        _refuse_zip_bomb(data)
     try:
         workbook = load_workbook(io.BytesIO(data))
         names = workbook.sheet_names
@@ -89,6 +99,18 @@ def spreadsheet_rows(data: bytes, sheet: str | None) -> list[Row]:
     except (ValueError, OSError) as exc:  # calamine reports corrupt zips and OLE files this way
         raise StatementError(f"hoja de cálculo ilegible: {exc}") from exc
     return [(index + 1, [_cell(v) for v in row]) for index, row in enumerate(values)]
+
+
+def _refuse_zip_bomb(data: bytes) -> None:
+    """An xlsx is a zip: refuse one that would inflate far beyond any month of movements."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise StatementError(f"hoja de cálculo ilegible: {exc}") from exc
+    if inflated > MAX_INFLATED_BYTES:
+        raise StatementError(f"la hoja de cálculo se descomprime a {inflated // 2**20} MB, más de "
+                             f"{MAX_INFLATED_BYTES // 2**20} MB")
 
 
 def _cell(value):

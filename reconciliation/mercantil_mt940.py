@@ -8,6 +8,7 @@ and skips a `:61:` it cannot read, so each `:61:` is checked here first and the 
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import mt940
 
@@ -56,9 +57,10 @@ def parse(spec: FormatSpec, data: bytes) -> Statement:
             balance = parse_amount(balance_match.group(1), ",") if balance_match else None
         except ValueError as exc:
             raise StatementError(str(exc), number, spec.id) from exc
-        day = data.get("entry_date") or data["date"]
+        booked = data.get("entry_date") or data["date"]
+        day = date(booked.year, booked.month, booked.day)  # the library's Date subclass, as a plain date
         movements.append(make_movement(spec, number, day, None, reference, description,
                                        data["amount"].amount, balance))
     opening, closing = transactions.data.get("final_opening_balance"), transactions.data.get("final_closing_balance")
-    period = (opening.date if opening else None, closing.date if closing else None)
+    period = tuple(date(b.date.year, b.date.month, b.date.day) if b else None for b in (opening, closing))
     return make_statement(spec, movements, account=transactions.data.get("account_identification"), period=period)

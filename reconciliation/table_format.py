@@ -125,9 +125,7 @@ def parse(spec: FormatSpec, data: bytes) -> Statement:
     for line, cells in rows[header_index + 1:]:
         if all(_blank(c) for c in cells):
             continue
-        def cell(field: str):
-            index = positions.get(field)
-            return cells[index] if index is not None and index < len(cells) else None
+        cell = _Cells(cells, positions)
         parts = [str(cell("description") or "").strip()] + [str(cells[i]).strip() for i in extra if i < len(cells)]
         description = " / ".join(p for p in parts if p)
         if any(p.search(description) for p in layout.skip) or _blank(cell("date")):
@@ -147,7 +145,18 @@ def parse(spec: FormatSpec, data: bytes) -> Statement:
     return make_statement(spec, movements)
 
 
-def _signed_amount(layout: TableLayout, cell) -> Decimal:
+class _Cells:
+    """One row's cells by field name; None for a field the row is too short to have."""
+
+    def __init__(self, cells: list, positions: dict[str, int]) -> None:
+        self.cells, self.positions = cells, positions
+
+    def __call__(self, field: str):
+        index = self.positions.get(field)
+        return self.cells[index] if index is not None and index < len(self.cells) else None
+
+
+def _signed_amount(layout: TableLayout, cell: _Cells) -> Decimal:
     separator = layout.decimal_separator
     if layout.sign == "signed_amount":
         return parse_amount(cell("amount"), separator)
