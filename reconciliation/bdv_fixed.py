@@ -27,7 +27,7 @@ def _lines(data: bytes) -> list[tuple[int, str]]:
 
 
 def fits(spec: FormatSpec, data: bytes) -> bool:
-    lines = _lines(data)
+    lines = _lines(data[:(LINE_LENGTH + 2) * 5])
     return bool(lines) and all(len(line) == LINE_LENGTH and _LINE.fullmatch(line) for _, line in lines[:5])
 
 

@@ -55,6 +55,8 @@ class _CreditIndex:
 
 def reconcile(receipts: list[Receipt], statements: list[Statement], settings: MatchSettings = MatchSettings(),
               catalog: BankCatalog | None = None) -> Report:
+    if len({r.id for r in receipts}) != len(receipts):
+        raise ValueError("receipt ids must be unique")
     bank_code = _BankCodes(catalog or get_catalog())
     index = _CreditIndex(statements)
     window = timedelta(days=settings.date_window_days)

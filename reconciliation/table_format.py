@@ -110,7 +110,13 @@ class TableLayout:
         return positions, extra
 
 
+SNIFF_BYTES = 64 * 1024
+
+
 def fits(spec: FormatSpec, data: bytes) -> bool:
+    """Whether the header of this format is in the file (text is sniffed from its first lines)."""
+    if containers.container_of(data) != containers.SPREADSHEET and len(data) > SNIFF_BYTES:
+        data = data[:data.rfind(b"\n", 0, SNIFF_BYTES) + 1] or data[:SNIFF_BYTES]
     try:
         TableLayout(spec).rows(data)
     except StatementError:

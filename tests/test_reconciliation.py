@@ -230,3 +230,9 @@ def test_receipt_from_extracted_fields():
                               "V-12345678", "Banesco", None)
     broken = Receipt.from_fields("9", {"monto": "abc", "fecha": "05/03/2025"})
     assert broken.monto is None and broken.fecha is None
+
+
+def test_receipt_ids_must_be_unique(banesco):
+    _, statement = banesco
+    with pytest.raises(ValueError):
+        reconcile([Receipt("X", None, None), Receipt("X", None, None)], [statement])
