@@ -42,13 +42,17 @@ def is_internal(movement: Movement, statement: Statement) -> bool:
 
 
 def reference_match(receipt_ref: str | None, movement_ref: str | None, suffix_length: int) -> str | None:
-    """"referencia" when the digits are the same, "referencia_sufijo_N" when the shorter is the
-    end of the longer over N >= the format's suffix length digits, None otherwise."""
+    """"referencia" when the digits are the same; "referencia_sin_ceros" when they are the same
+    number but one side is zero-padded; "referencia_sufijo_N" when the shorter is the end of the
+    longer over N >= the format's suffix length digits; None otherwise. The last two are weaker
+    than the first: a zero or digits cut off may hide a different payment."""
     a, b = _digits(receipt_ref), _digits(movement_ref)
     if not a.lstrip("0") or not b.lstrip("0"):
         return None
     if a == b:
         return "referencia"
+    if a.lstrip("0") == b.lstrip("0"):  # one side zero-padded: the same number, not the same print
+        return "referencia_sin_ceros"
     # Digits as printed: a statement's leading zeros may be padding or real digits the receipt
     # cut off, so "045703984" against "45703984" is a suffix, never an exact match.
     overlap = min(len(a), len(b))

@@ -117,7 +117,7 @@ class _Payer:
 class _Scenario:
     """The payments of one statement and the receipts that claim them."""
 
-    def __init__(self, spec: FormatSpec, rng: random.Random, receipts: int) -> None:
+    def __init__(self, spec: FormatSpec, rng: random.Random, receipts: int | None) -> None:
         self.spec, self.rng, self.style = spec, rng, STYLES[spec.id]
         self.lines: list[Line] = []
         self.receipts: list[dict] = []
@@ -125,8 +125,8 @@ class _Scenario:
         self.extra: list[Line] = []
         self._amounts: set[Decimal] = set()
         self._refs: set[str] = set()
-        self._credit_of: dict[str, Line] = {}
-        self._build(receipts)
+        if receipts is not None:
+            self._build(receipts)
 
     # -- random values ---------------------------------------------------------------------------
     def amount(self) -> Decimal:
@@ -236,16 +236,20 @@ class _Scenario:
             self.extra.append(self.credit(self.day(END), self.reference(), self.amount(), self.payer()))
         for _ in range(total // 12):
             self.debit()
-        # A first and a last line pin the days the export covers, as real exports do.
-        self.lines.append(Line(START, dt.time(0, 5), self.printed(self.reference()), "COM MANTENIMIENTO DE CUENTA",
-                               -Decimal("12.50"), kind="Cargo"))
-        self.lines.append(Line(END, dt.time(23, 0), self.printed(self.reference()), "PAGO SERVICIOS",
-                               -self.amount(), kind="Cargo"))
         originals = [r for r in self.receipts if self.expected[r["id"]]["estado"] == "conciliado"]
         for original in self.rng.sample(originals, reused):
             copy = dict(original, id=f"R{len(self.receipts) + 1:05d}")
             self.receipts.append(copy)
             self.expected[copy["id"]] = {"estado": "no_encontrado", "credit": None}
+        self.finish(START, END)
+
+    def finish(self, first: dt.date, last: dt.date) -> None:
+        """Pin the days the export covers with a first and a last line, as real exports do, then
+        sort the lines and run the balance."""
+        self.lines.append(Line(first, dt.time(0, 5), self.printed(self.reference()), "COM MANTENIMIENTO DE CUENTA",
+                               -Decimal("12.50"), kind="Cargo"))
+        self.lines.append(Line(last, dt.time(23, 0), self.printed(self.reference()), "PAGO SERVICIOS",
+                               -self.amount(), kind="Cargo"))
         self.lines.sort(key=lambda line: (line.date, line.time or dt.time(0)))
         balance = OPENING_BALANCE
         for line in self.lines:
@@ -280,7 +284,7 @@ def _write_bdv_fixed(spec: FormatSpec, lines: list[Line], account: str) -> bytes
         cents = lambda v: f"{int(v * 100):018d}"  # noqa: E731
         return (f"{account}{day:%d%m%Y}{ref:>013}"[:41] + f"{text[:30]:<30}" + cents(debit) + cents(credit)
                 + cents(balance) + kind + code)
-    out = [row(START, "0", "SALDO INICIAL", Decimal(0), Decimal(0), OPENING_BALANCE, "SI", "0000")]
+    out = [row(lines[0].date, "0", "SALDO INICIAL", Decimal(0), Decimal(0), OPENING_BALANCE, "SI", "0000")]
     for number, line in enumerate(lines, start=2):
         line.line = number
         credit = line.amount > 0
@@ -302,27 +306,29 @@ def _write_qif(spec: FormatSpec, lines: list[Line], account: str) -> bytes:
 
 def _write_mt940(spec: FormatSpec, lines: list[Line], account: str) -> bytes:
     mt = lambda v: f"{abs(v):.2f}".replace(".", ",")  # noqa: E731
-    out = [f":20:D{START:%d%m%y}H{END:%d%m%y}", f":25:{account[-12:]}", ":28:91001/31",
-           f":60F:C{START:%y%m%d}VES{mt(OPENING_BALANCE)}"]
+    first, last = lines[0].date, lines[-1].date
+    out = [f":20:D{first:%d%m%y}H{last:%d%m%y}", f":25:{account[-12:]}", ":28:91001/31",
+           f":60F:C{first:%y%m%d}VES{mt(OPENING_BALANCE)}"]
     for line in lines:
         line.line = len(out) + 1
         dc = "C" if line.amount > 0 else "D"
         out.append(f":61:{line.date:%y%m%d}{line.date:%m%d}{dc}{mt(line.amount)}NMSCNONREF//{line.reference}")
         out.append(f":86:670?00{line.description[:40]}?100239?20TERMINAL:0033?21SALDO:      {money(line.balance)}")
-    out.append(f":62F:C{END:%y%m%d}VES{mt(lines[-1].balance if lines else OPENING_BALANCE)}")
+    out.append(f":62F:C{last:%y%m%d}VES{mt(lines[-1].balance)}")
     return ("\r\n".join(out) + "\r\n").encode("ascii")
 
 
 def _write_netcash(spec: FormatSpec, lines: list[Line], account: str) -> bytes:
     implied = lambda v: f"{int(abs(v) * 100):014d}"  # noqa: E731
     acct = account[-10:]
-    out = [f"00,0098,{END:%y%m%d},", f"11,0108,2431,{acct},{START:%y%m%d},{END:%y%m%d},2,{implied(OPENING_BALANCE)},928,3,ESTANDAR,"]
+    first, last = lines[0].date, lines[-1].date
+    out = [f"00,0098,{last:%y%m%d},", f"11,0108,2431,{acct},{first:%y%m%d},{last:%y%m%d},2,{implied(OPENING_BALANCE)},928,3,ESTANDAR,"]
     for line in lines:
         line.line = len(out) + 1
         out.append(f"22,0108,4688,{line.date:%y%m%d},{line.date:%y%m%d},00,017,{2 if line.amount > 0 else 1},"
                    f"{implied(line.amount)},{line.reference},{line.description}")
     debits, credits = [x for x in lines if x.amount < 0], [x for x in lines if x.amount > 0]
-    closing = lines[-1].balance if lines else OPENING_BALANCE
+    closing = lines[-1].balance
     out.append(f"33,0108,2431,{acct},{len(debits):05d},{implied(sum(x.amount for x in debits))},{len(credits):05d},"
                f"{implied(sum(x.amount for x in credits))},2,{implied(closing)},928")
     out.append(f"88,999999999999999999,{len(out) + 1:06d},")
@@ -356,10 +362,10 @@ def _table_cells(spec: FormatSpec, line: Line | None) -> tuple[list[str], list]:
     return header, cells + [""] * len(table.get("ignore_columns", ()))
 
 
-def _opening(spec: FormatSpec) -> Line | None:
+def _opening(spec: FormatSpec, first: dt.date) -> Line | None:
     if not STYLES[spec.id].get("opening_row"):
         return None
-    return Line(START, None, None, "", Decimal(0), OPENING_BALANCE, kind="Saldo Inicial")
+    return Line(first, None, None, "", Decimal(0), OPENING_BALANCE, kind="Saldo Inicial")
 
 
 def _write_table(spec: FormatSpec, lines: list[Line], account: str) -> bytes:
@@ -367,7 +373,7 @@ def _write_table(spec: FormatSpec, lines: list[Line], account: str) -> bytes:
     ordered = list(reversed(lines)) if spec.row_order == "newest_first" else list(lines)
     header, _ = _table_cells(spec, None)
     rows = []
-    opening = _opening(spec)
+    opening = _opening(spec, lines[0].date)
     if opening:
         _, cells = _table_cells(spec, opening)
         cells[list(table["columns"]).index("date")] = ""
@@ -439,6 +445,33 @@ def generate_statement(format_id: str, seed: int = 0, receipts: int = 200, specs
                 for rid, e in scenario.expected.items()}
     return GeneratedStatement(format_id, f"{format_id}_{seed}{_extension(spec)}", data, scenario.lines,
                               scenario.receipts, expected, [line.line for line in scenario.extra])
+
+
+def statement_for_receipts(format_id: str, payments: list[dict], seed: int = 0,
+                           specs: dict | None = None) -> GeneratedStatement:
+    """A statement with one credit for each payment: dicts with "id", "monto", "fecha",
+    "referencia" and optionally "telefono", "cedula", "banco_origen" (e.g. the ground truth of
+    tools/receipt_generator.py receipts). Each payment's expected state is `conciliado`."""
+    spec = (specs or load_specs())[format_id]
+    scenario = _Scenario(spec, random.Random(f"{format_id}:{seed}:payments"), receipts=None)
+    codes = {name: code for code, name in BANK_NAMES.items()}
+    expected = {}
+    for payment in payments:
+        code = codes.get(payment.get("banco_origen") or "")
+        payer = scenario.payer(code if code in PAYER_BANKS else None)
+        if payment.get("telefono"):
+            payer.phone = payment["telefono"]
+        if payment.get("cedula"):
+            payer.ced = "".join(ch for ch in payment["cedula"] if ch.isdigit())
+        line = scenario.credit(dt.date.fromisoformat(payment["fecha"]), payment["referencia"],
+                               Decimal(payment["monto"]), payer)
+        expected[payment["id"]] = {"estado": "conciliado", "credit": line}
+    days = [line.date for line in scenario.lines]
+    scenario.finish(min(days), max(days))
+    data = render(spec, scenario.lines)
+    return GeneratedStatement(format_id, f"{format_id}_{seed}_payments{_extension(spec)}", data, scenario.lines,
+                              list(payments), {k: {"estado": v["estado"], "linea": v["credit"].line}
+                                               for k, v in expected.items()})
 
 
 def main(argv: list[str] | None = None) -> int:
