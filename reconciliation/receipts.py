@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+MAX_FIELD_CHARS = 200  # extracted values are short; a corrected field is typed by a person
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -20,16 +22,24 @@ class Receipt:
     @classmethod
     def from_fields(cls, receipt_id: object, fields: dict) -> "Receipt":
         """From a result's `extracted_fields` ("1234.56", ISO date, ...); unreadable values are None."""
-        try:
-            monto = Decimal(str(fields.get("monto"))) if fields.get("monto") is not None else None
-        except InvalidOperation:
-            monto = None
+        monto = _amount(fields.get("monto"))
         try:
             fecha = date.fromisoformat(fields["fecha"]) if fields.get("fecha") else None
         except (TypeError, ValueError):
             fecha = None
-        return cls(
-            id=str(receipt_id), monto=monto, fecha=fecha, referencia=fields.get("referencia"),
-            telefono=fields.get("telefono"), cedula=fields.get("cedula"),
-            banco_origen=fields.get("banco_origen"), banco_destino=fields.get("banco_destino"),
-        )
+        text = {k: (str(fields[k])[:MAX_FIELD_CHARS] if fields.get(k) is not None else None)
+                for k in ("referencia", "telefono", "cedula", "banco_origen", "banco_destino")}
+        return cls(id=str(receipt_id), monto=monto, fecha=fecha, **text)
+
+
+def _amount(value: object) -> Decimal | None:
+    """A positive amount in cents; None for "NaN", "-5", "1.001", "1e400" or anything unreadable."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+        if amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01")):
+            return amount
+    except InvalidOperation:
+        pass
+    return None

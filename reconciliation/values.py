@@ -20,6 +20,8 @@ def parse_amount(text: object, decimal_separator: str) -> Decimal:
     if isinstance(text, bool):
         raise ValueError(f"monto no numérico: {text!r}")
     if isinstance(text, (int, float)):  # a spreadsheet cell: its text form is the exact value
+        if not abs(text) < 1e15:  # also NaN and infinity
+            raise ValueError(f"monto fuera de rango: {text!r}")
         return _two_places(Decimal(repr(text)), text)
     raw = str(text).strip().replace("\u00a0", "")
     if not raw or len(raw) > _MAX_AMOUNT_CHARS:

@@ -230,6 +230,9 @@ def test_receipt_from_extracted_fields():
                               "V-12345678", "Banesco", None)
     broken = Receipt.from_fields("9", {"monto": "abc", "fecha": "05/03/2025"})
     assert broken.monto is None and broken.fecha is None
+    for hostile in ("NaN", "Infinity", "-5.00", "0", "1.001", "1e400"):
+        assert Receipt.from_fields("h", {"monto": hostile}).monto is None
+    assert Receipt.from_fields("n", {"referencia": 123456789, "cedula": "V" * 10_000}).referencia == "123456789"
 
 
 def test_receipt_ids_must_be_unique(banesco):

@@ -259,6 +259,7 @@ def test_amounts_are_read_exactly(text, separator, value):
 
 @pytest.mark.parametrize("text, separator", [
     ("1.136,52", "."), ("1,13652", ","), ("12,3x", ","), ("3.46E+10", "."), ("", ","), ("1.2.3,45", ","), (0.1 + 0.2, ","),
+    (1e300, ","), (float("nan"), ","), (True, ","), ("1" * 60, ","),
 ])
 def test_ambiguous_or_broken_amounts_are_refused(text, separator):
     with pytest.raises(ValueError):
