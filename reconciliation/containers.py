@@ -13,7 +13,7 @@ import zipfile
 
 import lxml.etree
 import lxml.html
-from python_calamine import CalamineError, load_workbook
+from python_calamine import load_workbook
 
 from reconciliation.errors import StatementError
 
@@ -87,6 +87,8 @@ def spreadsheet_rows(data: bytes, sheet: str | None) -> list[Row]:
     try:
         workbook = load_workbook(io.BytesIO(data))
         names = workbook.sheet_names
+        if not names:
+            raise StatementError("el libro no tiene hojas")
         if sheet and sheet in names:
             chosen = sheet
         elif sheet and len(names) != 1:
@@ -94,9 +96,9 @@ def spreadsheet_rows(data: bytes, sheet: str | None) -> list[Row]:
         else:
             chosen = names[0]
         values = workbook.get_sheet_by_name(chosen).to_python(skip_empty_area=False)
-    except CalamineError as exc:
-        raise StatementError(f"hoja de cálculo ilegible: {exc}") from exc
-    except (ValueError, OSError) as exc:  # calamine reports corrupt zips and OLE files this way
+    except StatementError:
+        raise
+    except Exception as exc:  # calamine raises CalamineError, ValueError, OSError... on hostile files
         raise StatementError(f"hoja de cálculo ilegible: {exc}") from exc
     return [(index + 1, [_cell(v) for v in row]) for index, row in enumerate(values)]
 
@@ -106,7 +108,7 @@ def _refuse_zip_bomb(data: bytes) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError, OSError) as exc:
         raise StatementError(f"hoja de cálculo ilegible: {exc}") from exc
     if inflated > MAX_INFLATED_BYTES:
         raise StatementError(f"la hoja de cálculo se descomprime a {inflated // 2**20} MB, más de "

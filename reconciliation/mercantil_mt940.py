@@ -20,6 +20,9 @@ from reconciliation.spec import FormatSpec
 from reconciliation.values import parse_amount, parse_reference
 
 _STATEMENT_LINE = re.compile(r"^:61:(\d{6})(\d{4})?(R?[DC])[A-Z]?(\d{1,12},\d{0,2})N[A-Z0-9]{3}.*?(?://(\S+))?\s*$")
+_TAG = re.compile(r"^:\d{2}[A-Z]?:")
+_BALANCE_TAG = re.compile(r"^:6[0245][FM]?:")
+_BALANCE_LINE = re.compile(r"^:6[0245][FM]?:[DC]\d{6}[A-Z]{3}\d[0-9,]{0,15}$")
 _BALANCE = re.compile(r"SALDO:\s*([\d.]+,\d{2})")
 
 
@@ -33,11 +36,17 @@ def fits(spec: FormatSpec, data: bytes) -> bool:
 
 def parse(spec: FormatSpec, data: bytes) -> Statement:
     text = decode_text(data).replace("\r\n", "\n")
-    tag_lines = [n for n, line in enumerate(text.split("\n"), start=1) if line.startswith(":61:")]
-    for number in tag_lines:
-        line = text.split("\n")[number - 1]
-        if not _STATEMENT_LINE.match(line):
+    lines = text.split("\n")
+    tag_lines = [n for n, line in enumerate(lines, start=1) if line.startswith(":61:")]
+    for number, line in enumerate(lines, start=1):
+        # Checked here so a bad line is named, and the library (which logs an ERROR for each
+        # line it cannot read) sees none.
+        if line.startswith(":") and line.strip() != ":" and not _TAG.match(line):
+            raise StatementError(f"etiqueta MT940 inválida {line[:6]!r}", number, spec.id)
+        if line.startswith(":61:") and not _STATEMENT_LINE.match(line):
             raise StatementError("línea :61: ilegible (fecha, D/C o monto)", number, spec.id)
+        if _BALANCE_TAG.match(line) and not _BALANCE_LINE.match(line.rstrip()):
+            raise StatementError(f"saldo {line[:5]} ilegible (D/C, fecha AAMMDD, moneda, monto)", number, spec.id)
     try:
         transactions = mt940.models.Transactions()
         transactions.parse(text)
