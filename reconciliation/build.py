@@ -26,7 +26,8 @@ def make_movement(spec: FormatSpec, line: int, day: date, at: time | None, refer
 
 def make_statement(spec: FormatSpec, movements: list[Movement], account: str | None = None,
                    period: tuple[date | None, date | None] = (None, None)) -> Statement:
-    """The statement, after checking the lines follow the format's declared order."""
+    """The statement: lines checked against the format's declared order, payers read from the
+    descriptions (one catalog lookup per file), and fingerprints given."""
     if not movements:
         raise StatementError("el archivo no contiene movimientos", None, spec.id)
     check_order(spec, movements)
@@ -72,5 +73,3 @@ def check_balances(spec: FormatSpec, movements: list[Movement]) -> None:
                 f"el saldo {current.balance} no es {previous.balance} {'+' if signed > 0 else '-'} "
                 f"{current.amount}: signo o saldo ilegible", current.line, spec.id)
 
-
-__all__ = ["make_movement", "make_statement", "check_order", "check_balances", "CREDIT", "DEBIT"]

@@ -17,6 +17,14 @@ class StatementError(ValueError):
     def code(self) -> str:
         return "statement_unreadable"
 
+    def to_error(self) -> dict:
+        """The `error` object of the service's 400 response."""
+        error = {"code": self.code, "message": str(self), "linea": self.line, "formato": self.format_id}
+        candidates = getattr(self, "candidates", None)
+        if candidates is not None:
+            error["candidatos"] = list(candidates)
+        return error
+
 
 class FormatNotDetected(StatementError):
     """Auto-detection found no format, or more than one, that fits the file."""

@@ -18,6 +18,7 @@ from reconciliation.errors import FormatConfigError
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "config" / "statements"
 READERS = ("table", "bdv_fixed", "banesco_qif", "mercantil_mt940", "provincial_netcash")
 ROW_ORDERS = ("oldest_first", "newest_first")
+EVIDENCE = ("muestra_publica", "descripcion_publica")  # an anonymized real export / other parsers only
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ def _spec_from_dict(data: dict, shared: dict, source: str) -> FormatSpec:
     row_order = data.get("row_order", "oldest_first")
     if row_order not in ROW_ORDERS:
         raise FormatConfigError(f"{source}: row_order must be one of {', '.join(ROW_ORDERS)}")
+    if data.get("evidence") not in EVIDENCE:
+        raise FormatConfigError(f"{source}: evidence must be one of {', '.join(EVIDENCE)}")
     suffix = need("reference_suffix_length", int)
     if not 4 <= suffix <= 20:
         raise FormatConfigError(f"{source}: reference_suffix_length must be 4..20")

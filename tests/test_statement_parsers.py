@@ -11,7 +11,9 @@ from decimal import Decimal
 import pytest
 
 from reconciliation import FormatNotDetected, StatementError, parse_statement
+from reconciliation.errors import FormatConfigError
 from reconciliation.spec import DEFAULT_DIR, load_specs
+from reconciliation.table_format import TableLayout
 from reconciliation.values import parse_amount, parse_date, parse_reference
 from tools.statement_generator import generate_statement, money, render
 
@@ -219,6 +221,30 @@ def test_a_file_that_fits_two_formats_lists_both(tmp_path):
     assert error.value.code == "statement_format_ambiguous"
     assert "bnc_tsv, bnc_tsv_copy" in str(error.value)
     assert parse_statement(data, "bnc_tsv_copy", formats_dir=tmp_path).format_id == "bnc_tsv_copy"
+    assert error.value.to_error() == {"code": "statement_format_ambiguous", "message": str(error.value),
+                                      "linea": None, "formato": None, "candidatos": ["bnc_tsv", "bnc_tsv_copy"]}
+
+
+def test_row_error_as_the_service_returns_it():
+    generated = generate_statement("bnc_tsv", seed=1, receipts=30)
+    data, number = malformed_row(generated)
+    with pytest.raises(StatementError) as error:
+        parse_statement(data)
+    assert error.value.to_error() == {"code": "statement_unreadable", "message": str(error.value),
+                                      "linea": number, "formato": "bnc_tsv"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"reader": "pdf"}, "reader"), ({"bank_code": "12"}, "bank_code"), ({"evidence": "rumor"}, "evidence"),
+    ({"reference_suffix_length": 2}, "reference_suffix_length"), ({"row_order": "random"}, "row_order"),
+    ({"table": None}, "table"), ({"commission_patterns": ["("]}, "commission"),
+    ({"table": {"containers": ["pdf"]}}, "containers"),
+])
+def test_malformed_mappings_are_deployment_errors(tmp_path, change, message):
+    mapping = {**json.loads((DEFAULT_DIR / "bnc_tsv.json").read_text(encoding="utf-8")), **change}
+    (tmp_path / "bnc_tsv.json").write_text(json.dumps(mapping), encoding="utf-8")
+    with pytest.raises(FormatConfigError, match=message):
+        TableLayout(load_specs(tmp_path)["bnc_tsv"])
 
 
 @pytest.mark.parametrize("data", [
