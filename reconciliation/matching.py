@@ -110,7 +110,10 @@ def _settle(fingerprint: str, claimants: list[Receipt], decisions: dict[str, lis
     best = {r.id: _unique_best(decisions[r.id]) for r in claimants}
     top_tier = min(c.tier for c in best.values())
     contenders = [r for r in claimants if best[r.id].tier == top_tier]
-    same_payment = len({(reference_digits(r.referencia), r.monto) for r in contenders}) == 1
+    # The same reference and amount: one payment shown twice. Without a reference two receipts
+    # of one payer and amount may be two payments, and which one arrived is not known.
+    payments = {(reference_digits(r.referencia), r.monto) for r in contenders}
+    same_payment = len(payments) == 1 and all(ref for ref, _ in payments)
     if len(contenders) > 1 and not same_payment:
         for receipt in claimants:
             results[receipt.id] = _ambiguous(decisions[receipt.id], "otro recibo reclama el mismo crédito")

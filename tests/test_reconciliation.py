@@ -239,3 +239,15 @@ def test_receipt_ids_must_be_unique(banesco):
     _, statement = banesco
     with pytest.raises(ValueError):
         reconcile([Receipt("X", None, None), Receipt("X", None, None)], [statement])
+
+
+def test_two_receipts_without_reference_for_one_payer_credit_are_both_ambiguous():
+    generated = generate_statement("provincial_online", seed=3, receipts=40)
+    statement = parse_statement(generated.data)
+    credit = next(m for m in statement.movements if m.is_credit and m.payer_phone)
+    one = Receipt("A", credit.amount, credit.date, telefono=credit.payer_phone)
+    two = Receipt("B", credit.amount, credit.date, telefono=credit.payer_phone)
+    alone = reconcile([one], [statement]).results["A"]
+    assert alone["estado"] == CONCILIADO and alone["metodo"] == "monto_fecha_pagador"
+    results = reconcile([one, two], [statement]).results
+    assert results["A"]["estado"] == results["B"]["estado"] == AMBIGUO
