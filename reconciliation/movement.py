@@ -64,6 +64,15 @@ class Statement:
     reference_suffix_length: int = 8
     internal_reference_prefixes: tuple[str, ...] = field(default_factory=tuple)
 
+    def to_dict(self) -> dict:
+        """What the service lists for a stored statement (its movements are served apart)."""
+        covers = self.covers
+        return {"formato": self.format_id, "banco": self.bank_code, "cuenta": self.account,
+                "desde": covers[0].isoformat() if covers else None,
+                "hasta": covers[1].isoformat() if covers else None,
+                "movimientos": len(self.movements),
+                "creditos": sum(1 for m in self.movements if m.is_credit and not m.is_commission)}
+
     @cached_property
     def covers(self) -> tuple[date, date] | None:
         days = [m.date for m in self.movements]

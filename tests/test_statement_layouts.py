@@ -58,6 +58,8 @@ def test_mercantil_mt940_lines():
         5, date(2025, 3, 5), "23900192151", Decimal("1136.52"), Decimal("23671231.88"))
     assert (movement.payer_phone, movement.payer_bank_code) == ("04141234567", "0134")
     assert statement.covers == (date(2025, 3, 1), date(2025, 3, 5))
+    assert statement.to_dict() == {"formato": "mercantil_mt940", "banco": "0105", "cuenta": "001700000042",
+                                   "desde": "2025-03-01", "hasta": "2025-03-05", "movimientos": 1, "creditos": 1}
 
 
 def test_provincial_netcash_records_and_totals():
