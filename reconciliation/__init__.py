@@ -1,0 +1,18 @@
+"""Reconciliation of payment receipts against the business's own bank statement exports.
+
+    from reconciliation import parse_statement, reconcile, Receipt
+    statement = parse_statement(file_bytes)            # or format_id="banesco_qif"
+    report = reconcile(receipts, [statement])          # report.results[receipt_id]["estado"]
+
+Pure library: no database, no HTTP. The service stores statements and results and calls these.
+"""
+from reconciliation.errors import FormatNotDetected, StatementError
+from reconciliation.formats import AUTO, parse_statement
+from reconciliation.matching import AMBIGUO, CONCILIADO, ESTADOS, NO_ENCONTRADO, PENDIENTE, MatchSettings, Report, reconcile
+from reconciliation.movement import CREDIT, DEBIT, Movement, Statement
+from reconciliation.receipts import Receipt
+from reconciliation.summary import daily_summary
+
+__all__ = ["AMBIGUO", "AUTO", "CONCILIADO", "CREDIT", "DEBIT", "ESTADOS", "FormatNotDetected", "MatchSettings",
+           "Movement", "NO_ENCONTRADO", "PENDIENTE", "Receipt", "Report", "Statement", "StatementError",
+           "daily_summary", "parse_statement", "reconcile"]
