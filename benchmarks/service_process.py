@@ -248,7 +248,7 @@ def stop_service(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> No
 def running_service(storage_root: Path, database_url: str | None = None, *, root: Path = ROOT,
                     port: int | None = None, log_path: Path | None = None, start_timeout: float = START_TIMEOUT,
                     print_log_tail: bool = False, **settings: object) -> Iterator[Service]:
-    """`gunicorn -c gunicorn.conf.py main:app` from `root` on a free loopback port, ready on entry.
+    """`gunicorn -c gunicorn.conf.py "main:create_app()"` from `root` on a free loopback port, ready on entry.
 
     `settings` are environment variables (e.g. WORKER_ENABLED="false"); they win over
     DEFAULT_SETTINGS. Without `database_url` the service uses its default SQLite file under
@@ -267,7 +267,7 @@ def running_service(storage_root: Path, database_url: str | None = None, *, root
     env.update({key: str(value) for key, value in settings.items()})
     log_path = Path(log_path) if log_path else storage_root.parent / f"gunicorn-{port}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],
                                    cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     service = Service(base=f"http://127.0.0.1:{port}", port=port, process=process, storage_root=storage_root,
                       log_path=log_path, env=env)

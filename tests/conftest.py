@@ -31,9 +31,9 @@ def engine():
 @pytest.fixture(scope="session")
 def orquestador(engine):
     """The process-wide OrquestadorOCR the app and worker use, with its models already warm."""
-    import worker
+    from main_ocr_process import shared_orchestrator
 
-    orchestrator = worker.shared_orchestrator()
+    orchestrator = shared_orchestrator()
     assert orchestrator.aplicador is engine
     return orchestrator
 

@@ -21,21 +21,16 @@ import urllib3
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-import worker as worker_module
+import service.results as results_module
 from benchmarks.service_process import running_service
 from database import Batch, Database, Result, Upload, utcnow
 from storage import STAGING_PREFIX
 from tools.receipt_generator import generate_receipt
-from worker import (
-    Runtime,
-    Worker,
-    adopt_inbox_files,
-    claim_uploads,
-    finish_upload,
-    hand_back,
-    insert_batch,
-    purge_finished,
-)
+from service.housekeeping import adopt_inbox_files, purge_finished
+from service.jobs import claim_uploads, hand_back, insert_batch
+from service.results import finish_upload
+from service.runtime import Runtime
+from worker import Worker
 
 METADATA = {"numerosorteo": "A", "fechasorteo": "20250711", "idWhatsapp": "123456@lid", "nombre": "Juan",
             "horamin": "14-30"}
@@ -327,7 +322,7 @@ def test_two_images_of_one_payment_finishing_at_once_see_each_other(runtime, dat
     uploads = [_add_upload(runtime, n) for n in ("x.png", "y.png")]
     claimed = {u.id: u for u in claim_uploads(runtime.db, "w", 10, LEASE)}
     barrier = threading.Barrier(2)
-    real_lock = worker_module._lock_payment
+    real_lock = results_module._lock_payment
 
     def lock_together(session, key):
         try:
@@ -336,7 +331,7 @@ def test_two_images_of_one_payment_finishing_at_once_see_each_other(runtime, dat
             pass  # SQLite: the second one waits for the write lock and arrives late
         real_lock(session, key)
 
-    monkeypatch.setattr(worker_module, "_lock_payment", lock_together)
+    monkeypatch.setattr(results_module, "_lock_payment", lock_together)
     document = {"processing_status": "success", "request_id": None, "extracted_fields": dict(PAYMENT)}
     # Each with a database engine of its own, like two worker processes.
     runtimes = [Runtime(settings=runtime.settings, db=Database(database_url), storage=runtime.storage) for _ in uploads]
