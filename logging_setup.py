@@ -35,6 +35,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (a test's capture, a redirected stream), not the one at set-up."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def make_formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
@@ -43,11 +55,13 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     """The root logger writes to stderr once per process, in the chosen format."""
     root = logging.getLogger()
     root.setLevel(level.upper())
+    # Alembic narrates every check at INFO; migrations_runner logs the upgrades that happen.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     for handler in root.handlers:
         if getattr(handler, "_ocr_service", False):
             handler.setFormatter(make_formatter(log_format))
             return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(make_formatter(log_format))
     handler.addFilter(RequestIdFilter())
     handler._ocr_service = True  # type: ignore[attr-defined]

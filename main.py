@@ -52,8 +52,8 @@ def run_worker() -> int:
 
 def migrate() -> int:
     from database import Database  # noqa: PLC0415
-    from migrations_runner import current_revision, upgrade_to_head  # noqa: PLC0415
     from logging_setup import configure_logging  # noqa: PLC0415
+    from migrations_runner import current_revision, upgrade_to_head  # noqa: PLC0415
 
     settings = config.load_settings()
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])

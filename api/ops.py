@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 import config
 from api.errors import ApiError, ok
 from api.inputs import runtime
+from api.prometheus import prometheus_text
 from database import Batch, BatchState, Result, Upload, UploadStatus, iso, utcnow
 from extraction.rules import RulesError, get_registry
 from service.jobs import live_workers
-from api.prometheus import prometheus_text
 from service.monitoring import counts_by, health_check, metrics_snapshot, worker_summary
 
 blueprint = Blueprint("ops", __name__)

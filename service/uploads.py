@@ -49,7 +49,7 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                 return uploads
             except BaseException as exc:
                 # Files first: a rollback on a lost connection can raise too, and must not leave them behind.
-                for item, name in published:
+                for _staged, name in published:
                     rt.storage.path("inbox", name).unlink(missing_ok=True)
                 session.rollback()
                 # Another request took one of the names between our check and our insert: retry.

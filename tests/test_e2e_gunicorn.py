@@ -105,6 +105,14 @@ def test_uploads_are_processed_by_the_single_background_worker(tmp_path, databas
         assert health["status"] == "healthy" and "ultra_rapido" in health["checks"]["models"]["loaded"]
         prometheus = requests.get(f"{base}/metrics", timeout=10).text
         assert "ocr_workers_ready 1.0" in prometheus and 'ocr_uploads{status="processed"} 7.0' in prometheus
+        # Measured in the OCR worker and in both web processes, served by whichever web process answers.
+        assert 'ocr_images_total{status="success"} 7.0' in prometheus
+        assert 'ocr_image_processing_seconds_count{profile="ultra_rapido"} 6.0' in prometheus  # the duplicate had no OCR
+        assert ('http_requests_total{method="GET",route="/api/ocr/result_data/<filename>",status="200"} 4.0'
+                in prometheus)
+        assert 'http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/upload"}' in prometheus
+        ready = requests.get(f"{base}/api/health/ready", headers={"X-Request-ID": "probe-42"}, timeout=10)
+        assert ready.status_code == 200 and ready.headers["X-Request-ID"] == "probe-42"
 
         rows = query(database_url, "SELECT status, count(*) FROM uploads GROUP BY status")
         assert dict(rows) == {"processed": 7}

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import config
 from database import Batch, Result, Upload, UploadStatus, WorkerState
 from tests.conftest import ISOLATED_ENV
 from tools.receipt_generator import generate_receipt
 
-pytestmark = pytest.mark.slow
+# Three OCR worker processes and kill -9 timings: alone on the machine, never beside another test process.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[1]
 # storage.atomic_write_bytes writes ".<name>.<8 hex>.tmp" first, then renames it over <name>.

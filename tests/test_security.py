@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 import config
 from api import ops as api_ops
+from app import PUBLIC_PATHS
 from benchmarks.service_process import running_service
 from database import Batch, RateLimit
-from app import PUBLIC_PATHS
 from tools.receipt_generator import generate_receipt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,12 +113,15 @@ def test_no_secrets_in_the_repository(monkeypatch):
     for name in listed:
         path = ROOT / name
         if name.startswith("tests/") or not path.is_file() or path.suffix not in {".py", ".md", ".json", ".ini",
-                                                                                     ".txt", ".cfg", ".toml", ""}:
+                                                                                     ".txt", ".cfg", ".toml", ".example", ""}:
             continue
         text = path.read_text(errors="replace")
         offenders.extend(f"{name}: {m.group(0)}" for m in assignment.finditer(text))
     assert offenders == []
-    assert not [n for n in listed if Path(n).name.startswith(".env")]
+    # Only the example, with every value empty: real settings files are never committed.
+    assert [n for n in listed if Path(n).name.startswith(".env")] == [".env.example"]
+    assert all(line.endswith("=") for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
     for local_settings in (".env", "deploy/.env.production"):
         assert subprocess.run(["git", "check-ignore", "-q", local_settings], cwd=ROOT).returncode == 0
 

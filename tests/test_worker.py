@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from database import Batch, Database, Result, Upload, WorkerState, utcnow
-from tools.receipt_generator import generate_receipt
 from service.housekeeping import purge_finished, reconcile_files
 from service.jobs import (
     MAX_CLAIM_ATTEMPTS,
@@ -21,6 +20,7 @@ from service.jobs import (
     release_claims,
 )
 from service.results import finish_upload
+from tools.receipt_generator import generate_receipt
 from worker import Worker
 
 LEASE = timedelta(seconds=300)
