@@ -20,14 +20,11 @@ from typing import IO, Any
 
 from werkzeug.utils import secure_filename
 
-from ocr.image_safety import ImageRejected, verify_image
-
 DIRECTORY_KEYS = ("inbox", "processing", "processed", "errors", "results")
 # Where a file lives for each upload status (database.UploadStatus values).
 STATUS_DIRECTORY = {"pending": "inbox", "processing": "processing", "processed": "processed", "error": "errors"}
 IMAGE_DIRECTORIES = ("inbox", "processing", "processed", "errors")
 STAGING_PREFIX = ".upload-"
-EXTENSION_BY_FORMAT = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff", "WEBP": "webp"}
 COPY_CHUNK = 1024 * 1024
 
 METADATA_FIELDS = ("numerosorteo", "fechasorteo", "idWhatsapp", "nombre", "horamin")
@@ -59,14 +56,6 @@ class StagedFile:
     path: Path
     sha256: str
     size: int
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    image_format: str
-    extension: str
-    width: int
-    height: int
 
 
 # --- metadata and names ---------------------------------------------------------------------
@@ -136,19 +125,6 @@ def metadata_from_stored_name(name: str) -> dict[str, str]:
         return {field: "" for field in METADATA_FIELDS}
     fecha, numero, wa, nombre, hora = (group or "" for group in match.groups())
     return {"numerosorteo": numero, "fechasorteo": fecha, "idWhatsapp": wa, "nombre": nombre.replace("_", " "), "horamin": hora}
-
-
-# --- image inspection -------------------------------------------------------------------------
-def inspect_image(data: bytes) -> ImageInfo:
-    """The real format of the bytes (never the client's extension), verified to be intact."""
-    try:
-        checked = verify_image(data)
-    except ImageRejected as exc:
-        raise UploadRejected(exc.code, exc.message, status=413 if exc.code == "image_too_large" else 400) from exc
-    extension = EXTENSION_BY_FORMAT.get(checked.image_format)
-    if extension is None:
-        raise UploadRejected("unsupported_format", f"Image format {checked.image_format or 'unknown'} is not allowed")
-    return ImageInfo(image_format=checked.image_format, extension=extension, width=checked.width, height=checked.height)
 
 
 # --- durable writes ---------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import json_body, limit_arg, runtime
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
+from service.image_check import inspect_image
 from service.uploads import store_uploads
-from storage import UploadRejected, display_name, inspect_image, validate_metadata
+from storage import UploadRejected, display_name, validate_metadata
 
 blueprint = Blueprint("uploads", __name__)
 logger = logging.getLogger(__name__)

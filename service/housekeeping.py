@@ -14,12 +14,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from database import Batch, BatchState, RateLimit, Result, Upload, UploadStatus, WorkerState, iso, utcnow
+from service.image_check import inspect_image
 from service.results import find_original
 from service.runtime import Runtime
 from storage import (
     STATUS_DIRECTORY,
     UploadRejected,
-    inspect_image,
     is_plain_name,
     metadata_from_stored_name,
     name_part,

@@ -6,6 +6,7 @@ PostgreSQL schema, dropped at the end, and each test starts from empty tables.
 """
 import os
 import uuid
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -43,17 +44,26 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh schema for this test session (one per xdist worker), dropped afterwards."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def fresh_postgres_schema(prefix: str = "test"):
+    """The URL of a new, empty PostgreSQL schema on TEST_DATABASE_URL, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(TEST_DATABASE_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield with_search_path(TEST_DATABASE_URL, schema)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield with_search_path(TEST_DATABASE_URL, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh schema for this test session (one per xdist worker), dropped afterwards."""
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 def _empty_postgres_tables(url: str) -> None:

@@ -3,7 +3,6 @@ migrations (create_all, rows in every table) is upgraded to head with nothing lo
 start-ups apply each revision once. On SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
 import subprocess
 import sys
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +14,7 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from database import Base, Batch, Database, RateLimit, Result, Upload, WorkerState, utcnow
 from migrations_runner import BASELINE_REVISION, current_revision, head_revision, upgrade_to_head
-from tests.conftest import BACKENDS, ISOLATED_ENV, TEST_DATABASE_URL, with_search_path
+from tests.conftest import BACKENDS, ISOLATED_ENV, fresh_postgres_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,14 +25,8 @@ def empty_database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ocr.db'}"
         return
-    schema = f"migr_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(TEST_DATABASE_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield with_search_path(TEST_DATABASE_URL, schema)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_postgres_schema("migr") as url:
+        yield url
 
 
 def schema_differences(db: Database) -> list:
