@@ -8,8 +8,8 @@ Prometheus multiprocess mode is set up here, in the master, before any process i
 prometheus_client: PROMETHEUS_MULTIPROC_DIR (or `$DATA_DIR/prometheus`) is emptied at start and
 inherited by every web process and the OCR worker; the files of a process that exits are marked dead.
 """
+import glob
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,11 +24,12 @@ _settings = service_config.load_settings()
 
 
 def _fresh_multiprocess_dir() -> str:
-    directory = _settings["PROMETHEUS_MULTIPROC_DIR"] or os.path.join(_settings["DATA_DIR"], "prometheus")
-    # Samples of an earlier run would be counted again: start from nothing.
-    shutil.rmtree(directory, ignore_errors=True)
+    directory = str(_settings["PROMETHEUS_MULTIPROC_DIR"] or os.path.join(_settings["DATA_DIR"], "prometheus"))
     os.makedirs(directory, exist_ok=True)
-    return str(directory)
+    # Samples of an earlier run would be counted again: remove prometheus_client's files (only those).
+    for leftover in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(leftover)
+    return directory
 
 
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_multiprocess_dir()

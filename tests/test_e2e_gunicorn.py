@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from benchmarks.service_process import running_service
@@ -111,6 +112,8 @@ def test_uploads_are_processed_by_the_single_background_worker(tmp_path, databas
         assert ('http_requests_total{method="GET",route="/api/ocr/result_data/<filename>",status="200"} 4.0'
                 in prometheus)
         assert 'http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/upload"}' in prometheus
+        families = [family.name for family in text_string_to_metric_families(prometheus)]
+        assert len(families) == len(set(families))  # each metric once: a valid exposition
         ready = requests.get(f"{base}/api/health/ready", headers={"X-Request-ID": "probe-42"}, timeout=10)
         assert ready.status_code == 200 and ready.headers["X-Request-ID"] == "probe-42"
 
