@@ -37,6 +37,8 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_multiprocess_dir()
 from prometheus_client import multiprocess  # noqa: E402
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
+# So `gunicorn -c gunicorn.conf.py` alone serves the app; importing main builds nothing by itself.
+wsgi_app = "main:create_app()"
 workers = _settings["WEB_CONCURRENCY"]
 worker_class = "gthread"
 threads = _settings["WEB_THREADS"]

@@ -5,14 +5,14 @@ import re
 import threading
 
 from flask import Blueprint, Response
-from sqlalchemy import select
 
 import config
 from api.errors import ApiError, ok
 from api.inputs import bool_field, client_key, json_body, runtime
-from database import Batch, BatchState, iso
+from database import BatchState, iso
 from service.batch_requests import batch_files, batch_outcome, create_manual_batch, run_here, wait_for_batch, worker_will_run_it
 from service.jobs import recover_abandoned_batches
+from service.queries import batch_by_request_id
 from service.rate_limit import acquire_rate_limit
 
 blueprint = Blueprint("batches", __name__)
@@ -72,8 +72,7 @@ def batch_result(request_id: str) -> Response:
     if not REQUEST_ID_PATTERN.match(request_id):
         raise ApiError(404, "not_found", "Unknown request_id")
     rt = runtime()
-    with rt.db.session() as session:
-        batch = session.scalar(select(Batch).where(Batch.request_id == request_id))
+    batch = batch_by_request_id(rt, request_id)
     if batch is None:
         raise ApiError(404, "not_found", "Unknown request_id")
     files = batch_files(rt, request_id)

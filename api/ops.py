@@ -5,16 +5,16 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
 
 import config
 from api.errors import ApiError, ok
 from api.inputs import runtime
 from api.prometheus import prometheus_text
-from database import Batch, BatchState, Result, Upload, UploadStatus, iso, utcnow
+from database import BatchState, UploadStatus, iso, utcnow
 from extraction.rules import RulesError, get_registry
 from service.jobs import live_workers
-from service.monitoring import counts_by, health_check, metrics_snapshot, worker_summary
+from service.monitoring import health_check, metrics_snapshot, worker_summary
+from service.queries import batch_figures, queue_counts
 
 blueprint = Blueprint("ops", __name__)
 
@@ -22,9 +22,7 @@ blueprint = Blueprint("ops", __name__)
 @blueprint.get("/status")
 def status() -> Response:
     rt = runtime()
-    with rt.db.session() as session:
-        uploads = counts_by(session, Upload.status)
-        batches = counts_by(session, Batch.state)
+    uploads, batches = queue_counts(rt)
     workers = live_workers(rt.db)
     return ok({
         "status": "operational" if workers or not rt.settings["WORKER_ENABLED"] else "degraded",
@@ -43,26 +41,17 @@ def status() -> Response:
 
 @blueprint.get("/metrics/batch")
 def batch_metrics() -> Response:
-    rt = runtime()
-    with rt.db.session() as session:
-        states = counts_by(session, Batch.state)
-        images, failed, busy = session.execute(
-            select(func.coalesce(func.sum(Batch.processed_count), 0), func.coalesce(func.sum(Batch.error_count), 0),
-                   func.coalesce(func.sum(Batch.processing_time), 0.0))
-            .where(Batch.state.in_(BatchState.FINISHED))
-        ).one()
-        average_batch = session.scalar(select(func.avg(Batch.processing_time)).where(
-            Batch.state.in_(BatchState.FINISHED), Batch.processed_count + Batch.error_count > 0))
-        average_image = session.scalar(select(func.avg(Result.processing_time)).where(Result.processing_status == "success"))
-        recent = session.scalars(select(Batch).order_by(Batch.id.desc()).limit(10)).all()
+    figures = batch_figures(runtime())
+    states, recent = figures.states, figures.recent
     return ok({
         "batches": {"total": sum(states.values()), **{s: states.get(s, 0) for s in
                     (BatchState.QUEUED, BatchState.RUNNING, BatchState.COMPLETED, BatchState.FAILED)}},
-        "images": {"processed": int(images), "failed": int(failed)},
+        "images": {"processed": figures.images, "failed": figures.failed},
         "timing": {
-            "average_batch_seconds": round(float(average_batch), 3) if average_batch is not None else None,
-            "average_image_seconds": round(float(average_image), 4) if average_image is not None else None,
-            "images_per_second": round((images + failed) / busy, 3) if busy else None,
+            "average_batch_seconds": None if figures.average_batch_seconds is None else round(figures.average_batch_seconds, 3),
+            "average_image_seconds": None if figures.average_image_seconds is None else round(figures.average_image_seconds, 4),
+            "images_per_second": round((figures.images + figures.failed) / figures.busy_seconds, 3)
+            if figures.busy_seconds else None,
         },
         "recent": [{
             "request_id": b.request_id, "source": b.source, "state": b.state, "profile": b.profile,

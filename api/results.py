@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
 
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
 from api.inputs import limit_arg, runtime, time_arg
-from database import Result, Upload
+from service.queries import result_documents, result_of
 from storage import is_plain_name
 
 blueprint = Blueprint("results", __name__)
@@ -18,11 +17,7 @@ def result_data(filename: str) -> Response:
     # The name is only ever a database key here, never a path; odd names cannot exist in the table.
     if not is_plain_name(filename):
         raise ApiError(404, "not_found", "Unknown filename")
-    with runtime().db.session() as session:
-        row = session.execute(
-            select(Upload.status, Result.document).outerjoin(Result, Result.upload_id == Upload.id)
-            .where(Upload.stored_name == filename)
-        ).first()
+    row = result_of(runtime(), filename)
     if row is None:
         raise ApiError(404, "not_found", "Unknown filename")
     if row.document is None:
@@ -40,16 +35,7 @@ def extract_results() -> Response:
     since, until = time_arg("since"), time_arg("until")
     if since and until and since > until:
         raise ApiError(400, "invalid_parameter", "since must not be after until", details={"field": "since"})
-    limit = limit_arg()
-    query = select(Result.document).order_by(Result.id).limit(limit)
-    if request_id:
-        query = query.where(Result.request_id == request_id)
-    if since:
-        query = query.where(Result.created_at >= since)
-    if until:
-        query = query.where(Result.created_at <= until)
-    with runtime().db.session() as session:
-        documents = session.scalars(query).all()
+    documents = result_documents(runtime(), request_id, since, until, limit_arg())
     return ok({"count": len(documents), "results": documents})
 
 

@@ -6,13 +6,13 @@ import math
 from typing import Any
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
 
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import json_body, limit_arg, runtime
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
 from service.image_check import inspect_image
+from service.queries import uploads_with_status
 from service.uploads import store_uploads
 from storage import UploadRejected, display_name, validate_metadata
 
@@ -91,8 +91,7 @@ def upload_files() -> Response:
 
 def _list_files(statuses: tuple[str, ...]) -> Response:
     limit = limit_arg()
-    with runtime().db.session() as session:
-        uploads = session.scalars(select(Upload).where(Upload.status.in_(statuses)).order_by(Upload.id).limit(limit)).all()
+    uploads = uploads_with_status(runtime(), statuses, limit)
     return ok({"count": len(uploads), "files": [_file_entry(u) for u in uploads]})
 
 
