@@ -40,10 +40,13 @@ def serve() -> int:
 
 
 def run_worker() -> int:
+    from logging_setup import configure_logging  # noqa: PLC0415
     from service.runtime import Runtime  # noqa: PLC0415 - the worker's imports load onnxruntime
     from worker import Worker  # noqa: PLC0415
 
-    worker = Worker(Runtime.from_settings(config.load_settings()))
+    settings = config.load_settings()
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    worker = Worker(Runtime.from_settings(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     worker.run()

@@ -66,3 +66,17 @@ def test_extract_refuses_an_unknown_profile(tmp_path):
     done = subprocess.run([sys.executable, "main.py", "extract", "x.png", "--profile", "nope"], cwd=ROOT,
                           env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_the_worker_logs_in_the_chosen_format(tmp_path):
+    env = dict(cli_env(tmp_path), LOG_FORMAT="json", PRELOAD_MODELS="false", WORKER_POLL_INTERVAL_SECONDS="0.2")
+    process = subprocess.Popen([sys.executable, "main.py", "worker"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()  # the database is away: the worker says so, and keeps trying
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING" and "Database" in entry["message"] and entry["logger"] == "worker"
