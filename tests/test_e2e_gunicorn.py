@@ -1,6 +1,6 @@
 """The real service under gunicorn, driven over HTTP, with its own storage and database.
 
-Starts `gunicorn main:app` (gunicorn.conf.py: 2 web processes + one OCR worker process) on a free
+Starts `gunicorn "main:create_app()"` (gunicorn.conf.py: 2 web processes + one OCR worker process) on a free
 port, uploads generated receipts and checks what lands on disk and in the database.
 """
 import json
