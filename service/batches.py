@@ -141,7 +141,6 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
     return done
 
 
-
 def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, should_stop: StopCheck = None) -> int:
     """One round of the background worker: claim what is pending and process it with the default profile.
 

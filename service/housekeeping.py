@@ -105,7 +105,6 @@ def _adopted_name(name: str, extension: str | None) -> str:
     return candidate if is_plain_name(candidate) else f"inbox_{secrets.token_hex(4)}.{extension or 'bin'}"
 
 
-
 def reconcile_files(rt: Runtime, at_start: bool = False) -> int:
     """Put images a crash left in processing/ where their row says they belong.
 

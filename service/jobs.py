@@ -207,7 +207,6 @@ def live_workers(db: Database, ready_only: bool = True) -> list[WorkerState]:
                                                               WorkerState.heartbeat_at >= cutoff)).all())
 
 
-
 def insert_batch(db: Database, batch: Batch) -> Batch:
     """Store a new batch under a fresh request id, drawing another if the short id is taken."""
     for _ in range(10):
@@ -220,7 +219,6 @@ def insert_batch(db: Database, batch: Batch) -> Batch:
                 session.rollback()  # the rollback makes the object new again, ready for another try
         batch.request_id = new_request_id()
     raise RuntimeError("Could not allocate a unique batch request id")
-
 
 
 def queued_manual_batches(db: Database) -> list[int]:

@@ -13,7 +13,6 @@ from service.jobs import live_workers
 from service.runtime import Runtime
 
 
-# --- status, health, configuration, metrics ---------------------------------------------------
 def counts_by(session: Any, column: Any) -> dict[str, int]:
     return {key: count for key, count in session.execute(select(column, func.count()).group_by(column)).all()}
 
@@ -26,15 +25,12 @@ def worker_summary(worker: WorkerState) -> dict[str, Any]:
     }
 
 
-
-
 def models_loaded(workers: list[WorkerState]) -> list[str]:
     models = {model for worker in workers for model in worker.models_loaded or []}
     local = loaded_orchestrator()
     if local is not None:
         models.update(local.aplicador.predictors)
     return sorted(models)
-
 
 
 def metrics_snapshot(rt: Runtime) -> dict[str, Any]:

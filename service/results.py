@@ -181,7 +181,6 @@ def reused_document(rt: Runtime, upload: Upload, request_id: str) -> dict[str, A
     return document
 
 
-
 def find_original(session: Any, sha256: str) -> int | None:
     """The first upload of the same bytes, if any: later copies point at it instead of being OCR'd."""
     return session.scalar(

@@ -71,7 +71,7 @@ def test_live_answers_and_ready_needs_a_worker_with_models(make_app):
                                 heartbeat_at=utcnow()))
         session.commit()
     ready = client.get("/api/health/ready")
-    assert ready.status_code == 200 and ready.get_json()["checks"]["models"]["loaded"] == ["ultra_rapido"]
+    assert ready.status_code == 200 and "ultra_rapido" in ready.get_json()["checks"]["models"]["loaded"]
 
 
 def test_ready_without_a_required_worker_needs_only_the_database(make_app):
