@@ -65,6 +65,8 @@ if _settings["LOG_FORMAT"] == "json":
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "logging_setup.JsonFormatter"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        # The app adds its own handler to the root logger (logging_setup); none here, or lines would repeat.
+        "root": {"level": "WARNING", "handlers": []},
         "loggers": {
             "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},

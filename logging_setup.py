@@ -27,7 +27,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "request_id": getattr(record, "request_id", None) or current_request_id(),
+            "request_id": getattr(record, "request_id", None) or current_request_id() or _access_request_id(record),
             "message": record.getMessage(),
         }
         if record.exc_info:
@@ -45,6 +45,13 @@ class StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+
+def _access_request_id(record: logging.LogRecord) -> str | None:
+    """gunicorn's access lines are written after the request, with the response's headers as arguments."""
+    if record.name == "gunicorn.access" and isinstance(record.args, dict):
+        return record.args.get("{x-request-id}o") or None
+    return None
 
 
 def make_formatter(log_format: str) -> logging.Formatter:

@@ -2,11 +2,14 @@
 import json
 import logging
 import re
+import time
 
 import pytest
+import requests
 
 import metrics
 from api import ops as api_ops
+from benchmarks.service_process import running_service
 from database import WorkerState, utcnow
 from logging_setup import configure_logging
 
@@ -107,3 +110,21 @@ def test_ocr_time_per_image_is_a_histogram():
                            "processing_metadata": {"profile_used": "balanced", "processing_time": 0.0, "cache_hit": True}})
     assert metrics.OCR_IMAGE_SECONDS.labels("balanced")._sum.get() == pytest.approx(before + 0.4)
     assert 'ocr_image_processing_seconds_bucket{le="0.5",profile="balanced"}' in metrics.measured_text().decode()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_under_gunicorn_every_log_line_is_json_with_its_request_id(tmp_path):
+    with running_service(tmp_path / "storage", WORKER_ENABLED="true", PRELOAD_MODELS="false", LOG_FORMAT="json") as svc:
+        answer = requests.get(f"{svc.base}/api/nothing", headers={"X-Request-ID": "e2e-trace-5"}, timeout=10)
+        assert answer.json()["error"]["request_id"] == "e2e-trace-5"
+        deadline = time.monotonic() + 10
+        while "e2e-trace-5" not in svc.log_tail(100_000) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lines = svc.log_tail(100_000).strip().splitlines()
+    entries = [json.loads(line) for line in lines]  # every line, from gunicorn, the web processes and the worker
+    access = [e for e in entries if e["logger"] == "gunicorn.access" and "/api/nothing" in e["message"]]
+    assert access and access[0]["request_id"] == "e2e-trace-5"
+    assert any(e["logger"] == "worker" and "ready" in e["message"] for e in entries)
+    messages = [(e["pid"], e["message"]) for e in entries]
+    assert len(messages) == len(set(messages))  # no line written twice by two handlers
