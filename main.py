@@ -1,10 +1,12 @@
-"""Entry points.
+"""Entry points. Importing this module builds nothing: no app, no database, no directories.
 
-    gunicorn main:app                      serve the API (gunicorn.conf.py also starts the worker)
+    gunicorn 'main:create_app()'           serve the API (gunicorn.conf.py also starts the worker)
     python main.py                         the same, on PORT (5000)
     python main.py worker                  run the OCR worker alone
-    python main.py extract IMG [IMG...] [--profile P]
-                                           OCR + extraction without the server; one JSON per line
+    python main.py migrate                 bring the database schema to the newest revision
+    python main.py extract PATH [PATH...] [--profile P]
+                                           OCR + extraction of files or directories without the
+                                           server or a database; one JSON line per file as it finishes
 """
 from __future__ import annotations
 
@@ -13,58 +15,78 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import config
-from app import create_app
 
 BASE_DIR = Path(__file__).resolve().parent
+APP_FACTORY = "main:create_app()"
 
-# Cheap by design: no models and no worker here, so every gunicorn process can import it.
-app = create_app()
+
+def create_app(test_config: dict[str, Any] | None = None):
+    """The WSGI app, for gunicorn's factory syntax; the web layer is imported only when asked for."""
+    from app import create_app as build  # noqa: PLC0415 - keeps `extract` free of Flask and the database
+
+    return build(test_config)
 
 
 def serve() -> int:
     os.chdir(BASE_DIR)
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "gunicorn.conf.py"), "main:app"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "gunicorn.conf.py"), APP_FACTORY]
     os.execvp(argv[0], argv)
     return 1  # not reached
 
 
 def run_worker() -> int:
-    from worker import Runtime, Worker
+    from logging_setup import configure_logging  # noqa: PLC0415
+    from service.runtime import Runtime  # noqa: PLC0415 - the worker's imports load onnxruntime
+    from worker import Worker  # noqa: PLC0415
 
-    worker = Worker(Runtime.from_settings(config.load_settings()))
+    settings = config.load_settings()
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    worker = Worker(Runtime.from_settings(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     worker.run()
     return 0
 
 
-def extract(paths: list[str], profile: str | None) -> int:
-    from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
+def migrate() -> int:
+    from database import Database  # noqa: PLC0415
+    from logging_setup import configure_logging  # noqa: PLC0415
+    from migrations_runner import current_revision, upgrade_to_head  # noqa: PLC0415
 
-    orchestrator = OrquestadorOCR()
+    settings = config.load_settings()
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    database_url = settings["DATABASE_URL"]
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(database_url)
     try:
-        profile = orchestrator.aplicador.resolve_profile(profile)
-    except ValueError as exc:
-        print(json.dumps({"success": False, "error": {"code": "unknown_profile", "message": str(exc)}},
-                         ensure_ascii=False), file=sys.stderr)
-        return 2
-    documents: dict[int, dict] = {}
-    readable: list[tuple[int, ImagenLote]] = []
-    for index, path in enumerate(paths):
-        try:
-            readable.append((index, ImagenLote(path, Path(path).read_bytes(), {})))
-        except OSError as exc:
-            documents[index] = error_document(path, {}, None, profile, "spa", "file_unreadable",
-                                              f"{exc.strerror or type(exc).__name__}: {path}")
-    processed = orchestrator.procesar_lote_imagenes([item for _, item in readable], profile)
-    for (index, _), document in zip(readable, processed):
-        documents[index] = document
-    for index in range(len(paths)):
-        print(json.dumps(documents[index], ensure_ascii=False), flush=True)
-    return 1 if any(d.get("processing_status") == "error" for d in documents.values()) else 0
+        upgrade_to_head(db)
+        with db.engine.connect() as connection:
+            print(json.dumps({"success": True, "revision": current_revision(connection)}))
+    finally:
+        db.dispose()
+    return 0
+
+
+def image_paths(arguments: list[str]) -> Iterator[Path]:
+    """Files as given, and the files inside each directory (sorted, hidden ones skipped, not recursive)."""
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path
+
+
+def extract(arguments: list[str], profile: str | None) -> int:
+    from extract_cli import run_extract  # noqa: PLC0415 - loads the OCR engine
+
+    return run_extract(list(image_paths(arguments)), profile)
 
 
 def cli(argv: list[str]) -> int:
@@ -72,16 +94,31 @@ def cli(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the API with gunicorn (the default)")
     commands.add_parser("worker", help="run the OCR worker process alone")
-    extract_cmd = commands.add_parser("extract", help="OCR and extract fields from image files")
-    extract_cmd.add_argument("images", nargs="+")
-    extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_CONFIG["profiles"]))
+    commands.add_parser("migrate", help="bring the database schema to the newest revision")
+    extract_cmd = commands.add_parser("extract", help="OCR and extract fields from image files or directories")
+    extract_cmd.add_argument("images", nargs="+", help="image files, or directories of them")
+    extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_PROFILES))
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker()
+    if args.command == "migrate":
+        return migrate()
     if args.command == "extract":
         return extract(args.images, args.profile)
     return serve()
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `ocr-service` console script of pyproject.toml."""
     sys.exit(cli(sys.argv[1:]))
+
+
+def __getattr__(name: str):
+    # `gunicorn main:app` of earlier deployments: build the app on first access, never at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    console()

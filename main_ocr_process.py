@@ -16,10 +16,10 @@ import config
 from aplicador_ocr import AplicadorOCR, get_aplicador
 from extraction.extractor import extract_fields
 from ocr.image_safety import ImageRejected
+from process_wide import process_wide
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_LANGUAGES = ("spa", "eng")
 
 
 @dataclass
@@ -36,7 +36,7 @@ def _timestamp() -> str:
 
 
 def empty_fields() -> dict[str, None]:
-    return {name: None for name in config.EXTRACTION_CONFIG["fields"]}
+    return {name: None for name in config.FIELDS}
 
 
 def error_document(item_filename: str, metadata: dict[str, Any], request_id: str | None, profile: str | None,
@@ -86,6 +86,7 @@ class OrquestadorOCR:
         self,
         items: list[ImagenLote],
         profile: str | None = None,
+        # Accepted for the seed's clients and recorded in the documents; it selects no model.
         language: str = "spa",
         request_id: str | None = None,
         include_coordinates: bool = True,
@@ -163,3 +164,14 @@ class OrquestadorOCR:
             "palabras_detectadas": words,
             "lineas": ocr.get("lineas", []),
         }
+
+
+@process_wide
+def shared_orchestrator() -> OrquestadorOCR:
+    """The process's OrquestadorOCR; models load on first use and are shared by every thread."""
+    return OrquestadorOCR()
+
+
+def loaded_orchestrator() -> OrquestadorOCR | None:
+    """The process's orchestrator if something already created it (never loads models)."""
+    return shared_orchestrator.peek()

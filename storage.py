@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 import re
@@ -19,18 +18,13 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from PIL import Image
 from werkzeug.utils import secure_filename
 
-import config
-from ocr.image_safety import ImageRejected, sniff_format
-
-DIRECTORY_KEYS = ("inbox", "processing", "processed", "errors", "results", "temp", "uploads")
+DIRECTORY_KEYS = ("inbox", "processing", "processed", "errors", "results")
 # Where a file lives for each upload status (database.UploadStatus values).
 STATUS_DIRECTORY = {"pending": "inbox", "processing": "processing", "processed": "processed", "error": "errors"}
 IMAGE_DIRECTORIES = ("inbox", "processing", "processed", "errors")
 STAGING_PREFIX = ".upload-"
-EXTENSION_BY_FORMAT = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff", "WEBP": "webp"}
 COPY_CHUNK = 1024 * 1024
 
 METADATA_FIELDS = ("numerosorteo", "fechasorteo", "idWhatsapp", "nombre", "horamin")
@@ -62,14 +56,6 @@ class StagedFile:
     path: Path
     sha256: str
     size: int
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    image_format: str
-    extension: str
-    width: int
-    height: int
 
 
 # --- metadata and names ---------------------------------------------------------------------
@@ -139,25 +125,6 @@ def metadata_from_stored_name(name: str) -> dict[str, str]:
         return {field: "" for field in METADATA_FIELDS}
     fecha, numero, wa, nombre, hora = (group or "" for group in match.groups())
     return {"numerosorteo": numero, "fechasorteo": fecha, "idWhatsapp": wa, "nombre": nombre.replace("_", " "), "horamin": hora}
-
-
-# --- image inspection -------------------------------------------------------------------------
-def inspect_image(data: bytes) -> ImageInfo:
-    """The real format of the bytes (never the client's extension), verified to be intact."""
-    try:
-        image_format = sniff_format(data)
-    except ImageRejected as exc:
-        raise UploadRejected(exc.code, exc.message, status=413 if exc.code == "image_too_large" else 400) from exc
-    extension = EXTENSION_BY_FORMAT.get(image_format)
-    if extension is None or image_format not in config.ALLOWED_IMAGE_FORMATS:
-        raise UploadRejected("unsupported_format", f"Image format {image_format or 'unknown'} is not allowed")
-    try:
-        with Image.open(io.BytesIO(data), formats=[image_format]) as image:
-            width, height = image.size
-            image.verify()
-    except Exception as exc:  # verify() raises many exception types for corrupt files
-        raise UploadRejected("invalid_image", "The image is corrupt or truncated") from exc
-    return ImageInfo(image_format=image_format, extension=extension, width=width, height=height)
 
 
 # --- durable writes ---------------------------------------------------------------------------
@@ -315,12 +282,10 @@ class Storage:
         return sorted(found)
 
     def stale_temp_files(self, older_than: float) -> list[Path]:
-        """Leftovers of interrupted uploads and scratch space, older than the cut-off timestamp."""
+        """Leftovers of interrupted uploads and result writes, older than the cut-off timestamp."""
         found = []
         for path in self.dirs["inbox"].glob(f"{STAGING_PREFIX}*.tmp"):
             found.append(path)
-        for key in ("temp", "uploads"):
-            found.extend(p for p in self.dirs[key].rglob("*") if p.is_file())
         for key in ("results",) + IMAGE_DIRECTORIES:
             found.extend(self.dirs[key].glob(".*.tmp"))
         stale = []

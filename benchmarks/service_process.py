@@ -43,7 +43,7 @@ DEFAULT_SETTINGS = {
     "LOG_LEVEL": "INFO",
 }
 # Settings a developer's shell could carry in and change what is being measured or tested.
-ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS",
+ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",
                 "SESSION_SECRET", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
                 "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS")
 
@@ -248,7 +248,7 @@ def stop_service(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> No
 def running_service(storage_root: Path, database_url: str | None = None, *, root: Path = ROOT,
                     port: int | None = None, log_path: Path | None = None, start_timeout: float = START_TIMEOUT,
                     print_log_tail: bool = False, **settings: object) -> Iterator[Service]:
-    """`gunicorn -c gunicorn.conf.py main:app` from `root` on a free loopback port, ready on entry.
+    """`gunicorn -c gunicorn.conf.py "main:create_app()"` from `root` on a free loopback port, ready on entry.
 
     `settings` are environment variables (e.g. WORKER_ENABLED="false"); they win over
     DEFAULT_SETTINGS. Without `database_url` the service uses its default SQLite file under
@@ -267,7 +267,7 @@ def running_service(storage_root: Path, database_url: str | None = None, *, root
     env.update({key: str(value) for key, value in settings.items()})
     log_path = Path(log_path) if log_path else storage_root.parent / f"gunicorn-{port}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],
                                    cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     service = Service(base=f"http://127.0.0.1:{port}", port=port, process=process, storage_root=storage_root,
                       log_path=log_path, env=env)

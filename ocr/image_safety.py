@@ -1,5 +1,8 @@
 """Turning untrusted bytes into an RGB pixel array the OCR engine can read, or a clear refusal.
 
+The one place images are opened: the upload check (`verify_image`) and the OCR (`load_image`)
+both go through `_open` and the same verification.
+
 Only bytes come in, never a path or URL chosen by a user. The format is sniffed from the bytes and
 restricted to an allow-list; the extension a client sent is never consulted.
 """
@@ -26,6 +29,13 @@ class ImageRejected(Exception):
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class VerifiedImage:
+    image_format: str  # Pillow's name: PNG, JPEG...
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -96,15 +106,22 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(data: bytes) -> LoadedImage:
-    """Decode, verify, orient and normalize an untrusted image."""
+def verify_image(data: bytes) -> VerifiedImage:
+    """The sniffed format and size of an allowed image whose structure Pillow verified intact."""
     with _open(data) as probe:
         image_format = probe.format or ""
+        width, height = probe.size
         try:
             probe.verify()
         except Exception as exc:  # verify() raises many types for corrupt files
-            raise ImageRejected("invalid_image", f"The image is corrupt or truncated: {exc}") from exc
-    # verify() leaves the object unusable: reopen for decoding.
+            raise ImageRejected("invalid_image", "The image is corrupt or truncated") from exc
+    return VerifiedImage(image_format=image_format, width=width, height=height)
+
+
+def load_image(data: bytes) -> LoadedImage:
+    """Decode, verify, orient and normalize an untrusted image."""
+    image_format = verify_image(data).image_format
+    # verify() leaves its object unusable: reopen for decoding.
     with _open(data) as image:
         try:
             image.seek(0)  # first frame of animated or multi-page files

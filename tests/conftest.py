@@ -6,6 +6,7 @@ PostgreSQL schema, dropped at the end, and each test starts from empty tables.
 """
 import os
 import uuid
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -16,7 +17,7 @@ from aplicador_ocr import get_aplicador
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite"] + ([pytest.param("postgresql", marks=pytest.mark.postgres)] if TEST_DATABASE_URL else [])
 # Settings that a developer's shell could carry into the tests and change their meaning.
-ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS",
+ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",
                 "SESSION_SECRET", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
                 "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS")
 
@@ -31,9 +32,9 @@ def engine():
 @pytest.fixture(scope="session")
 def orquestador(engine):
     """The process-wide OrquestadorOCR the app and worker use, with its models already warm."""
-    import worker
+    from main_ocr_process import shared_orchestrator
 
-    orchestrator = worker.shared_orchestrator()
+    orchestrator = shared_orchestrator()
     assert orchestrator.aplicador is engine
     return orchestrator
 
@@ -43,17 +44,26 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh schema for this test session (one per xdist worker), dropped afterwards."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def fresh_postgres_schema(prefix: str = "test"):
+    """The URL of a new, empty PostgreSQL schema on TEST_DATABASE_URL, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(TEST_DATABASE_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield with_search_path(TEST_DATABASE_URL, schema)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield with_search_path(TEST_DATABASE_URL, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh schema for this test session (one per xdist worker), dropped afterwards."""
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 def _empty_postgres_tables(url: str) -> None:

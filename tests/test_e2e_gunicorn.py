@@ -1,6 +1,6 @@
 """The real service under gunicorn, driven over HTTP, with its own storage and database.
 
-Starts `gunicorn main:app` (gunicorn.conf.py: 2 web processes + one OCR worker process) on a free
+Starts `gunicorn "main:create_app()"` (gunicorn.conf.py: 2 web processes + one OCR worker process) on a free
 port, uploads generated receipts and checks what lands on disk and in the database.
 """
 import json
@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from benchmarks.service_process import running_service
@@ -105,6 +106,16 @@ def test_uploads_are_processed_by_the_single_background_worker(tmp_path, databas
         assert health["status"] == "healthy" and "ultra_rapido" in health["checks"]["models"]["loaded"]
         prometheus = requests.get(f"{base}/metrics", timeout=10).text
         assert "ocr_workers_ready 1.0" in prometheus and 'ocr_uploads{status="processed"} 7.0' in prometheus
+        # Measured in the OCR worker and in both web processes, served by whichever web process answers.
+        assert 'ocr_images_total{status="success"} 7.0' in prometheus
+        assert 'ocr_image_processing_seconds_count{profile="ultra_rapido"} 6.0' in prometheus  # the duplicate had no OCR
+        assert ('http_requests_total{method="GET",route="/api/ocr/result_data/<filename>",status="200"} 4.0'
+                in prometheus)
+        assert 'http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/upload"}' in prometheus
+        families = [family.name for family in text_string_to_metric_families(prometheus)]
+        assert len(families) == len(set(families))  # each metric once: a valid exposition
+        ready = requests.get(f"{base}/api/health/ready", headers={"X-Request-ID": "probe-42"}, timeout=10)
+        assert ready.status_code == 200 and ready.headers["X-Request-ID"] == "probe-42"
 
         rows = query(database_url, "SELECT status, count(*) FROM uploads GROUP BY status")
         assert dict(rows) == {"processed": 7}

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import config
 from database import Batch, Result, Upload, UploadStatus, WorkerState
 from tests.conftest import ISOLATED_ENV
 from tools.receipt_generator import generate_receipt
 
-pytestmark = pytest.mark.slow
+# Three OCR worker processes and kill -9 timings: alone on the machine, never beside another test process.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[1]
 # storage.atomic_write_bytes writes ".<name>.<8 hex>.tmp" first, then renames it over <name>.
@@ -168,7 +168,7 @@ def test_three_worker_processes_and_the_web_batch_process_each_file_exactly_once
     started = time.monotonic()
 
     # No worker is alive yet, so the web deployment starts processing this batch in its own thread...
-    monkeypatch.setitem(config.OCR_CONFIG["batch_processing"], "max_images_per_batch", 8)
+    monkeypatch.setitem(rt.settings, "OCR_MAX_IMAGES_PER_BATCH", 8)
     accepted = client.post("/api/ocr/process_batch", json={"async": True})
     assert accepted.status_code == 202
     # ...and three worker processes come up and claim from the same queue meanwhile.

@@ -10,32 +10,28 @@ import io
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from datetime import timedelta
 from functools import lru_cache
 
 import pytest
-from PIL import Image
 import urllib3
+from PIL import Image
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-import worker as worker_module
+import service.results as results_module
 from benchmarks.service_process import running_service
 from database import Batch, Database, Result, Upload, utcnow
+from service.housekeeping import adopt_inbox_files, purge_finished
+from service.jobs import claim_uploads, hand_back, insert_batch
+from service.results import finish_upload
+from service.runtime import Runtime
 from storage import STAGING_PREFIX
 from tools.receipt_generator import generate_receipt
-from worker import (
-    Runtime,
-    Worker,
-    adopt_inbox_files,
-    claim_uploads,
-    finish_upload,
-    hand_back,
-    insert_batch,
-    purge_finished,
-)
+from worker import Worker
 
 METADATA = {"numerosorteo": "A", "fechasorteo": "20250711", "idWhatsapp": "123456@lid", "nombre": "Juan",
             "horamin": "14-30"}
@@ -327,7 +323,7 @@ def test_two_images_of_one_payment_finishing_at_once_see_each_other(runtime, dat
     uploads = [_add_upload(runtime, n) for n in ("x.png", "y.png")]
     claimed = {u.id: u for u in claim_uploads(runtime.db, "w", 10, LEASE)}
     barrier = threading.Barrier(2)
-    real_lock = worker_module._lock_payment
+    real_lock = results_module._lock_payment
 
     def lock_together(session, key):
         try:
@@ -336,7 +332,7 @@ def test_two_images_of_one_payment_finishing_at_once_see_each_other(runtime, dat
             pass  # SQLite: the second one waits for the write lock and arrives late
         real_lock(session, key)
 
-    monkeypatch.setattr(worker_module, "_lock_payment", lock_together)
+    monkeypatch.setattr(results_module, "_lock_payment", lock_together)
     document = {"processing_status": "success", "request_id": None, "extracted_fields": dict(PAYMENT)}
     # Each with a database engine of its own, like two worker processes.
     runtimes = [Runtime(settings=runtime.settings, db=Database(database_url), storage=runtime.storage) for _ in uploads]
@@ -475,24 +471,36 @@ def test_corrupt_images_fail_alone_and_the_rest_of_their_batch_completes(client,
 
 
 # --- 5. limits and the retention schedule -------------------------------------------------------
-def _connection_to_a_web_process(port, other_than=None):
+def _connection_to_a_web_process(port):
     """A keep-alive connection and the pid of the gunicorn process serving it (pool of one socket)."""
-    for _ in range(100):
-        pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=1, block=True)
-        pid = json.loads(pool.request("GET", "/api/metrics").data)["process"]["pid"]
-        if pid != other_than:
-            return pool, pid
-        pool.close()
-    raise AssertionError("every connection went to the same web process")
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=1, block=True)
+    return pool, json.loads(pool.request("GET", "/api/metrics").data)["process"]["pid"]
+
+
+def _connections_to_two_web_processes(port):
+    """One keep-alive connection to each of two different web processes, whatever the kernel prefers.
+
+    The first connection lands on some process; while that process is stopped (SIGSTOP) it cannot
+    accept, so the next connection can only be taken by the other one. Connections are kept open
+    (keep-alive, one socket per pool), so later requests on them reach the same processes.
+    """
+    first, first_pid = _connection_to_a_web_process(port)
+    os.kill(first_pid, signal.SIGSTOP)
+    try:
+        second, second_pid = _connection_to_a_web_process(port)
+    finally:
+        os.kill(first_pid, signal.SIGCONT)
+    return (first, first_pid), (second, second_pid)
 
 
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_process_batch_rate_limit_holds_whichever_gunicorn_process_answers(tmp_path, database_url):
+    # Keep-alive long enough that the stopped process does not drop its idle connection on resuming.
     with running_service(tmp_path / "storage", database_url, WORKER_ENABLED="false", WEB_CONCURRENCY="2",
-                         PROCESS_BATCH_MIN_INTERVAL_SECONDS="30") as service:
-        first, first_pid = _connection_to_a_web_process(service.port)
-        second, second_pid = _connection_to_a_web_process(service.port, other_than=first_pid)
+                         PROCESS_BATCH_MIN_INTERVAL_SECONDS="30", WEB_KEEPALIVE_SECONDS="120") as service:
+        (first, first_pid), (second, second_pid) = _connections_to_two_web_processes(service.port)
+        assert first_pid != second_pid
 
         def process_batch(pool):
             return pool.request("POST", "/api/ocr/process_batch", body=b"{}",
@@ -501,7 +509,8 @@ def test_process_batch_rate_limit_holds_whichever_gunicorn_process_answers(tmp_p
         allowed, refused, refused_again = process_batch(first), process_batch(second), process_batch(first)
         # Each pool kept its one connection, so each answer came from the process measured above.
         assert (first.num_connections, second.num_connections) == (1, 1)
-        assert json.loads(second.request("GET", "/api/metrics").data)["process"]["pid"] == second_pid != first_pid
+        assert json.loads(second.request("GET", "/api/metrics").data)["process"]["pid"] == second_pid
+        assert json.loads(first.request("GET", "/api/metrics").data)["process"]["pid"] == first_pid
     assert allowed.status == 200
     for answer in (refused, refused_again):
         assert answer.status == 429 and json.loads(answer.data)["error"]["code"] == "rate_limited"

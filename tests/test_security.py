@@ -16,7 +16,8 @@ import requests
 from sqlalchemy import select
 
 import config
-import routes
+from api import ops as api_ops
+from app import PUBLIC_PATHS
 from benchmarks.service_process import running_service
 from database import Batch, RateLimit
 from tools.receipt_generator import generate_receipt
@@ -46,7 +47,7 @@ def upload_data():
 def test_every_route_but_health_needs_a_valid_key(make_app):
     app = make_app(API_KEYS=KEYS)
     client = app.test_client()
-    guarded = [(m, p) for m, p in api_routes(app) if p != "/api/health"]
+    guarded = [(m, p) for m, p in api_routes(app) if p not in PUBLIC_PATHS]
     assert len(guarded) >= 14  # every endpoint of the API, new ones included automatically
     for method, path in guarded:
         for headers in ({}, {"X-API-Key": BAD_KEY}, {"X-API-Key": ""}, {"X-API-Key": KEYS[0][:-1]},
@@ -81,7 +82,7 @@ def test_keys_never_reach_logs_or_the_database(make_app, caplog, capfd, monkeypa
     assert client.post("/api/ocr/process_batch", json={}, headers=good).status_code == 429
     assert client.post("/api/upload", data=upload_data(), headers=good,
                        content_type="multipart/form-data").status_code == 200
-    monkeypatch.setattr(routes, "live_workers", _explode)
+    monkeypatch.setattr(api_ops, "live_workers", _explode)
     assert client.get("/api/status", headers=good).status_code == 500  # logged with its traceback
     assert "Unhandled error" in caplog.text
     logged = caplog.text + "".join(capfd.readouterr())
@@ -112,12 +113,15 @@ def test_no_secrets_in_the_repository(monkeypatch):
     for name in listed:
         path = ROOT / name
         if name.startswith("tests/") or not path.is_file() or path.suffix not in {".py", ".md", ".json", ".ini",
-                                                                                     ".txt", ".cfg", ".toml", ""}:
+                                                                                     ".txt", ".cfg", ".toml", ".example", ""}:
             continue
         text = path.read_text(errors="replace")
         offenders.extend(f"{name}: {m.group(0)}" for m in assignment.finditer(text))
     assert offenders == []
-    assert not [n for n in listed if Path(n).name.startswith(".env")]
+    # Only the example, with every value empty: real settings files are never committed.
+    assert [n for n in listed if Path(n).name.startswith(".env")] == [".env.example"]
+    assert all(line.endswith("=") for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
     for local_settings in (".env", "deploy/.env.production"):
         assert subprocess.run(["git", "check-ignore", "-q", local_settings], cwd=ROOT).returncode == 0
 
@@ -163,11 +167,12 @@ def test_debug_mode_cannot_be_switched_on_and_errors_show_no_internals(make_app,
     monkeypatch.setenv("FLASK_DEBUG", "1")
     app = make_app(DEBUG=True, PROPAGATE_EXCEPTIONS=None)
     assert app.debug is False
-    monkeypatch.setattr(routes, "live_workers", _explode)
+    monkeypatch.setattr(api_ops, "live_workers", _explode)
     response = app.test_client().get("/api/status")
     assert response.status_code == 500 and response.mimetype == "application/json"
     assert response.get_json() == {"success": False,
-                                   "error": {"code": "internal_error", "message": "An internal error occurred"}}
+                                   "error": {"code": "internal_error", "message": "An internal error occurred",
+                                             "request_id": response.headers["X-Request-ID"]}}
     body = response.get_data(as_text=True)
     for leak in ("Traceback", "RuntimeError", "hunter2", "routes.py", "Werkzeug Debugger"):
         assert leak not in body
@@ -188,7 +193,7 @@ def test_security_headers_on_every_kind_of_answer(make_app, monkeypatch):
         "405": client.delete("/api/status", headers=good),
         "400": client.post("/api/ocr/process_batch", data="{", content_type="application/json", headers=good),
     }
-    monkeypatch.setattr(routes, "live_workers", _explode)
+    monkeypatch.setattr(api_ops, "live_workers", _explode)
     answers["500"] = client.get("/api/status", headers=good)
     for name, response in answers.items():
         assert response.headers["X-Content-Type-Options"] == "nosniff", name

@@ -6,13 +6,13 @@ import time
 import pytest
 from PIL import Image
 
+from service.image_check import inspect_image
 from storage import (
     Storage,
     UploadRejected,
     atomic_write_bytes,
     build_stored_name,
     display_name,
-    inspect_image,
     is_plain_name,
     metadata_from_stored_name,
     validate_metadata,

@@ -10,19 +10,18 @@ import pytest
 from sqlalchemy import func, select, update
 
 from database import Batch, Database, Result, Upload, WorkerState, utcnow
-from tools.receipt_generator import generate_receipt
-from worker import (
+from service.housekeeping import purge_finished, reconcile_files
+from service.jobs import (
     MAX_CLAIM_ATTEMPTS,
-    Worker,
     claim_uploads,
     expire_leases_of_lost_workers,
-    finish_upload,
     give_up_poison_uploads,
     insert_batch,
-    purge_finished,
-    reconcile_files,
     release_claims,
 )
+from service.results import finish_upload
+from tools.receipt_generator import generate_receipt
+from worker import Worker
 
 LEASE = timedelta(seconds=300)
 

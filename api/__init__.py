@@ -1,0 +1,1 @@
+"""The HTTP layer: blueprints under /api (registered by routes.py), request parsing and JSON errors."""

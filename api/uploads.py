@@ -1,0 +1,119 @@
+"""Uploads: receiving files with their metadata, the pending and processed lists, and the cleanup."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
+from api.inputs import json_body, limit_arg, runtime
+from database import Upload, UploadStatus, iso
+from service.housekeeping import purge_finished
+from service.image_check import inspect_image
+from service.queries import uploads_with_status
+from service.uploads import store_uploads
+from storage import UploadRejected, display_name, validate_metadata
+
+blueprint = Blueprint("uploads", __name__)
+logger = logging.getLogger(__name__)
+
+
+def _file_entry(upload: Upload) -> dict[str, Any]:
+    return {
+        "id": upload.id,
+        "original_name": upload.original_name,
+        "stored_name": upload.stored_name,
+        "metadata": upload.upload_metadata,
+        "sha256": upload.sha256,
+        "size_bytes": upload.size_bytes,
+        "status": upload.status,
+        "duplicado_de": upload.duplicado_de,
+        "request_id": upload.request_id,
+        "created_at": iso(upload.created_at),
+        "processed_at": iso(upload.processed_at),
+        "error": {"code": upload.error_code, "message": upload.error_message} if upload.error_code else None,
+    }
+
+
+@blueprint.post("/upload")
+def upload_files() -> Response:
+    rt = runtime()
+    settings = rt.settings
+    files = [f for f in request.files.getlist("files") + request.files.getlist("file") if f and f.filename]
+    if not files:
+        raise ApiError(400, "no_files", "Send one or more images in the multipart field 'files'")
+    if len(files) > settings["MAX_FILES_PER_UPLOAD"]:
+        raise ApiError(429, "too_many_files",
+                       f"At most {settings['MAX_FILES_PER_UPLOAD']} files per upload; send the rest in another request",
+                       retry_after=1, details={"received": len(files), "limit": settings["MAX_FILES_PER_UPLOAD"]})
+    try:
+        metadata = validate_metadata(request.form, settings["MAX_FORM_FIELD_LENGTH"])
+    except UploadRejected as exc:
+        raise ApiError(exc.status, exc.code, exc.message, details={"field": exc.field}) from None
+
+    staged_files = []
+    try:
+        entries = []
+        for index, file in enumerate(files):
+            original = display_name(file.filename)
+            try:
+                staged = rt.storage.stage(file.stream, settings["MAX_FILE_SIZE"])
+                staged_files.append(staged)
+                if staged.size == 0:
+                    raise UploadRejected("empty_file", "The file is empty")
+                info = inspect_image(staged.path.read_bytes())
+            except UploadRejected as exc:
+                # One bad file rejects the request: nothing is stored, the client fixes and resends.
+                raise ApiError(exc.status, exc.code, exc.message, details={"file": original, "index": index}) from None
+            entries.append((original, staged, info))
+        try:
+            stored = store_uploads(rt, entries, metadata)
+        except UploadRejected as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+    except OSError as exc:
+        # A full or failing disk: nothing was kept (no file, no row), so the client can simply retry.
+        logger.error("Upload not stored: %s: %s", type(exc).__name__, exc.strerror or exc)
+        raise ApiError(503, "storage_unavailable", "The file could not be stored; retry shortly",
+                       retry_after=STORAGE_RETRY_AFTER_SECONDS) from None
+    finally:
+        for staged in staged_files:
+            rt.storage.finish_publish(staged)
+    return ok({
+        "files_uploaded": len(stored),
+        "files_processed": [
+            {key: entry[key] for key in ("original_name", "stored_name", "metadata", "id", "sha256", "duplicado_de", "status")}
+            for entry in map(_file_entry, stored)
+        ],
+    })
+
+
+def _list_files(statuses: tuple[str, ...]) -> Response:
+    limit = limit_arg()
+    uploads = uploads_with_status(runtime(), statuses, limit)
+    return ok({"count": len(uploads), "files": [_file_entry(u) for u in uploads]})
+
+
+@blueprint.get("/files/pending")
+def files_pending() -> Response:
+    return _list_files((UploadStatus.PENDING, UploadStatus.PROCESSING))
+
+
+@blueprint.get("/files/processed")
+def files_processed() -> Response:
+    return _list_files(UploadStatus.FINISHED)
+
+
+@blueprint.post("/clean")
+def clean() -> Response:
+    body = json_body()
+    hours = body.get("retention_hours", runtime().settings["RETENTION_HOURS"])
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours) \
+            or not 0 <= hours <= 24 * 3650:
+        raise ApiError(400, "invalid_parameter", "retention_hours must be a number of hours from 0 to 87600",
+                       details={"field": "retention_hours"})
+    report = purge_finished(runtime(), float(hours))
+    return ok({"message": f"Removed {report['uploads_removed']} finished uploads older than {hours} h", **report})
+
+

@@ -1,0 +1,226 @@
+"""Claims and leases: which worker holds which upload and batch, and taking work back from the dead.
+
+Exactly-once across processes and hosts rests on the database, never on process memory:
+
+* A claim turns `pending` rows (or `processing` rows whose lease expired: their holder died) into
+  `processing` rows owned by this worker (`claimed_by`) until `lease_expires_at`. PostgreSQL picks
+  candidates with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait on or
+  take each other's rows; the `UPDATE` repeats the claimable test, which on SQLite (one writer at a
+  time, no row locks) is the compare-and-set that keeps two claimers from taking the same row.
+* While a worker lives, a heartbeat thread renews its leases; when it dies they expire and the
+  next claim takes the rows over. A row that keeps killing its workers is given up after
+  MAX_CLAIM_ATTEMPTS.
+* A stop (SIGTERM) hands the unfinished part of a batch back, its images returned to the inbox
+  and its attempts refunded.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from database import Batch, BatchState, Database, Upload, UploadStatus, WorkerState, utcnow
+from service.runtime import Runtime, new_request_id
+
+logger = logging.getLogger(__name__)
+
+MAX_CLAIM_ATTEMPTS = 3
+# A worker whose heartbeat is older than this is not counted as alive...
+LIVE_WORKER_SECONDS = 15.0
+# ...and after this long its claims are taken over (heartbeats come every few seconds).
+LOST_WORKER_SECONDS = 30.0
+
+
+# --- claims -----------------------------------------------------------------------------------
+def _retryable() -> Any:
+    # Waiting rows: never claimed, handed back, or held by a worker whose lease ran out.
+    return or_(Upload.status == UploadStatus.PENDING,
+               and_(Upload.status == UploadStatus.PROCESSING, Upload.lease_expires_at < utcnow()))
+
+
+def _claimable(max_upload_id: int | None) -> Any:
+    original = aliased(Upload)
+    # A duplicate waits for its original, so its result can be reused instead of a second OCR.
+    original_unfinished = exists().where(
+        original.id == Upload.duplicado_de,
+        original.status.in_((UploadStatus.PENDING, UploadStatus.PROCESSING)),
+    )
+    condition = and_(_retryable(), Upload.attempts < MAX_CLAIM_ATTEMPTS, ~original_unfinished)
+    if max_upload_id is not None:
+        condition = and_(condition, Upload.id <= max_upload_id)
+    return condition
+
+
+def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
+                  request_id: str | None = None, max_upload_id: int | None = None) -> list[Upload]:
+    """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer."""
+    now = utcnow()
+    with db.session() as session:
+        candidates = session.scalars(
+            select(Upload.id).where(_claimable(max_upload_id)).order_by(Upload.id).limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not candidates:
+            session.rollback()
+            return []
+        claimed_ids = session.scalars(
+            update(Upload)
+            .where(Upload.id.in_(candidates), _claimable(max_upload_id))
+            .values(status=UploadStatus.PROCESSING, claimed_by=worker_id, claimed_at=now,
+                    lease_expires_at=now + lease, attempts=Upload.attempts + 1, request_id=request_id)
+            .returning(Upload.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        session.commit()
+        if not claimed_ids:
+            return []
+        return list(session.scalars(select(Upload).where(Upload.id.in_(claimed_ids)).order_by(Upload.id)).all())
+
+
+def renew_leases(db: Database, worker_id: str, lease: timedelta) -> None:
+    expires = utcnow() + lease
+    with db.session() as session:
+        session.execute(update(Upload).where(Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)
+                        .values(lease_expires_at=expires))
+        session.execute(update(Batch).where(Batch.claimed_by == worker_id, Batch.state == BatchState.RUNNING)
+                        .values(lease_expires_at=expires))
+        session.commit()
+
+
+def release_claims(db: Database, worker_id: str, refund_attempt: bool = True) -> int:
+    """Hand this worker's unfinished uploads back to the queue.
+
+    After a shutdown or a database outage the images were not at fault, so the attempt is given
+    back; after an unexpected error it counts, so a file that always breaks a round is given up.
+    """
+    attempts = Upload.attempts - 1 if refund_attempt else Upload.attempts
+    now = utcnow()
+    with db.session() as session:
+        released = session.execute(
+            update(Upload).where(Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)
+            .values(status=UploadStatus.PENDING, claimed_by=None, lease_expires_at=None, attempts=attempts,
+                    request_id=None)
+        ).rowcount
+        held = and_(Batch.claimed_by == worker_id, Batch.state == BatchState.RUNNING)
+        session.execute(update(Batch).where(held, Batch.source == "manual")
+                        .values(state=BatchState.QUEUED, claimed_by=None, lease_expires_at=None))
+        # A worker round cannot be resumed (its files go back to the queue for any round), and
+        # left running its lease would be renewed by the heartbeat for ever.
+        session.execute(update(Batch).where(held, Batch.source != "manual")
+                        .values(state=BatchState.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
+                                error_message="interrupted; unfinished files went back to the queue"))
+        session.commit()
+        return released
+
+
+def hand_back(rt: Runtime, worker_id: str, refund_attempt: bool = True) -> int:
+    """Release this worker's claims with their images back in the inbox, where pending files live.
+
+    Files move first, while the claim still keeps every other worker away from them; if the
+    release then fails, the rows stay claimed until their lease expires and claims find the files
+    wherever they are.
+    """
+    with rt.db.session() as session:
+        names = session.scalars(select(Upload.stored_name).where(
+            Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)).all()
+    for name in names:
+        rt.storage.move(name, "inbox")
+    return release_claims(rt.db, worker_id, refund_attempt)
+
+
+def give_up_poison_uploads(rt: Runtime) -> int:
+    """Rows that failed MAX_CLAIM_ATTEMPTS rounds (or killed as many workers) are errors, not work."""
+    now = utcnow()
+    with rt.db.session() as session:
+        names = session.scalars(
+            update(Upload)
+            .where(_retryable(), Upload.attempts >= MAX_CLAIM_ATTEMPTS)
+            .values(status=UploadStatus.ERROR, processed_at=now, claimed_by=None, lease_expires_at=None,
+                    error_code="too_many_attempts",
+                    error_message=f"Processing was interrupted {MAX_CLAIM_ATTEMPTS} times")
+            .returning(Upload.stored_name)
+        ).all()
+        session.commit()
+    for name in names:
+        rt.storage.move(name, "errors")
+    return len(names)
+
+
+def recover_abandoned_batches(db: Database) -> None:
+    """Manual batches whose runner died go back to the queue; worker rounds are closed as failed."""
+    now = utcnow()
+    with db.session() as session:
+        stale = and_(Batch.state == BatchState.RUNNING, Batch.lease_expires_at < now)
+        session.execute(update(Batch).where(stale, Batch.source == "manual")
+                        .values(state=BatchState.QUEUED, claimed_by=None, lease_expires_at=None))
+        session.execute(update(Batch).where(stale, Batch.source != "manual")
+                        .values(state=BatchState.FAILED, finished_at=now, error_message="worker lost"))
+        session.commit()
+
+
+def expire_leases_of_lost_workers(db: Database) -> int:
+    """Workers whose heartbeat stopped are gone (killed, out of memory, host down): end their
+    leases now, so their uploads and batches are taken over without waiting for the full lease.
+    A worker that was only cut off loses nothing but duplicate work: finishing needs the claim."""
+    now = utcnow()
+    with db.session() as session:
+        lost = session.scalars(
+            update(WorkerState)
+            .where(WorkerState.state.in_(("starting", "ready")),
+                   WorkerState.heartbeat_at < now - timedelta(seconds=LOST_WORKER_SECONDS))
+            .values(state="lost")
+            .returning(WorkerState.worker_id)
+        ).all()
+        if lost:
+            session.execute(update(Upload).where(Upload.claimed_by.in_(lost), Upload.status == UploadStatus.PROCESSING)
+                            .values(lease_expires_at=now))
+            session.execute(update(Batch).where(Batch.claimed_by.in_(lost), Batch.state == BatchState.RUNNING)
+                            .values(lease_expires_at=now))
+        session.commit()
+    for worker_id in lost:
+        logger.warning("Worker %s stopped sending heartbeats; its work is taken over", worker_id)
+    return len(lost)
+
+
+def claim_batch(db: Database, worker_id: str, batch_id: int, lease: timedelta) -> bool:
+    now = utcnow()
+    with db.session() as session:
+        taken = session.execute(
+            update(Batch).where(Batch.id == batch_id, Batch.state == BatchState.QUEUED)
+            .values(state=BatchState.RUNNING, claimed_by=worker_id, lease_expires_at=now + lease,
+                    started_at=func.coalesce(Batch.started_at, now))
+        ).rowcount
+        session.commit()
+        return taken == 1
+
+
+def live_workers(db: Database, ready_only: bool = True) -> list[WorkerState]:
+    """Workers with a fresh heartbeat; with ready_only=False also those still loading models."""
+    cutoff = utcnow() - timedelta(seconds=LIVE_WORKER_SECONDS)
+    states = ("ready",) if ready_only else ("ready", "starting")
+    with db.session() as session:
+        return list(session.scalars(select(WorkerState).where(WorkerState.state.in_(states),
+                                                              WorkerState.heartbeat_at >= cutoff)).all())
+
+
+def insert_batch(db: Database, batch: Batch) -> Batch:
+    """Store a new batch under a fresh request id, drawing another if the short id is taken."""
+    for _ in range(10):
+        with db.session() as session:
+            session.add(batch)
+            try:
+                session.commit()
+                return batch
+            except IntegrityError:
+                session.rollback()  # the rollback makes the object new again, ready for another try
+        batch.request_id = new_request_id()
+    raise RuntimeError("Could not allocate a unique batch request id")
+
+
+def queued_manual_batches(db: Database) -> list[int]:
+    with db.session() as session:
+        return list(session.scalars(select(Batch.id).where(Batch.state == BatchState.QUEUED).order_by(Batch.id)).all())

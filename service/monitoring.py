@@ -1,0 +1,88 @@
+"""Figures about the deployment for status, health and metrics, read from the database and this process."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+from sqlalchemy import func, select
+
+from database import Batch, Result, Upload, UploadStatus, WorkerState, iso
+from main_ocr_process import loaded_orchestrator
+from service.jobs import live_workers
+from service.runtime import Runtime
+
+
+def counts_by(session: Any, column: Any) -> dict[str, int]:
+    return {key: count for key, count in session.execute(select(column, func.count()).group_by(column)).all()}
+
+
+def worker_summary(worker: WorkerState) -> dict[str, Any]:
+    return {
+        "worker_id": worker.worker_id, "hostname": worker.hostname, "pid": worker.pid, "state": worker.state,
+        "models_loaded": worker.models_loaded, "rss_bytes": worker.rss_bytes,
+        "images_processed": worker.images_processed, "heartbeat_at": iso(worker.heartbeat_at),
+    }
+
+
+def models_loaded(workers: list[WorkerState]) -> list[str]:
+    models = {model for worker in workers for model in worker.models_loaded or []}
+    local = loaded_orchestrator()
+    if local is not None:
+        models.update(local.aplicador.predictors)
+    return sorted(models)
+
+
+def metrics_snapshot(rt: Runtime) -> dict[str, Any]:
+    with rt.db.session() as session:
+        uploads = counts_by(session, Upload.status)
+        batches = counts_by(session, Batch.state)
+        results = session.scalar(select(func.count()).select_from(Result)) or 0
+    workers = live_workers(rt.db)
+    cache = {"hits": 0, "misses": 0, "entries": 0, "size_mb": 0.0}
+    for worker in workers:
+        for key in cache:
+            cache[key] += (worker.cache_stats or {}).get(key, 0) or 0
+    local = loaded_orchestrator()
+    if local is not None:
+        for key, value in local.aplicador.cache_stats().items():
+            if key in cache:
+                cache[key] += value or 0
+    memory = psutil.virtual_memory()
+    process = psutil.Process()
+    return {
+        "system": {
+            "cpu_usage": psutil.cpu_percent(interval=None),
+            "memory_usage": memory.percent,
+            "memory_total_bytes": memory.total,
+            "memory_available_bytes": memory.available,
+            "disk_usage": psutil.disk_usage(rt.settings["DATA_DIR"]).percent,
+        },
+        "process": {"pid": process.pid, "rss_bytes": process.memory_info().rss, "threads": process.num_threads()},
+        "ocr": {
+            "models_loaded": len(models_loaded(workers)),
+            "models": models_loaded(workers),
+            "cache": cache,
+            "total_processed": uploads.get(UploadStatus.PROCESSED, 0),
+            "total_failed": uploads.get(UploadStatus.ERROR, 0),
+            "workers": [worker_summary(w) for w in workers],
+        },
+        "totals": {"uploads": uploads, "batches": batches, "results": results},
+    }
+
+
+@dataclass
+class HealthCheck:
+    database_ok: bool
+    workers: list[WorkerState]
+    models: list[str]
+
+    @property
+    def worker_ready(self) -> bool:
+        return bool(self.workers)
+
+
+def health_check(rt: Runtime) -> HealthCheck:
+    database_ok = rt.db.ping()
+    workers = live_workers(rt.db) if database_ok else []
+    return HealthCheck(database_ok=database_ok, workers=workers, models=models_loaded(workers))

@@ -1,0 +1,39 @@
+"""A per-client minimum interval between actions, kept in the database so every process agrees."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from database import RateLimit, utcnow
+from service.runtime import Runtime
+
+
+def acquire_rate_limit(rt: Runtime, key: str, interval_seconds: float) -> int | None:
+    """None when the action is allowed now (and recorded); else the seconds to wait.
+
+    Kept in the database so every gunicorn worker and host enforces the same limit.
+    """
+    if interval_seconds <= 0:
+        return None
+    now = utcnow()
+    with rt.db.session() as session:
+        allowed = session.execute(
+            update(RateLimit).where(RateLimit.key == key, RateLimit.last_at <= now - timedelta(seconds=interval_seconds))
+            .values(last_at=now)
+        ).rowcount
+        if allowed:
+            session.commit()
+            return None
+        last = session.scalar(select(RateLimit.last_at).where(RateLimit.key == key))
+        if last is None:
+            session.add(RateLimit(key=key, last_at=now))
+            try:
+                session.commit()
+                return None
+            except IntegrityError:
+                session.rollback()  # a concurrent request of the same client won
+                last = session.scalar(select(RateLimit.last_at).where(RateLimit.key == key)) or now
+        return max(1, math.ceil(interval_seconds - (now - last).total_seconds()))

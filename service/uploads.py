@@ -1,0 +1,59 @@
+"""Storing the files of one upload request with their rows: all or nothing, under unique names."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from database import Upload
+from service.results import find_original
+from service.runtime import Runtime
+from storage import UploadRejected, build_stored_name
+
+NAME_ATTEMPTS = 1000
+STORE_ATTEMPTS = 3
+
+
+def _free_name(session: Any, rt: Runtime, metadata: dict[str, str], extension: str) -> str:
+    for attempt in range(NAME_ATTEMPTS):
+        name = build_stored_name(metadata, extension, attempt)
+        taken = session.scalar(select(Upload.id).where(Upload.stored_name == name))
+        if taken is None and rt.storage.locate(name) is None:
+            return name
+    raise UploadRejected("name_exhausted", "Too many files with the same metadata; change horamin or nombre", status=409)
+
+
+def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dict[str, str]) -> list[Upload]:
+    """Records and files of one request, all or nothing.
+
+    Each file is linked into the inbox inside the open transaction and the transaction is then
+    committed; if the commit fails, the linked files are removed again.
+    """
+    for attempt in range(STORE_ATTEMPTS):
+        published: list[tuple[Any, str]] = []
+        with rt.db.session() as session:
+            try:
+                uploads = []
+                for original, item, info in staged:
+                    name = _free_name(session, rt, metadata, info.extension)
+                    upload = Upload(stored_name=name, original_name=original, sha256=item.sha256,
+                                    size_bytes=item.size, image_format=info.image_format, upload_metadata=metadata,
+                                    duplicado_de=find_original(session, item.sha256))
+                    session.add(upload)
+                    session.flush()
+                    rt.storage.publish(item, name)
+                    published.append((item, name))
+                    uploads.append(upload)
+                session.commit()
+                return uploads
+            except BaseException as exc:
+                # Files first: a rollback on a lost connection can raise too, and must not leave them behind.
+                for _staged, name in published:
+                    rt.storage.path("inbox", name).unlink(missing_ok=True)
+                session.rollback()
+                # Another request took one of the names between our check and our insert: retry.
+                if isinstance(exc, (IntegrityError, FileExistsError)) and attempt + 1 < STORE_ATTEMPTS:
+                    continue
+                raise
+    raise AssertionError("unreachable")
