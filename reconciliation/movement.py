@@ -4,9 +4,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import date, time
 from decimal import Decimal
+from functools import cached_property
 
 CREDIT = "credito"
 DEBIT = "debito"

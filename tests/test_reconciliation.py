@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from reconciliation import (AMBIGUO, CONCILIADO, NO_ENCONTRADO, PENDIENTE, MatchSettings, Receipt, daily_summary,
-                            parse_statement, reconcile)
+from reconciliation import AMBIGUO, CONCILIADO, NO_ENCONTRADO, PENDIENTE, MatchSettings, Receipt, daily_summary, parse_statement, reconcile
 from reconciliation.spec import load_specs
 from tools.statement_generator import generate_statement
 
