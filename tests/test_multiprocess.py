@@ -211,10 +211,18 @@ def test_kill_9_in_the_middle_of_a_batch_then_restart_processes_everything_once(
     storage_root = Path(rt.settings["STORAGE_ROOT"])
     lease = {"CLAIM_LEASE_SECONDS": "4"}
     with WorkerProcess(storage_root, database_url, "doomed", **lease) as doomed:
-        wait_for(lambda: count(rt, Upload.status == "processed") >= 6 and count(rt, claimed_by_pid(doomed.pid)) > 0,
-                 120, [doomed])
+        held = 0
+        while not held and not all_finished(rt, len(names))():
+            wait_for(lambda: count(rt, Upload.status == "processed") >= 6 and count(rt, claimed_by_pid(doomed.pid)) > 0,
+                     120, [doomed])
+            # Frozen first, so the claims counted are the ones the kill interrupts: on a busy
+            # machine a round can end between a check and an unfrozen kill.
+            doomed.process.send_signal(signal.SIGSTOP)
+            held = count(rt, claimed_by_pid(doomed.pid), Upload.status == "processing")
+            if not held:
+                doomed.process.send_signal(signal.SIGCONT)
+                time.sleep(0.05)
         doomed.kill()
-    held = count(rt, claimed_by_pid(doomed.pid), Upload.status == "processing")
     finished_before = count(rt, Upload.status == "processed")
     assert held > 0, "the worker was killed between batches; nothing was in flight"
 
