@@ -5,7 +5,8 @@ import logging
 import math
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.auth import admin_only
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
@@ -39,6 +40,20 @@ def _file_entry(upload: Upload) -> dict[str, Any]:
     }
 
 
+def _form_files() -> list[Any]:
+    """The files of the multipart form; a form Werkzeug refuses within the size limit has too many parts."""
+    try:
+        return request.files.getlist("files") + request.files.getlist("file")
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is None or request.content_length > limit:
+            raise
+        raise ApiError(413, "too_many_fields",
+                       f"The form has more than {request.max_form_parts} fields or a text field over "
+                       f"{request.max_form_memory_size // 1024} KB; send the images in 'files' and the five metadata fields",
+                       details={"max_fields": request.max_form_parts}) from None
+
+
 @blueprint.post("/upload")
 def upload_files() -> Response:
     rt = runtime()
@@ -47,7 +62,7 @@ def upload_files() -> Response:
     if wait is not None:
         raise ApiError(429, "rate_limited", f"At most {settings['UPLOAD_RATE_LIMIT_PER_MINUTE']} uploads a minute; "
                        f"retry in {wait} s", retry_after=wait)
-    files = [f for f in request.files.getlist("files") + request.files.getlist("file") if f and f.filename]
+    files = [f for f in _form_files() if f and f.filename]
     if not files:
         raise ApiError(400, "no_files", "Send one or more images in the multipart field 'files'")
     if len(files) > settings["MAX_FILES_PER_UPLOAD"]:
