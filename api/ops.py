@@ -137,6 +137,7 @@ def api_config() -> Response:
             "upload": "/api/upload",
             "process_batch": "/api/ocr/process_batch",
             "results": "/api/extract_results",
+            "results_export": "/api/extract_results/export",
             "status": "/api/status",
             "health": "/api/health",
             "health_live": "/api/health/live",

@@ -1,15 +1,17 @@
 """Results: one image's document and the consolidated documents of a batch or a time range."""
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
 
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id, time_arg
-from service.queries import ResultFilter, result_documents, result_of
+from service.queries import ResultFilter, result_of, result_texts
 from storage import is_plain_name
 
 blueprint = Blueprint("results", __name__)
@@ -40,30 +42,37 @@ def _result_filter() -> ResultFilter:
     return ResultFilter(tenant_id(), request_id, since, until)
 
 
+def _rows(rt: Any, which: ResultFilter, limit: int | None, after: int = 0) -> Iterator[tuple[int, str]]:
+    """The rows, with the first fetched now: a database failure answers 503 before the body starts."""
+    rows = result_texts(rt, which, limit, after)
+    first = next(rows, None)
+    return iter(()) if first is None else itertools.chain([first], rows)
+
+
 @blueprint.get("/extract_results")
 def extract_results() -> Response:
-    page = result_documents(runtime(), _result_filter(), limit_arg(), cursor_arg())
-    return ok({"count": len(page.rows), "results": page.rows, "next_cursor": cursor_for(page.last_id)})
+    """One page of documents; the body is written as the rows arrive (`count` and `next_cursor` last)."""
+    limit = limit_arg()
+    # One row more than asked tells whether another page follows.
+    rows = _rows(runtime(), _result_filter(), limit + 1, cursor_arg())
 
+    def body() -> Iterator[str]:
+        yield '{"success": true, "results": ['
+        count, last_sent, more = 0, None, False
+        for result_id, document in rows:
+            if count == limit:
+                more = True
+                break
+            yield ("," if count else "") + document
+            count, last_sent = count + 1, result_id
+        yield f'], "count": {count}, "next_cursor": {json.dumps(cursor_for(last_sent if more else None))}}}'
 
-EXPORT_PAGE_ROWS = 200
+    return Response(stream_with_context(body()), content_type="application/json")
 
 
 @blueprint.get("/extract_results/export")
 def export_results() -> Response:
-    """Every matching document as JSON lines, streamed page by page: memory stays flat at any size."""
-    rt, which = runtime(), _result_filter()
-
-    def lines() -> Iterator[str]:
-        after = 0
-        while True:
-            page = result_documents(rt, which, EXPORT_PAGE_ROWS, after)
-            for document in page.rows:
-                yield json.dumps(document, ensure_ascii=False) + "\n"
-            if page.last_id is None:
-                return
-            after = page.last_id
-
-    return Response(stream_with_context(lines()), content_type="application/x-ndjson; charset=utf-8")
-
-
+    """Every matching document as JSON lines, streamed: memory stays flat at any size."""
+    rows = _rows(runtime(), _result_filter(), None)
+    return Response(stream_with_context(document + "\n" for _id, document in rows),
+                    content_type="application/x-ndjson; charset=utf-8")

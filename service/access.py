@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from database import DEFAULT_TENANT_ID, DEFAULT_TENANT_NAME, ApiKey, Database, Role, Tenant, utcnow
+from database import DEFAULT_TENANT_ID, ApiKey, Database, Role, Tenant, utcnow
 
 KEY_PREFIX = "ocrk_"
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
@@ -153,6 +153,3 @@ def keys_configured(settings: dict[str, Any], db: Database) -> bool:
     except Exception:  # noqa: BLE001 - no schema yet or no database: no stored keys either
         return False
 
-
-__all__ = ["DEFAULT_TENANT_NAME", "AccessError", "Principal", "authenticate", "create_key", "list_keys",
-           "revoke_key", "listen_host", "keys_configured", "anonymous_principal"]

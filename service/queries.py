@@ -6,11 +6,12 @@ the same however deep it is, and rows added meanwhile are neither skipped nor re
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from database import Batch, BatchState, Result, Upload
 from service.monitoring import counts_by
@@ -77,10 +78,18 @@ class ResultFilter:
         return query
 
 
-def result_documents(rt: Runtime, which: ResultFilter, limit: int, after_id: int = 0) -> Page:
+RESULT_FETCH_ROWS = 50
+
+
+def result_texts(rt: Runtime, which: ResultFilter, limit: int | None, after_id: int = 0) -> Iterator[tuple[int, str]]:
+    """(id, document as JSON text) of the matching results after `after_id`, at most `limit`
+    (None: all), fetched a few rows at a time. The documents are never parsed: a page of large
+    documents costs the web process one small fetch, not the whole page as Python objects."""
+    query = which.apply(select(Result.id, cast(Result.document, Text))).where(Result.id > after_id).order_by(Result.id)
+    if limit is not None:
+        query = query.limit(limit)
     with rt.db.session() as session:
-        page = _page(session, which.apply(select(Result.id, Result.document)), Result.id, after_id, limit)
-    return Page(rows=[row[1] for row in page.rows], last_id=page.last_id)
+        yield from session.execute(query.execution_options(yield_per=RESULT_FETCH_ROWS))
 
 
 def queue_counts(rt: Runtime, tenant_id: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
