@@ -146,8 +146,11 @@ class Upload(Base):
     original_sha256: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
+    # sqlite_autoincrement: SQLite would otherwise hand a purged upload's id to the next one, and the
+    # payment ledger (which outlives uploads) would take the new upload for the old one.
     __table_args__ = (Index("ix_uploads_status_id", "status", "id"),
-                      UniqueConstraint("tenant_id", "original_sha256", name="uq_uploads_tenant_original"))
+                      UniqueConstraint("tenant_id", "original_sha256", name="uq_uploads_tenant_original"),
+                      {"sqlite_autoincrement": True})
 
 
 class Batch(Base):

@@ -4,24 +4,28 @@ each other, same-moment identical uploads with exactly one original, paging, the
 The attacker tests and the closed-by-default tests drive the real service under gunicorn; the
 database tests run on SQLite and, with TEST_DATABASE_URL, on PostgreSQL.
 """
+import hashlib
 import io
 import json
 import re
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import create_app
 from benchmarks.service_process import running_service
-from database import ApiKey, Database, Result, Upload, utcnow
+from database import ApiKey, Database, Payment, Result, Upload, utcnow
 from migrations_runner import upgrade_to_head
 from service.access import create_key
+from service.housekeeping import purge_finished
+from service.results import finish_upload
 from tests.conftest import ISOLATED_ENV, TEST_OVERRIDES
 from tools.receipt_generator import generate_receipt
 
@@ -338,3 +342,55 @@ def test_a_form_with_too_many_fields_gets_its_own_error(client):
     assert answer.status_code == 413
     assert answer.get_json()["error"]["code"] == "too_many_fields"
     assert "fields" in answer.get_json()["error"]["message"]
+
+
+# --- the payment ledger -----------------------------------------------------------------------------
+PAYMENT = {"banco_origen": "Banesco", "referencia": "405622415499", "monto": "20.57", "fecha": "2025-07-11"}
+
+
+def _finished(rt, name, tenant_id, **fields):
+    """An upload of `tenant_id` recorded as finished with these fields, as the worker would (no OCR)."""
+    with rt.db.session() as session:
+        row = Upload(stored_name=name, original_name=name, sha256=hashlib.sha256(name.encode()).hexdigest(),
+                     size_bytes=1, tenant_id=tenant_id, status="processing", claimed_by="w",
+                     lease_expires_at=utcnow() + timedelta(minutes=5), attempts=1)
+        session.add(row)
+        session.commit()
+    (rt.storage.dirs["inbox"] / name).write_bytes(b"x")
+    document = {"processing_status": "success", "request_id": None, "validacion": {"requiere_revision": False},
+                "extracted_fields": {**PAYMENT, **fields}}
+    assert finish_upload(rt, "w", row, document)
+    with rt.db.session() as session:
+        return session.scalar(select(Result.document).where(Result.upload_id == row.id))
+
+
+@pytest.mark.parametrize("across", [False, True])
+def test_reuse_is_checked_within_a_tenant_and_across_tenants_only_as_a_setting(make_app, across):
+    app = make_app(REUSE_CHECK_ACROSS_TENANTS=across)
+    rt = app.extensions["ocr_runtime"]
+    _, other = create_key(rt.db, "other")
+    assert _finished(rt, "mine.png", 1)["posible_reutilizacion"] is None
+    theirs = _finished(rt, "theirs.png", other.tenant_id)
+    if not across:
+        assert theirs["posible_reutilizacion"] is None
+        return
+    flag = theirs["posible_reutilizacion"]
+    assert (flag["reason"], flag["other_tenant"]) == ("mismo_pago", True)
+    assert "filename" not in flag and "metadata" not in flag and "upload_id" not in flag  # nothing of the other tenant
+    assert theirs["validacion"]["requiere_revision"] is True
+
+
+def test_the_ledger_outlives_the_file_retention_and_forgets_after_payment_memory_days(make_app):
+    app = make_app()
+    rt = app.extensions["ocr_runtime"]
+    _finished(rt, "first.png", 1)
+    report = purge_finished(rt, 0)
+    assert report["uploads_removed"] == 1 and report["payments_forgotten"] == 0
+    later = _finished(rt, "two-days-later.png", 1, banco_origen=None)  # and the bank painted over
+    flag = later["posible_reutilizacion"]
+    assert (flag["reason"], flag["confidence"], flag["filename"]) == ("mismo_pago_sin_banco", "media", "first.png")
+    with rt.db.session() as session:
+        session.execute(update(Payment).values(created_at=utcnow() - timedelta(days=rt.settings["PAYMENT_MEMORY_DAYS"] + 1)))
+        session.commit()
+    assert purge_finished(rt, 0)["payments_forgotten"] == 2
+    assert _finished(rt, "a-year-later.png", 1)["posible_reutilizacion"] is None

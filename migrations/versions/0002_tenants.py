@@ -91,7 +91,9 @@ def upgrade() -> None:
             WHERE first.sha256 = uploads.sha256 AND first.duplicado_de IS NULL)
     """)
     op.execute("UPDATE uploads SET original_sha256 = sha256 WHERE duplicado_de IS NULL")
-    with op.batch_alter_table('uploads', schema=None) as batch_op:
+    # SQLite: AUTOINCREMENT, so ids of purged uploads are never handed out again (the ledger outlives them).
+    with op.batch_alter_table('uploads', schema=None, recreate='auto',
+                              table_kwargs={'sqlite_autoincrement': True}) as batch_op:
         batch_op.create_unique_constraint('uq_uploads_tenant_original', ['tenant_id', 'original_sha256'])
     with op.batch_alter_table('rate_limits', schema=None) as batch_op:
         batch_op.add_column(sa.Column('hits', sa.Integer(), server_default='1', nullable=False))
