@@ -6,7 +6,6 @@ web process.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import time
@@ -21,16 +20,13 @@ import config
 import metrics
 import request_context
 import routes
-from api.errors import error_response, register_error_handlers
+from api.auth import register_authentication
+from api.errors import register_error_handlers
 from logging_setup import configure_logging
 from migrations_runner import upgrade_to_head
 from service.runtime import Runtime
 
 logger = logging.getLogger(__name__)
-
-# Paths behind the API key when API_KEYS is set; health checks stay open for load balancers.
-PUBLIC_PATHS = {"/api/health", "/api/health/live", "/api/health/ready"}
-
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = config.load_settings(test_config)
@@ -63,7 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _register_request_ids(app)
     app.register_blueprint(routes.api)
     app.add_url_rule("/metrics", "prometheus_metrics", routes.prometheus_metrics)
-    _register_api_keys(app, settings["API_KEYS"])
+    register_authentication(app)
     _register_headers(app)
     register_error_handlers(app)
     return app
@@ -91,26 +87,6 @@ def _register_request_ids(app: Flask) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
             request_context.unbind(token)
-
-
-def _register_api_keys(app: Flask, keys: list[str]) -> None:
-    encoded_keys = [key.encode("utf-8") for key in keys]
-
-    @app.before_request
-    def require_api_key() -> Response | None:
-        if not encoded_keys or request.method == "OPTIONS":
-            return None
-        path = request.path.rstrip("/") or "/"
-        if path in PUBLIC_PATHS or not (path.startswith("/api") or path == "/metrics"):
-            return None
-        supplied = request.headers.get("X-API-Key", "").encode("utf-8")
-        # Compare with every key, without stopping early, so timing reveals nothing.
-        matched = False
-        for key in encoded_keys:
-            matched |= hmac.compare_digest(supplied, key)
-        if not matched:
-            return error_response(401, "unauthorized", "A valid X-API-Key header is required")
-        return None
 
 
 def _register_headers(app: Flask) -> None:

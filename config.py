@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     DATA_DIR: Path | None = None
     DATABASE_URL: str | None = None
     # Serving
-    HOST: str = "0.0.0.0"
+    # None: 0.0.0.0 when a key is configured, else 127.0.0.1 (closed by default).
+    HOST: str | None = None
     PORT: int = Field(5000, ge=1, le=65535)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"
@@ -82,6 +83,7 @@ class Settings(BaseSettings):
     WEB_KEEPALIVE_SECONDS: int = Field(2, ge=0, le=3600)
     TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
     API_KEYS: CommaList = []
+    ALLOW_ANONYMOUS: bool = False
     CORS_ORIGINS: CommaList = ["*"]
     SESSION_SECRET: str | None = None
     PROMETHEUS_MULTIPROC_DIR: Path | None = None
@@ -91,9 +93,12 @@ class Settings(BaseSettings):
     MAX_FILES_PER_UPLOAD: int = Field(50, ge=1, le=1000)
     MAX_FORM_FIELD_LENGTH: int = Field(120, ge=1, le=10_000)
     PROCESS_BATCH_MIN_INTERVAL_SECONDS: int = Field(30, ge=0, le=86400)
+    UPLOAD_RATE_LIMIT_PER_MINUTE: int = Field(120, ge=0, le=1_000_000)
     # Worker and retention
     RETENTION_HOURS: float = Field(24.0, ge=0, le=24 * 3650)
     CLEANUP_INTERVAL_SECONDS: int = Field(3600, ge=0, le=30 * 86400)
+    PAYMENT_MEMORY_DAYS: int = Field(400, ge=1, le=36500)
+    REUSE_CHECK_ACROSS_TENANTS: bool = False
     WORKER_ENABLED: bool = True
     WORKER_POLL_INTERVAL_SECONDS: float = Field(1.0, gt=0, le=3600)
     CLAIM_LEASE_SECONDS: int = Field(300, ge=1, le=86400)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     text,
@@ -72,8 +73,46 @@ class BatchState:
     FINISHED = (COMPLETED, FAILED)
 
 
+# The tenant that owns the data of the deployment before tenants existed, the API_KEYS admin keys
+# and anonymous local callers: created by migration 0002 with this id.
+DEFAULT_TENANT_ID = 1
+DEFAULT_TENANT_NAME = "default"
+
+
+class Role:
+    CLIENT = "client"
+    ADMIN = "admin"
+    ALL = (CLIENT, ADMIN)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class Tenant(Base):
+    """A customer of the deployment: every upload, batch, result and payment belongs to one."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A key of a tenant, stored only as the SHA-256 of the key (the key itself is shown once)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # client | admin
+    name: Mapped[str | None] = mapped_column(String(128))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the key, so an operator can tell keys apart in `keys list`.
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
 
 
 class Upload(Base):
@@ -82,6 +121,8 @@ class Upload(Base):
     __tablename__ = "uploads"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT_ID,
+                                           server_default=str(DEFAULT_TENANT_ID), index=True)
     stored_name: Mapped[str] = mapped_column(String(255), unique=True)
     original_name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -100,9 +141,16 @@ class Upload(Base):
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     duplicado_de: Mapped[int | None] = mapped_column(ForeignKey("uploads.id", ondelete="SET NULL"), index=True)
+    # The sha256 on the tenant's original of these bytes only (NULL on duplicates): the unique
+    # constraint makes "first upload of these bytes" atomic when identical uploads arrive together.
+    original_sha256: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
-    __table_args__ = (Index("ix_uploads_status_id", "status", "id"),)
+    # sqlite_autoincrement: SQLite would otherwise hand a purged upload's id to the next one, and the
+    # payment ledger (which outlives uploads) would take the new upload for the old one.
+    __table_args__ = (Index("ix_uploads_status_id", "status", "id"),
+                      UniqueConstraint("tenant_id", "original_sha256", name="uq_uploads_tenant_original"),
+                      {"sqlite_autoincrement": True})
 
 
 class Batch(Base):
@@ -111,6 +159,8 @@ class Batch(Base):
     __tablename__ = "batches"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT_ID,
+                                           server_default=str(DEFAULT_TENANT_ID), index=True)
     request_id: Mapped[str] = mapped_column(String(64), unique=True)
     source: Mapped[str] = mapped_column(String(16))  # manual | worker
     profile: Mapped[str] = mapped_column(String(64))
@@ -143,6 +193,8 @@ class Result(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT_ID,
+                                           server_default=str(DEFAULT_TENANT_ID), index=True)
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     filename: Mapped[str] = mapped_column(String(255), index=True)
     processing_status: Mapped[str] = mapped_column(String(16))
@@ -171,13 +223,38 @@ class Result(Base):
     document: Mapped[dict[str, Any]]
 
 
+class Payment(Base):
+    """A payment seen on a receipt, remembered for PAYMENT_MEMORY_DAYS whatever the file retention:
+    the ledger a later receipt of the same payment is checked against. No foreign key to the
+    upload: the upload and its files may be purged long before the payment is forgotten."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    upload_id: Mapped[int] = mapped_column(Integer, unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bank: Mapped[str | None] = mapped_column(String(128))
+    reference: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    payment_date: Mapped[str | None] = mapped_column(String(64))
+    upload_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (Index("ix_payments_reference_amount", "reference", "amount"),)
+
+
 class RateLimit(Base):
-    """Last time a client was allowed an action; shared by every process through the database."""
+    """Last time a client was allowed an action (or the start of its counting window, with the
+    actions counted in it); shared by every process through the database."""
 
     __tablename__ = "rate_limits"
 
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     last_at: Mapped[datetime]
+    hits: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class WorkerState(Base):

@@ -36,7 +36,20 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_multiprocess_dir()
 # Only now: prometheus_client picks its multiprocess mode from the environment when imported.
 from prometheus_client import multiprocess  # noqa: E402
 
-bind = f"{_settings['HOST']}:{_settings['PORT']}"
+
+def _listen_host() -> str:
+    """Closed by default (service/access.py): 127.0.0.1 unless a key is configured; exits with a message otherwise."""
+    from database import Database  # noqa: PLC0415
+    from service.access import keys_configured, listen_host  # noqa: PLC0415
+
+    db = Database(_settings["DATABASE_URL"])
+    try:
+        return listen_host(_settings, keys_configured(_settings, db))
+    finally:
+        db.dispose()  # before the fork: no connection is shared with the web processes
+
+
+bind = f"{_listen_host()}:{_settings['PORT']}"
 # So `gunicorn -c gunicorn.conf.py` alone serves the app; importing main builds nothing by itself.
 wsgi_app = "main:create_app()"
 workers = _settings["WEB_CONCURRENCY"]

@@ -4,6 +4,9 @@
     python main.py                         the same, on PORT (5000)
     python main.py worker                  run the OCR worker alone
     python main.py migrate                 bring the database schema to the newest revision
+    python main.py keys create --tenant NAME [--role client|admin] [--name LABEL]
+                                           a new API key, printed once (stored only as a hash)
+    python main.py keys list | keys revoke ID
     python main.py extract PATH [PATH...] [--profile P]
                                            OCR + extraction of files or directories without the
                                            server or a database; one JSON line per file as it finishes
@@ -53,10 +56,10 @@ def run_worker() -> int:
     return 0
 
 
-def migrate() -> int:
+def _migrated_database():
     from database import Database  # noqa: PLC0415
     from logging_setup import configure_logging  # noqa: PLC0415
-    from migrations_runner import current_revision, upgrade_to_head  # noqa: PLC0415
+    from migrations_runner import upgrade_to_head  # noqa: PLC0415
 
     settings = config.load_settings()
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
@@ -64,10 +67,40 @@ def migrate() -> int:
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db = Database(database_url)
+    upgrade_to_head(db)
+    return db
+
+
+def migrate() -> int:
+    from migrations_runner import current_revision  # noqa: PLC0415
+
+    db = _migrated_database()
     try:
-        upgrade_to_head(db)
         with db.engine.connect() as connection:
             print(json.dumps({"success": True, "revision": current_revision(connection)}))
+    finally:
+        db.dispose()
+    return 0
+
+
+def keys(args: argparse.Namespace) -> int:
+    from service.access import AccessError, create_key, list_keys, revoke_key  # noqa: PLC0415
+
+    db = _migrated_database()
+    try:
+        if args.keys_command == "create":
+            key, record = create_key(db, args.tenant, args.role, args.name)
+            print(json.dumps({"success": True, "id": record.id, "tenant": args.tenant, "role": record.role,
+                              "key": key, "note": "shown once; only its hash is stored"}))
+        elif args.keys_command == "revoke":
+            revoke_key(db, args.id)
+            print(json.dumps({"success": True, "revoked": args.id}))
+        else:
+            for entry in list_keys(db):
+                print(json.dumps(entry))
+    except AccessError as exc:
+        print(f"keys: {exc}", file=sys.stderr)
+        return 2
     finally:
         db.dispose()
     return 0
@@ -95,6 +128,14 @@ def cli(argv: list[str]) -> int:
     commands.add_parser("serve", help="serve the API with gunicorn (the default)")
     commands.add_parser("worker", help="run the OCR worker process alone")
     commands.add_parser("migrate", help="bring the database schema to the newest revision")
+    keys_cmd = commands.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
+        dest="keys_command", required=True)
+    create_cmd = keys_cmd.add_parser("create", help="a new key, printed once")
+    create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    create_cmd.add_argument("--role", choices=("client", "admin"), default="client")
+    create_cmd.add_argument("--name", default=None, help="a label for the key")
+    keys_cmd.add_parser("list", help="every key: id, tenant, role, label, prefix, revoked")
+    keys_cmd.add_parser("revoke", help="revoke a key by id").add_argument("id", type=int)
     extract_cmd = commands.add_parser("extract", help="OCR and extract fields from image files or directories")
     extract_cmd.add_argument("images", nargs="+", help="image files, or directories of them")
     extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_PROFILES))
@@ -103,6 +144,8 @@ def cli(argv: list[str]) -> int:
         return run_worker()
     if args.command == "migrate":
         return migrate()
+    if args.command == "keys":
+        return keys(args)
     if args.command == "extract":
         return extract(args.images, args.profile)
     return serve()

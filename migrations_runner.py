@@ -67,16 +67,29 @@ def upgrade_to_head(db: Database) -> None:
     with db.schema_lock:
         if db.schema_ready:
             return
-        with _process_lock(db), db.engine.begin() as connection:
-            if db.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            cfg = alembic_config(connection)
-            if _created_before_migrations(connection):
-                logger.info("Schema predates migrations: stamping it at %s", BASELINE_REVISION)
-                command.stamp(cfg, BASELINE_REVISION)
-            before = current_revision(connection)
-            command.upgrade(cfg, "head")
-            after = current_revision(connection)
-            if before != after:
-                logger.info("Database schema upgraded from %s to %s", before or "nothing", after)
+        with _process_lock(db), db.engine.connect() as connection:
+            sqlite = db.dialect == "sqlite"
+            if sqlite:
+                # Batch migrations recreate SQLite tables: with foreign keys on, dropping the old
+                # uploads table would cascade to results and null every duplicado_de. The pragma
+                # only takes effect outside a transaction.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    if db.dialect == "postgresql":
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                    cfg = alembic_config(connection)
+                    if _created_before_migrations(connection):
+                        logger.info("Schema predates migrations: stamping it at %s", BASELINE_REVISION)
+                        command.stamp(cfg, BASELINE_REVISION)
+                    before = current_revision(connection)
+                    command.upgrade(cfg, "head")
+                    after = current_revision(connection)
+                    if before != after:
+                        logger.info("Database schema upgraded from %s to %s", before or "nothing", after)
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
         db.schema_ready = True

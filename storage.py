@@ -91,6 +91,9 @@ def name_part(value: str) -> str:
     return "@".join(secure_filename(piece) for piece in value.split("@")) if value else ""
 
 
+MAX_NAME_STEM = 200
+
+
 def build_stored_name(metadata: dict[str, str], extension: str, attempt: int = 0) -> str:
     """`20250711-A--123456@lid_Juan_14-30.png`; attempt > 0 adds `_2`, `_3`... for uniqueness."""
     base = "{fecha}-{numero}--{wa}_{nombre}_{hora}".format(
@@ -100,9 +103,9 @@ def build_stored_name(metadata: dict[str, str], extension: str, attempt: int = 0
         nombre=name_part(metadata.get("nombre", "")),
         hora=name_part(metadata.get("horamin", "")),
     )
-    if attempt:
-        base = f"{base}_{attempt + 1}"
-    return f"{base[:200]}.{extension}"
+    # The uniqueness suffix is kept whole: only the metadata part gives way to the length limit.
+    suffix = f"_{attempt + 1}" if attempt else ""
+    return f"{base[:MAX_NAME_STEM - len(suffix)]}{suffix}.{extension}"
 
 
 def display_name(client_filename: str | None) -> str:

@@ -8,7 +8,7 @@ from flask import Blueprint, Response
 
 import config
 from api.errors import ApiError, ok
-from api.inputs import bool_field, client_key, json_body, runtime
+from api.inputs import bool_field, client_key, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
 from database import BatchState, iso
 from service.batch_requests import batch_files, batch_outcome, create_manual_batch, run_here, wait_for_batch, worker_will_run_it
 from service.jobs import recover_abandoned_batches
@@ -45,7 +45,7 @@ def process_batch() -> Response:
     worker_alive = worker_will_run_it(rt)
     if not worker_alive:
         recover_abandoned_batches(rt.db)
-    batch = create_manual_batch(rt, profile, language, include_coordinates, client)
+    batch = create_manual_batch(rt, tenant_id(), profile, language, include_coordinates, client)
     if run_async:
         if batch.state == BatchState.QUEUED and not worker_alive:
             threading.Thread(target=run_here, args=(rt,), name="ocr-manual-batch", daemon=True).start()
@@ -56,6 +56,7 @@ def process_batch() -> Response:
     if batch.state not in BatchState.FINISHED:
         return ok({"status": "processing", "request_id": batch.request_id, "state": batch.state,
                    "status_url": f"/api/ocr/result/{batch.request_id}"}, 202)
+    files, last_id = batch_files(rt, batch, limit_arg())
     return ok({
         "status": batch_outcome(batch),
         "request_id": batch.request_id,
@@ -63,7 +64,10 @@ def process_batch() -> Response:
         "files_processed": batch.processed_count + batch.error_count,
         "files_failed": batch.error_count,
         "processing_time": f"{batch.processing_time or 0.0:.2f}s",
-        "results": batch_files(rt, batch.request_id),
+        "results": files,
+        # The rest of a large batch's files: GET status_url?cursor=next_cursor.
+        "next_cursor": cursor_for(last_id),
+        "status_url": f"/api/ocr/result/{batch.request_id}",
     })
 
 
@@ -72,12 +76,12 @@ def batch_result(request_id: str) -> Response:
     if not REQUEST_ID_PATTERN.match(request_id):
         raise ApiError(404, "not_found", "Unknown request_id")
     rt = runtime()
-    batch = batch_by_request_id(rt, request_id)
+    batch = batch_by_request_id(rt, tenant_id(), request_id)
     if batch is None:
         raise ApiError(404, "not_found", "Unknown request_id")
-    files = batch_files(rt, request_id)
+    files, last_id = batch_files(rt, batch, limit_arg(), cursor_arg())
     finished = batch.processed_count + batch.error_count
-    total = max(batch.total_files, finished, len(files))
+    total = max(batch.total_files, finished)
     return ok({
         "request_id": batch.request_id,
         "state": batch.state,
@@ -98,6 +102,7 @@ def batch_result(request_id: str) -> Response:
         },
         "error": batch.error_message,
         "files": files,
+        "next_cursor": cursor_for(last_id),
     })
 
 

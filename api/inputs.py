@@ -1,18 +1,20 @@
 """Reading a request: the runtime it runs against, its JSON body, query arguments and client identity."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import datetime, timezone
-from hashlib import sha256
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from api.errors import ApiError
 from service.runtime import Runtime
 
-DEFAULT_LIST_LIMIT = 1000
-MAX_LIST_LIMIT = 10000
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+CURSOR_VERSION = "v1"
 
 
 def runtime() -> Runtime:
@@ -38,6 +40,30 @@ def bool_field(body: dict[str, Any], name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ApiError(400, "invalid_parameter", f"{name} must be true or false", details={"field": name})
     return value
+
+
+def cursor_for(last_id: int | None) -> str | None:
+    """The opaque `next_cursor` of a page that ended at row `last_id` (None: it was the last page)."""
+    if last_id is None:
+        return None
+    return base64.urlsafe_b64encode(f"{CURSOR_VERSION}:{last_id}".encode()).decode().rstrip("=")
+
+
+def cursor_arg() -> int:
+    """The row id after which the page starts (0: the first page); a cursor we did not make is a 400."""
+    raw = request.args.get("cursor")
+    if raw is None or raw == "":
+        return 0
+    try:
+        if len(raw) > 64:
+            raise ValueError
+        version, _, last = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii").partition(":")
+        if version != CURSOR_VERSION or not (last.isascii() and last.isdigit() and len(last) <= 18):
+            raise ValueError
+        return int(last)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor this service returned",
+                       details={"field": "cursor"}) from None
 
 
 def limit_arg() -> int:
@@ -66,9 +92,13 @@ def time_arg(name: str) -> datetime | None:
 
 
 def client_key() -> str:
-    api_key = request.headers.get("X-API-Key")
-    if api_key and current_app.config["API_KEYS"]:
-        return "key:" + sha256(api_key.encode("utf-8")).hexdigest()[:24]
-    return f"ip:{request.remote_addr or 'unknown'}"
+    """The caller's rate-limit identity: its key (hashed), or its address when it has none."""
+    found = g.get("principal")
+    return found.client_key if found is not None else f"ip:{request.remote_addr or 'unknown'}"
+
+
+def tenant_id() -> int:
+    """The tenant whose data this request may see and change (set by api/auth.py)."""
+    return g.principal.tenant_id
 
 

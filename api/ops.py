@@ -7,11 +7,13 @@ from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import config
+from api.auth import admin_only, is_admin
 from api.errors import ApiError, ok
-from api.inputs import runtime
+from api.inputs import runtime, tenant_id
 from api.prometheus import prometheus_text
 from database import BatchState, UploadStatus, iso, utcnow
 from extraction.rules import RulesError, get_registry
+from service.access import keys_configured
 from service.jobs import live_workers
 from service.monitoring import health_check, metrics_snapshot, worker_summary
 from service.queries import batch_figures, queue_counts
@@ -21,15 +23,17 @@ blueprint = Blueprint("ops", __name__)
 
 @blueprint.get("/status")
 def status() -> Response:
+    """The deployment for admins; for a client key, its own tenant's queue and no system details."""
     rt = runtime()
-    uploads, batches = queue_counts(rt)
+    admin = is_admin()
+    uploads, batches = queue_counts(rt, None if admin else tenant_id())
     workers = live_workers(rt.db)
     return ok({
         "status": "operational" if workers or not rt.settings["WORKER_ENABLED"] else "degraded",
         "timestamp": iso(utcnow()),
-        "database": {"ok": True, "dialect": rt.db.dialect},
+        "database": {"ok": True, "dialect": rt.db.dialect} if admin else {"ok": True},
         "worker": {"alive": bool(workers), "enabled": rt.settings["WORKER_ENABLED"],
-                   "workers": [worker_summary(w) for w in workers]},
+                   "workers": [worker_summary(w) for w in workers] if admin else []},
         "queue": {state: uploads.get(state, 0) for state in
                   (UploadStatus.PENDING, UploadStatus.PROCESSING, UploadStatus.PROCESSED, UploadStatus.ERROR)},
         "batches": {state: batches.get(state, 0) for state in
@@ -41,7 +45,7 @@ def status() -> Response:
 
 @blueprint.get("/metrics/batch")
 def batch_metrics() -> Response:
-    figures = batch_figures(runtime())
+    figures = batch_figures(runtime(), tenant_id())
     states, recent = figures.states, figures.recent
     return ok({
         "batches": {"total": sum(states.values()), **{s: states.get(s, 0) for s in
@@ -133,6 +137,7 @@ def api_config() -> Response:
             "upload": "/api/upload",
             "process_batch": "/api/ocr/process_batch",
             "results": "/api/extract_results",
+            "results_export": "/api/extract_results/export",
             "status": "/api/status",
             "health": "/api/health",
             "health_live": "/api/health/live",
@@ -154,16 +159,19 @@ def api_config() -> Response:
         "ocr": {"default_profile": settings["OCR_DEFAULT_PROFILE"], "profiles": sorted(config.OCR_PROFILES),
                 "languages": list(config.SUPPORTED_LANGUAGES),
                 "language_note": "accepted for compatibility; it selects no model"},
-        "auth": {"api_key_required": bool(settings["API_KEYS"]), "header": "X-API-Key"},
+        "auth": {"api_key_required": keys_configured(settings, runtime().db), "header": "X-API-Key",
+                 "also_accepted": "Authorization: Bearer <key>"},
         "retention_hours": settings["RETENTION_HOURS"],
     })
 
 
+@admin_only
 def prometheus_metrics() -> Response:
     return Response(prometheus_text(metrics_snapshot(runtime())), content_type=CONTENT_TYPE_LATEST)
 
 
 @blueprint.get("/metrics")
+@admin_only
 def metrics() -> Response:
     output = request.args.get("format", "json")
     if output not in {"json", "prometheus"}:

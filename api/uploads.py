@@ -5,14 +5,17 @@ import logging
 import math
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from api.auth import admin_only
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
-from api.inputs import json_body, limit_arg, runtime
+from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
 from service.image_check import inspect_image
 from service.queries import uploads_with_status
+from service.rate_limit import acquire_quota
 from service.uploads import store_uploads
 from storage import UploadRejected, display_name, validate_metadata
 
@@ -37,11 +40,29 @@ def _file_entry(upload: Upload) -> dict[str, Any]:
     }
 
 
+def _form_files() -> list[Any]:
+    """The files of the multipart form; a form Werkzeug refuses within the size limit has too many parts."""
+    try:
+        return request.files.getlist("files") + request.files.getlist("file")
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is None or request.content_length > limit:
+            raise
+        raise ApiError(413, "too_many_fields",
+                       f"The form has more than {request.max_form_parts} fields or a text field over "
+                       f"{request.max_form_memory_size // 1024} KB; send the images in 'files' and the five metadata fields",
+                       details={"max_fields": request.max_form_parts}) from None
+
+
 @blueprint.post("/upload")
 def upload_files() -> Response:
     rt = runtime()
     settings = rt.settings
-    files = [f for f in request.files.getlist("files") + request.files.getlist("file") if f and f.filename]
+    wait = acquire_quota(rt, f"upload:{client_key()}", settings["UPLOAD_RATE_LIMIT_PER_MINUTE"], 60)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"At most {settings['UPLOAD_RATE_LIMIT_PER_MINUTE']} uploads a minute; "
+                       f"retry in {wait} s", retry_after=wait)
+    files = [f for f in _form_files() if f and f.filename]
     if not files:
         raise ApiError(400, "no_files", "Send one or more images in the multipart field 'files'")
     if len(files) > settings["MAX_FILES_PER_UPLOAD"]:
@@ -69,7 +90,7 @@ def upload_files() -> Response:
                 raise ApiError(exc.status, exc.code, exc.message, details={"file": original, "index": index}) from None
             entries.append((original, staged, info))
         try:
-            stored = store_uploads(rt, entries, metadata)
+            stored = store_uploads(rt, entries, metadata, tenant_id())
         except UploadRejected as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
     except OSError as exc:
@@ -90,9 +111,9 @@ def upload_files() -> Response:
 
 
 def _list_files(statuses: tuple[str, ...]) -> Response:
-    limit = limit_arg()
-    uploads = uploads_with_status(runtime(), statuses, limit)
-    return ok({"count": len(uploads), "files": [_file_entry(u) for u in uploads]})
+    page = uploads_with_status(runtime(), tenant_id(), statuses, limit_arg(), cursor_arg())
+    return ok({"count": len(page.rows), "files": [_file_entry(u) for u in page.rows],
+               "next_cursor": cursor_for(page.last_id)})
 
 
 @blueprint.get("/files/pending")
@@ -106,6 +127,7 @@ def files_processed() -> Response:
 
 
 @blueprint.post("/clean")
+@admin_only
 def clean() -> Response:
     body = json_body()
     hours = body.get("retention_hours", runtime().settings["RETENTION_HOURS"])

@@ -39,13 +39,16 @@ DEFAULT_SETTINGS = {
     "WEB_THREADS": "4",
     "WORKER_POLL_INTERVAL_SECONDS": "0.2",
     "PROCESS_BATCH_MIN_INTERVAL_SECONDS": "0",
+    # Tests and benchmarks upload far faster than one client may (tests/test_tenants.py checks the limit).
+    "UPLOAD_RATE_LIMIT_PER_MINUTE": "0",
     "INBOX_ADOPT_MIN_AGE_SECONDS": "0.5",
     "LOG_LEVEL": "INFO",
 }
 # Settings a developer's shell could carry in and change what is being measured or tested.
 ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",
                 "SESSION_SECRET", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
-                "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS")
+                "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS", "ALLOW_ANONYMOUS",
+                "PAYMENT_MEMORY_DAYS", "REUSE_CHECK_ACROSS_TENANTS")
 
 
 def free_port() -> int:

@@ -553,13 +553,16 @@ class RuleRegistry:
     def as_json(self) -> dict[str, Any]:
         """The active rules for `GET /api/config/extraction_rules` (JSON-serialisable)."""
         rules = self.current
+        # File names only: the server's directories are nobody's business.
+        directory = os.path.dirname(rules.source)
+        error = self.last_error.replace(directory + os.sep, "") if self.last_error and directory else self.last_error
         return {
             "id": rules.id,
             "version": rules.version,
-            "source": rules.source,
+            "source": os.path.basename(rules.source),
             "sha256": rules.sha256,
             "loaded_at": rules.loaded_at,
-            "last_reload_error": self.last_error,
+            "last_reload_error": error,
             "fields": sorted({r.field for r in rules.rules}),
             "rules": copy.deepcopy(rules.document),
         }

@@ -15,13 +15,16 @@ from service.runtime import Runtime, new_request_id, process_identity
 BATCH_POLL_SECONDS = 0.25
 
 
-def create_manual_batch(rt: Runtime, profile: str, language: str, include_coordinates: bool, client: str) -> Batch:
+def create_manual_batch(rt: Runtime, tenant_id: int, profile: str, language: str, include_coordinates: bool,
+                        client: str) -> Batch:
+    """A batch of the tenant's uploads pending now (never another tenant's)."""
+    mine = Upload.tenant_id == tenant_id
     with rt.db.session() as session:
         waiting = (UploadStatus.PENDING, UploadStatus.PROCESSING)
-        cutoff = session.scalar(select(func.max(Upload.id)).where(Upload.status.in_(waiting)))
-        total = session.scalar(select(func.count()).select_from(Upload).where(Upload.status == UploadStatus.PENDING)) or 0
+        cutoff = session.scalar(select(func.max(Upload.id)).where(mine, Upload.status.in_(waiting)))
+        total = session.scalar(select(func.count()).select_from(Upload).where(mine, Upload.status == UploadStatus.PENDING)) or 0
     now = utcnow()
-    batch = Batch(request_id=new_request_id(now), source="manual", profile=profile, language=language,
+    batch = Batch(request_id=new_request_id(now), source="manual", tenant_id=tenant_id, profile=profile, language=language,
                   include_coordinates=include_coordinates, client_key=client, cutoff_upload_id=cutoff or 0,
                   total_files=total, created_at=now)
     if cutoff is None:  # nothing to do: the batch is complete as soon as it exists
@@ -61,16 +64,19 @@ def wait_for_batch(rt: Runtime, batch: Batch, timeout: float) -> Batch:
     return batch
 
 
-def batch_files(rt: Runtime, request_id: str) -> list[dict[str, Any]]:
+def batch_files(rt: Runtime, batch: Batch, limit: int, after_id: int = 0) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of the batch's files, and the upload id to continue after (None: the last page)."""
     with rt.db.session() as session:
         rows = session.execute(
-            select(Upload.stored_name, Upload.status, Upload.error_code, Upload.error_message,
+            select(Upload.id, Upload.stored_name, Upload.status, Upload.error_code, Upload.error_message,
                    Result.processing_status, Result.coordinates_available, Result.confidence_average, Result.text_length)
             .outerjoin(Result, Result.upload_id == Upload.id)
-            .where(Upload.request_id == request_id).order_by(Upload.id)
+            .where(Upload.request_id == batch.request_id, Upload.tenant_id == batch.tenant_id, Upload.id > after_id)
+            .order_by(Upload.id).limit(limit + 1)
         ).all()
+    last_id = rows[limit - 1].id if len(rows) > limit else None
     files = []
-    for row in rows:
+    for row in rows[:limit]:
         entry: dict[str, Any] = {
             "filename": row.stored_name,
             "processing_status": row.processing_status or row.status,
@@ -81,7 +87,7 @@ def batch_files(rt: Runtime, request_id: str) -> list[dict[str, Any]]:
         if row.error_code:
             entry["error"] = {"code": row.error_code, "message": row.error_message}
         files.append(entry)
-    return files
+    return files, last_id
 
 
 def batch_outcome(batch: Batch) -> str:

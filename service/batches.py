@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, utcnow
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
-from service.jobs import claim_batch, claim_uploads, hand_back, insert_batch, renew_leases
+from service.jobs import claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
 
@@ -122,7 +122,8 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
         while True:
             if should_stop is not None and should_stop():
                 return done
-            uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, batch.request_id, batch.cutoff_upload_id)
+            uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, batch.request_id, batch.cutoff_upload_id,
+                                    batch.tenant_id)
             if not uploads:
                 break
             processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch, should_stop)
@@ -146,12 +147,13 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
 
     Stopped half-way, the round closes with what it finished; the rest stays claimed for hand_back.
     """
-    uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease)
+    tenant_id = next_tenant_with_work(rt.db)
+    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id)
     if not uploads:
         return 0
     now = utcnow()
     batch = insert_batch(rt.db, Batch(
-        request_id=new_request_id(now), source="worker", profile=rt.default_profile, language="spa",
+        request_id=new_request_id(now), source="worker", tenant_id=tenant_id, profile=rt.default_profile, language="spa",
         include_coordinates=True, state=BatchState.RUNNING, total_files=len(uploads), created_at=now,
         started_at=now, claimed_by=worker_id, lease_expires_at=now + rt.lease))
     with rt.db.session() as session:

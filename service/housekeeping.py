@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from database import Batch, BatchState, RateLimit, Result, Upload, UploadStatus, WorkerState, iso, utcnow
+from database import DEFAULT_TENANT_ID, Batch, BatchState, Payment, RateLimit, Result, Upload, UploadStatus, WorkerState, iso, utcnow
 from service.image_check import inspect_image
-from service.results import find_original
+from service.results import original_or_duplicate
 from service.runtime import Runtime
 from storage import (
     STATUS_DIRECTORY,
@@ -80,7 +80,7 @@ def _adopt(rt: Runtime, path: Any) -> bool:
     with rt.db.session() as session:
         upload = Upload(stored_name=name, original_name=path.name, sha256=sha256, size_bytes=len(data),
                         image_format=info.image_format if info else None, upload_metadata=metadata, source="inbox",
-                        duplicado_de=find_original(session, sha256))
+                        tenant_id=DEFAULT_TENANT_ID, **original_or_duplicate(session, DEFAULT_TENANT_ID, sha256))
         if error is not None:
             upload.status = UploadStatus.ERROR
             upload.processed_at = utcnow()
@@ -164,6 +164,9 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         batches_removed = session.execute(
             delete(Batch).where(Batch.state.in_(BatchState.FINISHED), Batch.finished_at < cutoff)).rowcount
         session.execute(delete(RateLimit).where(RateLimit.last_at < now - timedelta(days=1)))
+        # The payment ledger has its own, much longer memory: a receipt reused months later is still caught.
+        payments_forgotten = session.execute(delete(Payment).where(
+            Payment.created_at < now - timedelta(days=rt.settings["PAYMENT_MEMORY_DAYS"]))).rowcount
         session.execute(delete(WorkerState).where(WorkerState.heartbeat_at < now - timedelta(days=1)))
         session.commit()
     orphans, orphan_bytes = _remove_orphan_files(rt, cutoff)
@@ -176,6 +179,7 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         "uploads_removed": len(removed_names),
         "results_removed": results_removed,
         "batches_removed": batches_removed,
+        "payments_forgotten": payments_forgotten,
         "orphan_files_removed": orphans,
         "temp_files_removed": len(stale_temp),
         "uncommitted_uploads_removed": interrupted,

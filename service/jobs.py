@@ -42,7 +42,7 @@ def _retryable() -> Any:
                and_(Upload.status == UploadStatus.PROCESSING, Upload.lease_expires_at < utcnow()))
 
 
-def _claimable(max_upload_id: int | None) -> Any:
+def _claimable(max_upload_id: int | None, tenant_id: int | None = None) -> Any:
     original = aliased(Upload)
     # A duplicate waits for its original, so its result can be reused instead of a second OCR.
     original_unfinished = exists().where(
@@ -52,16 +52,26 @@ def _claimable(max_upload_id: int | None) -> Any:
     condition = and_(_retryable(), Upload.attempts < MAX_CLAIM_ATTEMPTS, ~original_unfinished)
     if max_upload_id is not None:
         condition = and_(condition, Upload.id <= max_upload_id)
+    if tenant_id is not None:
+        condition = and_(condition, Upload.tenant_id == tenant_id)
     return condition
 
 
+def next_tenant_with_work(db: Database) -> int | None:
+    """The tenant of the oldest claimable upload: a batch holds the uploads of one tenant only."""
+    with db.session() as session:
+        return session.scalar(select(Upload.tenant_id).where(_claimable(None)).order_by(Upload.id).limit(1))
+
+
 def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
-                  request_id: str | None = None, max_upload_id: int | None = None) -> list[Upload]:
+                  request_id: str | None = None, max_upload_id: int | None = None,
+                  tenant_id: int | None = None) -> list[Upload]:
     """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer."""
     now = utcnow()
+    claimable = _claimable(max_upload_id, tenant_id)
     with db.session() as session:
         candidates = session.scalars(
-            select(Upload.id).where(_claimable(max_upload_id)).order_by(Upload.id).limit(limit)
+            select(Upload.id).where(claimable).order_by(Upload.id).limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
         if not candidates:
@@ -69,7 +79,7 @@ def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
             return []
         claimed_ids = session.scalars(
             update(Upload)
-            .where(Upload.id.in_(candidates), _claimable(max_upload_id))
+            .where(Upload.id.in_(candidates), claimable)
             .values(status=UploadStatus.PROCESSING, claimed_by=worker_id, claimed_at=now,
                     lease_expires_at=now + lease, attempts=Upload.attempts + 1, request_id=request_id)
             .returning(Upload.id)

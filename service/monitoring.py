@@ -13,8 +13,9 @@ from service.jobs import live_workers
 from service.runtime import Runtime
 
 
-def counts_by(session: Any, column: Any) -> dict[str, int]:
-    return {key: count for key, count in session.execute(select(column, func.count()).group_by(column)).all()}
+def counts_by(session: Any, column: Any, *conditions: Any) -> dict[str, int]:
+    query = select(column, func.count()).where(*conditions).group_by(column)
+    return {key: count for key, count in session.execute(query).all()}
 
 
 def worker_summary(worker: WorkerState) -> dict[str, Any]:

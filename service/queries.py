@@ -1,25 +1,47 @@
-"""Read-only questions the API asks: lists of uploads, one batch, results, queue and batch figures."""
+"""Read-only questions the API asks: lists of uploads, one batch, results, queue and batch figures.
+
+Every question is asked for one tenant: another tenant's rows are never read, so they answer
+exactly as missing ones. Lists are pages in id order after a row id (keyset paging): a page costs
+the same however deep it is, and rows added meanwhile are neither skipped nor repeated.
+"""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from database import Batch, BatchState, Result, Upload
 from service.monitoring import counts_by
 from service.runtime import Runtime
 
 
-def uploads_with_status(rt: Runtime, statuses: tuple[str, ...], limit: int) -> list[Upload]:
-    with rt.db.session() as session:
-        return list(session.scalars(select(Upload).where(Upload.status.in_(statuses)).order_by(Upload.id).limit(limit)).all())
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]
+    last_id: int | None  # the id to continue after; None when this is the last page
 
 
-def batch_by_request_id(rt: Runtime, request_id: str) -> Batch | None:
+def _page(session: Any, query: Any, id_column: Any, after_id: int, limit: int) -> Page:
+    # One row more than asked tells whether another page follows.
+    rows = list(session.execute(query.where(id_column > after_id).order_by(id_column).limit(limit + 1)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows=rows, last_id=rows[-1][0] if more else None)
+
+
+def uploads_with_status(rt: Runtime, tenant_id: int, statuses: tuple[str, ...], limit: int, after_id: int = 0) -> Page:
     with rt.db.session() as session:
-        return session.scalar(select(Batch).where(Batch.request_id == request_id))
+        page = _page(session, select(Upload.id, Upload).where(Upload.tenant_id == tenant_id, Upload.status.in_(statuses)),
+                     Upload.id, after_id, limit)
+    return Page(rows=[row[1] for row in page.rows], last_id=page.last_id)
+
+
+def batch_by_request_id(rt: Runtime, tenant_id: int, request_id: str) -> Batch | None:
+    with rt.db.session() as session:
+        return session.scalar(select(Batch).where(Batch.request_id == request_id, Batch.tenant_id == tenant_id))
 
 
 @dataclass(frozen=True)
@@ -28,33 +50,55 @@ class StoredResult:
     document: dict[str, Any] | None  # None until it is processed
 
 
-def result_of(rt: Runtime, stored_name: str) -> StoredResult | None:
-    """The upload's status and document; None when no upload has that name."""
+def result_of(rt: Runtime, tenant_id: int, stored_name: str) -> StoredResult | None:
+    """The upload's status and document; None when the tenant has no upload of that name."""
     with rt.db.session() as session:
         row = session.execute(
             select(Upload.status, Result.document).outerjoin(Result, Result.upload_id == Upload.id)
-            .where(Upload.stored_name == stored_name)
+            .where(Upload.stored_name == stored_name, Upload.tenant_id == tenant_id)
         ).first()
     return None if row is None else StoredResult(status=row.status, document=row.document)
 
 
-def result_documents(rt: Runtime, request_id: str | None, since: datetime | None, until: datetime | None,
-                     limit: int) -> list[dict[str, Any]]:
-    query = select(Result.document).order_by(Result.id).limit(limit)
-    if request_id:
-        query = query.where(Result.request_id == request_id)
-    if since:
-        query = query.where(Result.created_at >= since)
-    if until:
-        query = query.where(Result.created_at <= until)
-    with rt.db.session() as session:
-        return list(session.scalars(query).all())
+@dataclass(frozen=True)
+class ResultFilter:
+    tenant_id: int
+    request_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: Any) -> Any:
+        query = query.where(Result.tenant_id == self.tenant_id)
+        if self.request_id:
+            query = query.where(Result.request_id == self.request_id)
+        if self.since:
+            query = query.where(Result.created_at >= self.since)
+        if self.until:
+            query = query.where(Result.created_at <= self.until)
+        return query
 
 
-def queue_counts(rt: Runtime) -> tuple[dict[str, int], dict[str, int]]:
-    """(uploads by status, batches by state)."""
+RESULT_FETCH_ROWS = 50
+
+
+def result_texts(rt: Runtime, which: ResultFilter, limit: int | None, after_id: int = 0) -> Iterator[tuple[int, str]]:
+    """(id, document as JSON text) of the matching results after `after_id`, at most `limit`
+    (None: all), fetched a few rows at a time. The documents are never parsed: a page of large
+    documents costs the web process one small fetch, not the whole page as Python objects."""
+    query = which.apply(select(Result.id, cast(Result.document, Text))).where(Result.id > after_id).order_by(Result.id)
+    if limit is not None:
+        query = query.limit(limit)
     with rt.db.session() as session:
-        return counts_by(session, Upload.status), counts_by(session, Batch.state)
+        yield from session.execute(query.execution_options(yield_per=RESULT_FETCH_ROWS))
+
+
+def queue_counts(rt: Runtime, tenant_id: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """(uploads by status, batches by state), of one tenant or (None) of the deployment."""
+    with rt.db.session() as session:
+        if tenant_id is None:
+            return counts_by(session, Upload.status), counts_by(session, Batch.state)
+        return (counts_by(session, Upload.status, Upload.tenant_id == tenant_id),
+                counts_by(session, Batch.state, Batch.tenant_id == tenant_id))
 
 
 @dataclass(frozen=True)
@@ -68,18 +112,20 @@ class BatchFigures:
     recent: list[Batch]
 
 
-def batch_figures(rt: Runtime, recent: int = 10) -> BatchFigures:
+def batch_figures(rt: Runtime, tenant_id: int, recent: int = 10) -> BatchFigures:
+    mine = Batch.tenant_id == tenant_id
     with rt.db.session() as session:
-        states = counts_by(session, Batch.state)
+        states = counts_by(session, Batch.state, mine)
         images, failed, busy = session.execute(
             select(func.coalesce(func.sum(Batch.processed_count), 0), func.coalesce(func.sum(Batch.error_count), 0),
                    func.coalesce(func.sum(Batch.processing_time), 0.0))
-            .where(Batch.state.in_(BatchState.FINISHED))
+            .where(mine, Batch.state.in_(BatchState.FINISHED))
         ).one()
         average_batch = session.scalar(select(func.avg(Batch.processing_time)).where(
-            Batch.state.in_(BatchState.FINISHED), Batch.processed_count + Batch.error_count > 0))
-        average_image = session.scalar(select(func.avg(Result.processing_time)).where(Result.processing_status == "success"))
-        latest = list(session.scalars(select(Batch).order_by(Batch.id.desc()).limit(recent)).all())
+            mine, Batch.state.in_(BatchState.FINISHED), Batch.processed_count + Batch.error_count > 0))
+        average_image = session.scalar(select(func.avg(Result.processing_time)).where(
+            Result.tenant_id == tenant_id, Result.processing_status == "success"))
+        latest = list(session.scalars(select(Batch).where(mine).order_by(Batch.id.desc()).limit(recent)).all())
     return BatchFigures(states=states, images=int(images), failed=int(failed), busy_seconds=float(busy),
                         average_batch_seconds=None if average_batch is None else float(average_batch),
                         average_image_seconds=None if average_image is None else float(average_image), recent=latest)

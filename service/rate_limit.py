@@ -37,3 +37,32 @@ def acquire_rate_limit(rt: Runtime, key: str, interval_seconds: float) -> int | 
                 session.rollback()  # a concurrent request of the same client won
                 last = session.scalar(select(RateLimit.last_at).where(RateLimit.key == key)) or now
         return max(1, math.ceil(interval_seconds - (now - last).total_seconds()))
+
+
+def acquire_quota(rt: Runtime, key: str, limit: int, window_seconds: int) -> int | None:
+    """None when one more action fits in the client's `limit` per window (and it is counted);
+    else the seconds until the window ends. Fixed windows, counted in the database."""
+    if limit <= 0:
+        return None
+    now = utcnow()
+    window = int(now.timestamp()) // window_seconds
+    window_key = f"{key}:{window}"
+    with rt.db.session() as session:
+        for _ in range(2):
+            counted = session.execute(
+                update(RateLimit).where(RateLimit.key == window_key, RateLimit.hits < limit)
+                .values(hits=RateLimit.hits + 1, last_at=now)
+            ).rowcount
+            if counted:
+                session.commit()
+                return None
+            if session.scalar(select(RateLimit.key).where(RateLimit.key == window_key)) is not None:
+                session.rollback()
+                return max(1, (window + 1) * window_seconds - int(now.timestamp()))
+            session.add(RateLimit(key=window_key, last_at=now, hits=1))
+            try:
+                session.commit()
+                return None
+            except IntegrityError:
+                session.rollback()  # a concurrent request of the same client opened the window: count again
+    return max(1, (window + 1) * window_seconds - int(now.timestamp()))

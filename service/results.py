@@ -4,21 +4,20 @@ and the check for a payment already presented on another image.
 Finishing is conditional on still holding the claim. The result file is written before the row
 is marked done and the image is moved after, so a crash at any point leaves a state the next
 claim or the reconciliation of every round completes; moves and result writes are idempotent.
-A finished receipt whose payment (origin bank, reference, amount) is already on record from
-another image is flagged `posible_reutilizacion`, pointing at the earliest upload of it.
+A finished receipt whose image or payment was presented before is flagged by service/reuse.py.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 import metrics
 from database import RESULT_TEXT_FIELDS, Result, Upload, UploadStatus, iso, utcnow
+from service.reuse import flag_reuse
 from service.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -49,6 +48,7 @@ def result_row(upload: Upload, document: dict[str, Any]) -> Result:
     meta = document.get("processing_metadata") or {}
     row = Result(
         upload_id=upload.id,
+        tenant_id=upload.tenant_id,
         request_id=document.get("request_id"),
         filename=upload.stored_name,
         processing_status=document.get("processing_status", "success"),
@@ -89,7 +89,7 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
             return False
         session.execute(delete(Result).where(Result.upload_id == upload.id))
         row = result_row(upload, document)
-        repointed = flag_payment_reuse(session, upload, row)
+        repointed = flag_reuse(session, rt.settings, upload, row)
         session.add(row)
         session.flush()
         rt.storage.write_result(upload.stored_name, row.document)
@@ -99,65 +99,6 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
     rt.storage.move(upload.stored_name, "errors" if failed else "processed")
     metrics.observe_image(document)
     return True
-
-
-# --- the same payment on another image --------------------------------------------------------
-def _payment_key(row: Result) -> tuple[str | None, str, Decimal] | None:
-    """(origin bank, reference, amount) of a readable receipt; None when either of the last two is missing,
-    so receipts that merely lack a reference or an amount are never matched with each other."""
-    if row.processing_status != "success" or not row.referencia or row.monto is None:
-        return None
-    return row.banco_origen, row.referencia, row.monto
-
-
-def _lock_payment(session: Any, key: tuple[Any, ...]) -> None:
-    """Serialize the check for one payment, so two images of it finishing at once see each other.
-
-    PostgreSQL: a transaction-scoped advisory lock on a hash of the payment. SQLite needs nothing:
-    the UPDATE that opened the transaction holds the database's single write lock until commit.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256(repr(key).encode("utf-8")).digest()[:8]
-    session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
-
-
-def _reuse_entry(upload: Upload, request_id: str | None) -> dict[str, Any]:
-    return {"upload_id": upload.id, "filename": upload.stored_name, "request_id": request_id,
-            "metadata": upload.upload_metadata, "detected_at": iso(utcnow())}
-
-
-def flag_payment_reuse(session: Any, upload: Upload, row: Result) -> list[Result]:
-    """Mark a receipt whose payment (origin bank, reference, amount) was already presented on
-    another image: the fraud of reusing one payment's receipt. Exact copies of the same bytes are
-    duplicates (duplicado_de) instead, and keep the verdict copied from their original.
-
-    Every later presentation points at the earliest upload of the payment. Workers may finish them
-    out of order, so when this upload is the earliest, results flagged before it finished are
-    pointed here; those results are returned so their files can be rewritten too.
-    """
-    key = None if upload.duplicado_de is not None else _payment_key(row)
-    if key is None:
-        return []
-    _lock_payment(session, key)
-    bank, reference, amount = key
-    matches = session.execute(
-        select(Result, Upload).join(Upload, Upload.id == Result.upload_id)
-        .where(Result.upload_id != upload.id, Upload.sha256 != upload.sha256, Result.processing_status == "success",
-               Result.referencia == reference, Result.monto == amount, Result.banco_origen.is_not_distinct_from(bank))
-        .order_by(Upload.id)
-    ).all()
-    if not matches:
-        return []
-    first_result, first_upload = matches[0]
-    if first_upload.id < upload.id:
-        row.document = {**row.document, "posible_reutilizacion": _reuse_entry(first_upload, first_result.request_id)}
-        return []
-    entry = _reuse_entry(upload, row.request_id)
-    for result, _ in matches:
-        # A new dict: SQLAlchemy only notices a JSON column change when the value is replaced.
-        result.document = {**result.document, "posible_reutilizacion": entry}
-    return [result for result, _ in matches]
 
 
 def reused_document(rt: Runtime, upload: Upload, request_id: str) -> dict[str, Any] | None:
@@ -181,8 +122,14 @@ def reused_document(rt: Runtime, upload: Upload, request_id: str) -> dict[str, A
     return document
 
 
-def find_original(session: Any, sha256: str) -> int | None:
-    """The first upload of the same bytes, if any: later copies point at it instead of being OCR'd."""
-    return session.scalar(
-        select(Upload.id).where(Upload.sha256 == sha256, Upload.duplicado_de.is_(None)).order_by(Upload.id).limit(1)
-    )
+def original_or_duplicate(session: Any, tenant_id: int, sha256: str) -> dict[str, Any]:
+    """The columns that make a new upload the tenant's original of these bytes, or a duplicate of it.
+
+    The original holds `original_sha256`, unique per tenant: when identical uploads arrive together
+    only one insert can claim it, and the others fail and retry as duplicates.
+    """
+    original = session.scalar(
+        select(Upload.id).where(Upload.tenant_id == tenant_id, Upload.original_sha256 == sha256).limit(1))
+    if original is None:
+        return {"duplicado_de": None, "original_sha256": sha256}
+    return {"duplicado_de": original, "original_sha256": None}

@@ -6,13 +6,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from database import Upload
-from service.results import find_original
+from database import DEFAULT_TENANT_ID, Upload
+from service.results import original_or_duplicate
 from service.runtime import Runtime
 from storage import UploadRejected, build_stored_name
 
 NAME_ATTEMPTS = 1000
-STORE_ATTEMPTS = 3
+# Each failed attempt lost a race for a name or for "first of these bytes" to a request that has
+# committed since, so the next attempt sees it; identical uploads arriving together need a few.
+STORE_ATTEMPTS = 8
 
 
 def _free_name(session: Any, rt: Runtime, metadata: dict[str, str], extension: str) -> str:
@@ -24,7 +26,8 @@ def _free_name(session: Any, rt: Runtime, metadata: dict[str, str], extension: s
     raise UploadRejected("name_exhausted", "Too many files with the same metadata; change horamin or nombre", status=409)
 
 
-def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dict[str, str]) -> list[Upload]:
+def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dict[str, str],
+                  tenant_id: int = DEFAULT_TENANT_ID) -> list[Upload]:
     """Records and files of one request, all or nothing.
 
     Each file is linked into the inbox inside the open transaction and the transaction is then
@@ -39,7 +42,7 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                     name = _free_name(session, rt, metadata, info.extension)
                     upload = Upload(stored_name=name, original_name=original, sha256=item.sha256,
                                     size_bytes=item.size, image_format=info.image_format, upload_metadata=metadata,
-                                    duplicado_de=find_original(session, item.sha256))
+                                    tenant_id=tenant_id, **original_or_duplicate(session, tenant_id, item.sha256))
                     session.add(upload)
                     session.flush()
                     rt.storage.publish(item, name)
@@ -52,7 +55,7 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                 for _staged, name in published:
                     rt.storage.path("inbox", name).unlink(missing_ok=True)
                 session.rollback()
-                # Another request took one of the names between our check and our insert: retry.
+                # Another request took one of the names, or recorded the same bytes first: retry.
                 if isinstance(exc, (IntegrityError, FileExistsError)) and attempt + 1 < STORE_ATTEMPTS:
                     continue
                 raise

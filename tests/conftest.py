@@ -19,7 +19,8 @@ BACKENDS = ["sqlite"] + ([pytest.param("postgresql", marks=pytest.mark.postgres)
 # Settings that a developer's shell could carry into the tests and change their meaning.
 ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",
                 "SESSION_SECRET", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
-                "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS")
+                "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS", "HOST", "ALLOW_ANONYMOUS",
+                "UPLOAD_RATE_LIMIT_PER_MINUTE", "PAYMENT_MEMORY_DAYS", "REUSE_CHECK_ACROSS_TENANTS")
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +68,17 @@ def postgres_url():
 
 
 def _empty_postgres_tables(url: str) -> None:
-    from database import Base
+    from database import DEFAULT_TENANT_ID, DEFAULT_TENANT_NAME, Base
 
     engine = create_engine(url)
     with engine.begin() as connection:
         existing = [t.name for t in Base.metadata.sorted_tables if engine.dialect.has_table(connection, t.name)]
         if existing:
             connection.execute(text(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE"))
+        if "tenants" in existing:  # the row migration 0002 creates, as on a fresh database
+            connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, now())"),
+                               {"id": DEFAULT_TENANT_ID, "name": DEFAULT_TENANT_NAME})
+            connection.execute(text("SELECT setval(pg_get_serial_sequence('tenants', 'id'), :id)"), {"id": DEFAULT_TENANT_ID})
     engine.dispose()
 
 
@@ -101,6 +106,8 @@ TEST_OVERRIDES = {
     "PROCESS_BATCH_MIN_INTERVAL_SECONDS": 0,
     "INBOX_ADOPT_MIN_AGE_SECONDS": 0,
     "CLEANUP_INTERVAL_SECONDS": 0,
+    # Tests upload far faster than a client may; tests/test_tenants.py checks the limit itself.
+    "UPLOAD_RATE_LIMIT_PER_MINUTE": 0,
 }
 
 

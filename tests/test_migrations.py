@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import MetaData, create_engine, inspect, select, text
 
-from database import Base, Batch, Database, RateLimit, Result, Upload, WorkerState, utcnow
+from database import DEFAULT_TENANT_ID, DEFAULT_TENANT_NAME, Base, Batch, Database, Payment, Result, Tenant, Upload, utcnow
 from migrations_runner import BASELINE_REVISION, current_revision, head_revision, upgrade_to_head
 from tests.conftest import BACKENDS, ISOLATED_ENV, fresh_postgres_schema
 
@@ -43,10 +43,27 @@ def test_revisions_build_exactly_the_schema_of_the_models(empty_database_url):
     db.dispose()
 
 
-def _old_deployment(url: str) -> dict:
-    """What the service before migrations left: create_all's tables and rows in each of them."""
+def _baseline_schema(url: str) -> MetaData:
+    """The tables create_all made before migrations existed (revision 0001, without alembic_version)."""
+    from alembic import command
+
+    from migrations_runner import alembic_config
+
     engine = create_engine(url)
-    Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), BASELINE_REVISION)
+        connection.execute(text("DROP TABLE alembic_version"))
+    tables = MetaData()
+    tables.reflect(engine)
+    engine.dispose()
+    return tables
+
+
+def _old_deployment(url: str) -> MetaData:
+    """What the service before migrations left: create_all's tables and rows in each of them,
+    including two originals of the same bytes (the upload race of issue 9)."""
+    tables = _baseline_schema(url)
+    engine = create_engine(url)
     now = utcnow()
     with engine.begin() as connection:
         uploads = [
@@ -55,51 +72,71 @@ def _old_deployment(url: str) -> dict:
              "status": "processed", "created_at": now, "processed_at": now, "attempts": 1},
             {"stored_name": "copy.png", "original_name": "b.png", "sha256": "a" * 64, "size_bytes": 10,
              "metadata": {}, "source": "inbox", "status": "pending", "created_at": now, "attempts": 0, "duplicado_de": 1},
+            {"stored_name": "race.png", "original_name": "c.png", "sha256": "a" * 64, "size_bytes": 10,
+             "metadata": {}, "source": "upload", "status": "pending", "created_at": now, "attempts": 0},
         ]
         for row in uploads:  # one by one: the rows set different columns
-            connection.execute(Upload.__table__.insert(), row)
-        connection.execute(Batch.__table__.insert(), [{
+            connection.execute(tables.tables["uploads"].insert(), row)
+        connection.execute(tables.tables["batches"].insert(), [{
             "request_id": "BATCH_20250711_143052_a8f", "source": "manual", "profile": "ultra_rapido",
             "language": "spa", "include_coordinates": True, "state": "completed", "total_files": 1,
             "processed_count": 1, "error_count": 0, "created_at": now, "finished_at": now, "processing_time": 1.5}])
-        connection.execute(Result.__table__.insert(), [{
+        connection.execute(tables.tables["results"].insert(), [{
             "upload_id": 1, "request_id": "BATCH_20250711_143052_a8f", "filename": "20250711-A--1@lid_Ana_10-00.png",
             "processing_status": "success", "monto": Decimal("1234.56"), "referencia": "003039376430",
             "created_at": now, "document": {"extracted_fields": {"monto": "1234.56"}, "nombre": "Añá"}}])
-        connection.execute(RateLimit.__table__.insert(), [{"key": "process_batch:ip:127.0.0.1", "last_at": now}])
-        connection.execute(WorkerState.__table__.insert(), [{
+        connection.execute(tables.tables["rate_limits"].insert(), [{"key": "process_batch:ip:127.0.0.1", "last_at": now}])
+        connection.execute(tables.tables["workers"].insert(), [{
             "worker_id": "worker:h:1:abc", "hostname": "h", "pid": 1, "state": "ready", "models_loaded": ["ultra_rapido"],
             "cache_stats": {"hits": 3}, "images_processed": 5, "batches_processed": 1, "started_at": now,
             "heartbeat_at": now - timedelta(seconds=1)}])
     engine.dispose()
-    return {table.name: table for table in Base.metadata.sorted_tables}
+    return tables
 
 
-def _contents(db: Database) -> dict:
+def _contents(db: Database, tables: MetaData) -> dict:
+    """Every row of the old tables, as their old columns."""
     with db.engine.connect() as connection:
-        return {name: [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))]
-                for name, table in {t.name: t for t in Base.metadata.sorted_tables}.items()}
+        return {name: [tuple(row) for row in connection.execute(
+                    select(*(text(f'"{c.name}"') for c in table.columns)).select_from(text(f'"{name}"'))
+                    .order_by(*(text(f'"{c.name}"') for c in table.primary_key.columns)))]
+                for name, table in tables.tables.items()}
 
 
 def test_a_database_created_before_migrations_is_upgraded_with_nothing_lost(empty_database_url):
-    _old_deployment(empty_database_url)
+    tables = _old_deployment(empty_database_url)
     before_db = Database(empty_database_url)
-    before = _contents(before_db)
+    before = _contents(before_db, tables)
     before_db.dispose()
     assert all(before.values())
 
     db = Database(empty_database_url)
     upgrade_to_head(db)
-    assert _contents(db) == before
+    after = _contents(db, tables)
+    # Nothing lost; the second original of the same bytes became a duplicate of the first.
+    race = next(i for i, row in enumerate(before["uploads"]) if "race.png" in row)
+    duplicado_de = [c.name for c in tables.tables["uploads"].columns].index("duplicado_de")
+    assert after["uploads"][race][duplicado_de] == 1
+    after["uploads"][race] = before["uploads"][race]
+    assert after == before
     with db.engine.connect() as connection:
         assert current_revision(connection) == head_revision()
         assert "alembic_version" in inspect(connection).get_table_names()
     assert schema_differences(db) == []
-    # The service goes on using the rows: a new upload after the old ones.
     with db.session() as session:
+        # Existing data belongs to the tenant "default"; the stored payment is in the ledger.
+        assert session.scalars(select(Tenant.name)).all() == [DEFAULT_TENANT_NAME]
+        assert set(session.scalars(select(Upload.tenant_id))) == {DEFAULT_TENANT_ID}
+        assert set(session.scalars(select(Batch.tenant_id))) == set(session.scalars(select(Result.tenant_id))) \
+            == {DEFAULT_TENANT_ID}
+        assert [(p.upload_id, p.reference, p.amount) for p in session.scalars(select(Payment))] == \
+            [(1, "003039376430", Decimal("1234.56"))]
+        # The service goes on using the rows: a new upload after the old ones, a new tenant after default.
         session.add(Upload(stored_name="new.png", original_name="n.png", sha256="b" * 64, size_bytes=1))
+        session.add(Tenant(name="acme"))
         session.commit()
-        assert session.scalar(select(Upload.id).where(Upload.stored_name == "new.png")) == 3
+        assert session.scalar(select(Upload.id).where(Upload.stored_name == "new.png")) == 4
+        assert session.scalar(select(Tenant.id).where(Tenant.name == "acme")) == DEFAULT_TENANT_ID + 1
     db.dispose()
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-import service.results as results_module
+import service.reuse as reuse_module
 from benchmarks.service_process import running_service
 from database import Batch, Database, Result, Upload, utcnow
 from service.housekeeping import adopt_inbox_files, purge_finished
@@ -233,7 +233,10 @@ def test_same_bytes_are_served_without_ocr_and_the_same_payment_on_another_image
     assert (engine.cache_stats()["hits"], engine.cache_stats()["misses"]) == (cache["hits"], cache["misses"])
     copy = client.get(f"/api/ocr/result_data/{again['stored_name']}").get_json()["data"]
     assert copy["processing_metadata"]["reused_from"] == first["stored_name"]
-    assert copy["posible_reutilizacion"] is None  # an exact copy is a duplicate, reported as such
+    # An exact copy is a duplicate, and flagged for review as the same image.
+    assert {k: copy["posible_reutilizacion"][k] for k in ("reason", "upload_id", "filename")} == {
+        "reason": "misma_imagen", "upload_id": first["id"], "filename": first["stored_name"]}
+    assert copy["validacion"]["requiere_revision"] is True
 
     # 2. The same receipt forwarded as another image: OCR'd, and flagged as a possible reuse.
     forwarded = uploaded(client, [_whatsapp_copy(original_bytes)], {**METADATA, "nombre": "Maria"})[0]
@@ -252,6 +255,8 @@ def test_same_bytes_are_served_without_ocr_and_the_same_payment_on_another_image
         "upload_id": first["id"], "filename": first["stored_name"], "request_id": first_batch["request_id"],
         "metadata": METADATA}
     assert flag["detected_at"].endswith("Z")
+    assert (flag["reason"], flag["confidence"]) == ("mismo_pago", "alta")
+    assert document["validacion"]["requiere_revision"] is True
     assert original_doc["posible_reutilizacion"] is None  # the first presentation is not the suspect
     listed = client.get("/api/extract_results", query_string={"request_id": second_batch["request_id"]}).get_json()
     assert [d["posible_reutilizacion"] for d in listed["results"]] == [flag]
@@ -296,11 +301,24 @@ def test_reuse_needs_reference_and_amount_and_the_same_bank(runtime):
         ("e1.png", {**PAYMENT, "monto": "20.58"}),
         ("f1.png", {**PAYMENT, "referencia": "1111", "banco_origen": None}),
         ("f2.png", {**PAYMENT, "referencia": "1111", "banco_origen": None}),  # unknown bank on both: same
+        ("g1.png", {**PAYMENT, "referencia": "2222"}),
+        ("g2.png", {**PAYMENT, "referencia": "2222", "banco_origen": None}),  # the bank painted over: still the same
+        ("h1.png", {**PAYMENT, "referencia": "3333", "fecha": "2025-07-11"}),
+        ("h2.png", {**PAYMENT, "referencia": "3333", "fecha": "2025-07-12"}),  # another day: another payment
+        ("h3.png", {**PAYMENT, "referencia": "3333"}),  # no date on one side: matches
     ]
     for name, fields in cases:
         _finish(runtime, _add_upload(runtime, name), **fields)
     assert _flags(runtime) == {"a1.png": None, "a2.png": "a1.png", "b1.png": None, "b2.png": None, "c1.png": None,
-                               "c2.png": None, "d1.png": None, "e1.png": None, "f1.png": None, "f2.png": "f1.png"}
+                               "c2.png": None, "d1.png": None, "e1.png": None, "f1.png": None, "f2.png": "f1.png",
+                               "g1.png": None, "g2.png": "g1.png", "h1.png": None, "h2.png": None, "h3.png": "h1.png"}
+    reasons = {r.filename: (r.document["posible_reutilizacion"] or {}).get("reason") for r in rows(runtime, Result)}
+    assert (reasons["a2.png"], reasons["f2.png"], reasons["g2.png"]) == ("mismo_pago", "mismo_pago_sin_banco",
+                                                                          "mismo_pago_sin_banco")
+    confidences = {r.filename: (r.document["posible_reutilizacion"] or {}).get("confidence") for r in rows(runtime, Result)}
+    assert (confidences["a2.png"], confidences["g2.png"]) == ("alta", "media")
+    assert all(r.document["validacion"]["requiere_revision"] for r in rows(runtime, Result)
+               if r.document["posible_reutilizacion"])
 
 
 def test_reuse_points_at_the_earliest_upload_whatever_the_finishing_order(runtime):
@@ -313,7 +331,7 @@ def test_reuse_points_at_the_earliest_upload_whatever_the_finishing_order(runtim
     _finish(runtime, first, **PAYMENT)  # handed back after a crash and retried: finishes last
     _finish(runtime, copy, **PAYMENT)
     assert _flags(runtime) == {"first.png": None, "second.png": "first.png", "third.png": "first.png",
-                               "copy.png": None}
+                               "copy.png": "first.png"}  # the same image as first.png
     on_disk = json.loads((runtime.storage.dirs["results"] / "third.png.json").read_text("utf-8"))
     assert on_disk["posible_reutilizacion"]["upload_id"] == first.id
 
@@ -323,16 +341,16 @@ def test_two_images_of_one_payment_finishing_at_once_see_each_other(runtime, dat
     uploads = [_add_upload(runtime, n) for n in ("x.png", "y.png")]
     claimed = {u.id: u for u in claim_uploads(runtime.db, "w", 10, LEASE)}
     barrier = threading.Barrier(2)
-    real_lock = results_module._lock_payment
+    real_lock = reuse_module._lock_payment
 
-    def lock_together(session, key):
+    def lock_together(session, reference, amount):
         try:
             barrier.wait(timeout=2)  # both transactions are open here (PostgreSQL: concurrently)
         except threading.BrokenBarrierError:
             pass  # SQLite: the second one waits for the write lock and arrives late
-        real_lock(session, key)
+        real_lock(session, reference, amount)
 
-    monkeypatch.setattr(results_module, "_lock_payment", lock_together)
+    monkeypatch.setattr(reuse_module, "_lock_payment", lock_together)
     document = {"processing_status": "success", "request_id": None, "extracted_fields": dict(PAYMENT)}
     # Each with a database engine of its own, like two worker processes.
     runtimes = [Runtime(settings=runtime.settings, db=Database(database_url), storage=runtime.storage) for _ in uploads]

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 import config
 from api import ops as api_ops
-from app import PUBLIC_PATHS
+from api.auth import PUBLIC_PATHS
 from benchmarks.service_process import running_service
 from database import Batch, RateLimit
 from tools.receipt_generator import generate_receipt
@@ -51,7 +51,7 @@ def test_every_route_but_health_needs_a_valid_key(make_app):
     assert len(guarded) >= 14  # every endpoint of the API, new ones included automatically
     for method, path in guarded:
         for headers in ({}, {"X-API-Key": BAD_KEY}, {"X-API-Key": ""}, {"X-API-Key": KEYS[0][:-1]},
-                        {"Authorization": f"Bearer {KEYS[0]}"}):
+                        {"Authorization": f"Basic {KEYS[0]}"}, {"Authorization": f"Bearer {KEYS[0]}x"}):
             response = client.open(path, method=method, headers=headers)
             assert response.status_code == 401, (method, path, headers)
             assert response.get_json()["error"]["code"] == "unauthorized"
@@ -62,6 +62,7 @@ def test_every_route_but_health_needs_a_valid_key(make_app):
     assert client.options("/api/upload").status_code == 200  # CORS preflights carry no key
     for key in KEYS:
         assert client.get("/api/status", headers={"X-API-Key": key}).status_code == 200
+        assert client.get("/api/status", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         upload = client.post("/api/upload", data=upload_data(), headers={"X-API-Key": key},
                              content_type="multipart/form-data")
         assert upload.status_code == 200

@@ -1,0 +1,72 @@
+"""Authentication of every request and the admin check of admin endpoints.
+
+`require_principal` runs before every request: it sets `g.principal` from the key in `X-API-Key`
+or `Authorization: Bearer`, or answers 401. Health checks stay open for load balancers. A
+deployment with no key at all (it then listens on 127.0.0.1 only, or ALLOW_ANONYMOUS was set on
+purpose) treats every caller as the default tenant's admin, as the seed did.
+
+`@admin_only` under a route decorator makes that endpoint answer 403 to client keys.
+"""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from flask import Flask, Response, g, request
+
+from api.errors import ApiError, error_response
+from api.inputs import runtime
+from service.access import Principal, anonymous_principal, authenticate, keys_configured
+
+PUBLIC_PATHS = {"/api/health", "/api/health/live", "/api/health/ready"}
+MAX_KEY_LENGTH = 256
+
+
+def presented_key() -> str | None:
+    key = request.headers.get("X-API-Key")
+    if not key:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else None
+    return key or None
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def _protected(path: str) -> bool:
+    path = path.rstrip("/") or "/"
+    return path not in PUBLIC_PATHS and (path.startswith("/api") or path == "/metrics")
+
+
+def register_authentication(app: Flask) -> None:
+    @app.before_request
+    def require_principal() -> Response | None:
+        rt = runtime()
+        key = presented_key()
+        if key is not None and len(key) <= MAX_KEY_LENGTH:
+            found = authenticate(rt.db, key, rt.settings["API_KEYS"])
+            if found is not None:
+                g.principal = found
+                return None
+        elif key is None and not keys_configured(rt.settings, rt.db):
+            g.principal = anonymous_principal(request.remote_addr)
+            return None
+        if request.method == "OPTIONS" or not _protected(request.path):
+            return None
+        return error_response(401, "unauthorized", "A valid API key is required (X-API-Key or Authorization: Bearer)")
+
+
+def is_admin() -> bool:
+    found = g.get("principal")
+    return found is not None and found.is_admin
+
+
+def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The endpoint answers 403 to client keys: `@blueprint.post(...)` then `@admin_only`."""
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not is_admin():
+            raise ApiError(403, "forbidden", "This endpoint needs an admin key")
+        return view(*args, **kwargs)
+    return guarded
