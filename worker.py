@@ -16,7 +16,7 @@ import time
 import psutil
 from sqlalchemy.exc import DBAPIError
 
-from database import WorkerState, utcnow
+from database import WorkerState, database_now
 from main_ocr_process import OrquestadorOCR, shared_orchestrator
 from migrations_runner import upgrade_to_head
 from service.batches import run_manual_batch, run_worker_round
@@ -187,14 +187,15 @@ class Worker:
         return sorted(self.orchestrator.aplicador.predictors) if self.orchestrator else []
 
     def publish_heartbeat(self) -> None:
-        now = utcnow()
         values = dict(
             hostname=socket.gethostname(), pid=os.getpid(), state=self._state, models_loaded=self._models_loaded(),
             cache_stats=self.orchestrator.aplicador.cache_stats() if self.orchestrator else {},
             rss_bytes=psutil.Process().memory_info().rss, images_processed=self.images_processed,
-            batches_processed=self.batches_processed, heartbeat_at=now,
+            batches_processed=self.batches_processed,
         )
         with self.rt.db.session() as session:
+            # Lost-worker decisions compare heartbeats with the database's clock, never a host's.
+            now = values["heartbeat_at"] = database_now(session)
             row = session.get(WorkerState, self.worker_id)
             if row is None:
                 session.add(WorkerState(worker_id=self.worker_id, started_at=now, **values))

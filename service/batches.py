@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from aplicador_ocr import PAGES_PER_CALL
-from database import Batch, BatchState, Database, Upload, utcnow
+from database import Batch, BatchState, Database, Upload, database_now
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
 from service.jobs import claim_batch, claim_uploads, hand_back, insert_batch, renew_leases
 from service.results import finish_upload, reused_document
@@ -92,8 +92,8 @@ def _add_counts(db: Database, batch_id: int, processed: int, failed: int) -> Non
 
 
 def _close_batch(db: Database, batch_id: int, state: str = BatchState.COMPLETED, error: str | None = None) -> None:
-    now = utcnow()
     with db.session() as session:
+        now = database_now(session)  # started_at came from the database's clock too
         batch = session.get(Batch, batch_id)
         if batch is None:
             return
@@ -149,7 +149,7 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
     uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease)
     if not uploads:
         return 0
-    now = utcnow()
+    now = rt.db.now()  # its lease is compared with the database's clock
     batch = insert_batch(rt.db, Batch(
         request_id=new_request_id(now), source="worker", profile=rt.default_profile, language="spa",
         include_coordinates=True, state=BatchState.RUNNING, total_files=len(uploads), created_at=now,
