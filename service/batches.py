@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
-from service.jobs import claim_batch, claim_uploads, hand_back, insert_batch, renew_leases
+from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, renew_leases
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
 
@@ -46,7 +46,17 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
 
     def record(upload: Upload, document: dict[str, Any]) -> None:
         nonlocal processed, failed
-        if finish_upload(rt, worker_id, upload, document):
+        try:
+            finished = finish_upload(rt, worker_id, upload, document)
+        except INFRASTRUCTURE_FAULTS:
+            raise  # the disk or the database: the whole round goes back, no attempt counted
+        except Exception as exc:
+            # Something in this image's outcome cannot be recorded: it fails alone, the round goes on.
+            logger.exception("Recording the result of upload %s failed", upload.id)
+            document = error_document(upload.stored_name, upload.upload_metadata, batch.request_id, batch.profile,
+                                      batch.language, "result_not_recorded", f"{type(exc).__name__}: {exc}")
+            finished = finish_upload(rt, worker_id, upload, document)
+        if finished:
             if document.get("processing_status") == "error":
                 failed += 1
             else:
@@ -67,12 +77,9 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
             elif reused is not None:
                 record(upload, reused)
             else:
-                try:
-                    items.append(ImagenLote(upload.stored_name, path.read_bytes(), upload.upload_metadata))
-                    to_ocr.append(upload)
-                except OSError as exc:
-                    record(upload, error_document(upload.stored_name, upload.upload_metadata, batch.request_id,
-                                                  batch.profile, batch.language, "file_unreadable", str(exc)))
+                # An OSError reading a stored image is the disk's failure, not the image's: it propagates.
+                items.append(ImagenLote(upload.stored_name, path.read_bytes(), upload.upload_metadata))
+                to_ocr.append(upload)
         try:
             documents = orchestrator.procesar_lote_imagenes(items, batch.profile, batch.language, batch.request_id,
                                                             batch.include_coordinates)
@@ -129,7 +136,7 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
             _add_counts(rt.db, batch_id, processed, failed)
             done += processed + failed
             renew_leases(rt.db, worker_id, rt.lease)
-    except DBAPIError:
+    except (DBAPIError, *INFRASTRUCTURE_FAULTS):
         raise  # the loop backs off and releases the batch for a retry
     except Exception as exc:
         logger.exception("Batch %s failed", batch.request_id)

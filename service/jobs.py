@@ -21,12 +21,14 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import aliased
 
-from database import Batch, BatchState, Database, Upload, UploadStatus, WorkerState, database_now
+from database import Batch, BatchState, Database, Result, Upload, UploadStatus, WorkerState, database_now
 from service.runtime import Runtime, new_request_id
+from storage import remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,11 @@ MAX_CLAIM_ATTEMPTS = 3
 LIVE_WORKER_SECONDS = 15.0
 # ...and after this long its claims are taken over (heartbeats come every few seconds).
 LOST_WORKER_SECONDS = 30.0
+# Failures of the machine, not of an image: a failing or full disk (OSError), a database that is
+# down, unreachable or out of space (OperationalError, InterfaceError, an exhausted pool). Work
+# they interrupt goes back with its attempt refunded. Other database errors (a value the schema
+# refuses...) can come from what one image produced, so they count against it.
+INFRASTRUCTURE_FAULTS = (OSError, OperationalError, InterfaceError, PoolTimeoutError)
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -150,6 +157,35 @@ def give_up_poison_uploads(rt: Runtime) -> int:
     for name in names:
         rt.storage.move(name, "errors")
     return len(names)
+
+
+def requeue_errored(rt: Runtime, upload_id: int | None = None, request_id: str | None = None) -> list[int]:
+    """Give errored uploads (also those given up as too_many_attempts) a fresh start: pending,
+    attempts at zero, their error result gone. By id, or every errored upload of a batch.
+
+    Images move to the inbox first, while their rows still say error and no worker can claim them;
+    an image that is no longer in storage is not requeued (it would only fail again).
+    """
+    target = Upload.id == upload_id if upload_id is not None else Upload.request_id == request_id
+    with rt.db.session() as session:
+        names = dict(session.execute(select(Upload.id, Upload.stored_name)
+                                     .where(target, Upload.status == UploadStatus.ERROR)).all())
+    present = [upload for upload, name in names.items() if rt.storage.move(name, "inbox") is not None]
+    if not present:
+        return []
+    with rt.db.session() as session:
+        requeued = list(session.scalars(
+            update(Upload).where(Upload.id.in_(present), Upload.status == UploadStatus.ERROR)
+            .values(status=UploadStatus.PENDING, attempts=0, error_code=None, error_message=None, processed_at=None,
+                    claimed_by=None, lease_expires_at=None, request_id=None)
+            .returning(Upload.id)
+        ).all())
+        session.execute(delete(Result).where(Result.upload_id.in_(requeued)))
+        session.commit()
+    for upload in requeued:
+        remove_file(rt.storage.path("results", f"{names[upload]}.json"))
+    logger.info("Requeued %d errored uploads", len(requeued))
+    return sorted(requeued)
 
 
 def recover_abandoned_batches(db: Database) -> None:
