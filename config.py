@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     MAX_IMAGE_PIXELS: int = Field(40_000_000, ge=1024, le=1_000_000_000)
     MAX_IMAGE_SIDE: int = Field(2400, ge=64, le=100_000)
     MIN_IMAGE_SIDE: int = Field(16, ge=1, le=10_000)
+    MAX_DECODED_IMAGE_MB: int = Field(100, ge=4, le=16_384)
     # Extraction
     EXTRACTION_RULES_PATH: Path = BASE_DIR / "config" / "extraction_rules.json"
     BANKS_PATH: Path = BASE_DIR / "config" / "banks.json"
@@ -257,3 +258,6 @@ MAX_IMAGE_PIXELS = SETTINGS.MAX_IMAGE_PIXELS
 # original pixels).
 MAX_IMAGE_SIDE = SETTINGS.MAX_IMAGE_SIDE
 MIN_IMAGE_SIDE = SETTINGS.MIN_IMAGE_SIDE
+# Memory a decoded frame may take (read from the header before decoding), so that any image the
+# upload accepts decodes within a bounded amount above the worker's resting RSS.
+MAX_DECODED_IMAGE_MB = SETTINGS.MAX_DECODED_IMAGE_MB
