@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"
     WEB_CONCURRENCY: int = Field(2, ge=1, le=64)
+    WEB_WORKER_CLASS: Literal["gevent", "gthread"] = "gevent"
+    WEB_WORKER_CONNECTIONS: int = Field(1000, ge=10, le=100_000)
     WEB_THREADS: int = Field(4, ge=1, le=256)
     WEB_TIMEOUT_SECONDS: int = Field(330, ge=1, le=86400)
     WEB_MAX_REQUESTS: int = Field(1000, ge=0, le=10_000_000)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from database import Batch, BatchState, Result, Upload, UploadStatus, utcnow
 from main_ocr_process import shared_orchestrator
 from service.batches import run_manual_batch
+from service.blocking import run_blocking
 from service.jobs import insert_batch, live_workers, queued_manual_batches
 from service.runtime import Runtime, new_request_id, process_identity
 
@@ -37,7 +38,7 @@ def run_here(rt: Runtime) -> None:
     """
     identity = process_identity("web")
     for batch_id in queued_manual_batches(rt.db):
-        run_manual_batch(rt, shared_orchestrator(), identity, batch_id)
+        run_blocking(run_manual_batch, rt, shared_orchestrator(), identity, batch_id)
 
 
 def worker_will_run_it(rt: Runtime) -> bool:

@@ -61,15 +61,6 @@ def test_a_large_16_bit_grey_keeps_its_levels_after_the_reduction():
     assert loaded.pixels[600, 1200, 0] < 20
 
 
-def test_a_large_rotated_jpeg_reports_its_displayed_size():
-    image = Image.new("RGB", (6000, 3000), "white")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    loaded = load_image(encode(image, "JPEG", exif=exif.tobytes()))
-    assert loaded.original_size == (3000, 6000)
-    assert loaded.pixels.shape[0] > loaded.pixels.shape[1] and max(loaded.pixels.shape[:2]) <= config.MAX_IMAGE_SIDE
-
-
 def test_the_budget_is_read_from_the_header_of_a_truncated_file():
     big = encode(Image.new("RGBA", (7000, 5000), "white"))
     with pytest.raises(ImageRejected) as err:
