@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"
     WEB_CONCURRENCY: int = Field(2, ge=1, le=64)
+    WEB_WORKER_CLASS: Literal["gevent", "gthread"] = "gevent"
+    WEB_WORKER_CONNECTIONS: int = Field(1000, ge=10, le=100_000)
     WEB_THREADS: int = Field(4, ge=1, le=256)
     WEB_TIMEOUT_SECONDS: int = Field(330, ge=1, le=86400)
     WEB_MAX_REQUESTS: int = Field(1000, ge=0, le=10_000_000)
@@ -122,6 +124,7 @@ class Settings(BaseSettings):
     MAX_IMAGE_PIXELS: int = Field(40_000_000, ge=1024, le=1_000_000_000)
     MAX_IMAGE_SIDE: int = Field(2400, ge=64, le=100_000)
     MIN_IMAGE_SIDE: int = Field(16, ge=1, le=10_000)
+    MAX_DECODED_IMAGE_MB: int = Field(100, ge=4, le=16_384)
     # Extraction
     EXTRACTION_RULES_PATH: Path = BASE_DIR / "config" / "extraction_rules.json"
     BANKS_PATH: Path = BASE_DIR / "config" / "banks.json"
@@ -262,3 +265,6 @@ MAX_IMAGE_PIXELS = SETTINGS.MAX_IMAGE_PIXELS
 # original pixels).
 MAX_IMAGE_SIDE = SETTINGS.MAX_IMAGE_SIDE
 MIN_IMAGE_SIDE = SETTINGS.MIN_IMAGE_SIDE
+# Memory a decoded frame may take (read from the header before decoding), so that any image the
+# upload accepts decodes within a bounded amount above the worker's resting RSS.
+MAX_DECODED_IMAGE_MB = SETTINGS.MAX_DECODED_IMAGE_MB

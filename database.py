@@ -52,6 +52,21 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+# The database server's clock as naive UTC. Leases and heartbeats are written and compared by
+# processes on several hosts, so they all read this one clock; on SQLite (a single host) the
+# clock SQLite reads is that host's.
+_DATABASE_NOW = {
+    "postgresql": "SELECT timezone('UTC', now())",
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+}
+
+
+def database_now(session: Session) -> datetime:
+    """The database's current time (naive UTC), read in `session` (on PostgreSQL: its transaction's start)."""
+    value = session.scalar(text(_DATABASE_NOW[session.get_bind().dialect.name]))
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def iso(moment: datetime | None) -> str | None:
     """A stored naive-UTC timestamp as ISO 8601 with its zone spelled out."""
     return None if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
@@ -327,6 +342,11 @@ class Database:
             raise
         finally:
             session.close()
+
+    def now(self) -> datetime:
+        """The database's clock, for a timestamp computed before a session of its own is open."""
+        with self.session() as session:
+            return database_now(session)
 
     def ping(self) -> bool:
         try:

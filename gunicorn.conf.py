@@ -53,8 +53,12 @@ bind = f"{_listen_host()}:{_settings['PORT']}"
 # So `gunicorn -c gunicorn.conf.py` alone serves the app; importing main builds nothing by itself.
 wsgi_app = "main:create_app()"
 workers = _settings["WEB_CONCURRENCY"]
-worker_class = "gthread"
-threads = _settings["WEB_THREADS"]
+# gevent by default: every connection is a greenlet, so a client that sends its head or body slowly
+# (or never) holds a few KB, not one of a handful of threads (README, "Slow clients"). Requests are
+# short database and file work; OCR runs in the worker process.
+worker_class = _settings["WEB_WORKER_CLASS"]
+worker_connections = _settings["WEB_WORKER_CONNECTIONS"]
+threads = _settings["WEB_THREADS"]  # gthread only
 # A synchronous process_batch waits for its batch (OCR_BATCH_TIMEOUT_SECONDS, 300 by default).
 timeout = _settings["WEB_TIMEOUT_SECONDS"]
 graceful_timeout = 30

@@ -16,12 +16,13 @@ import time
 import psutil
 from sqlalchemy.exc import DBAPIError
 
-from database import WorkerState, utcnow
+from database import WorkerState, database_now
 from main_ocr_process import OrquestadorOCR, shared_orchestrator
 from migrations_runner import upgrade_to_head
 from service.batches import run_manual_batch, run_worker_round
 from service.housekeeping import adopt_inbox_files, purge_finished, reconcile_files
 from service.jobs import (
+    INFRASTRUCTURE_FAULTS,
     expire_leases_of_lost_workers,
     give_up_poison_uploads,
     hand_back,
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
 PARENT_PID_ENV = "OCR_WORKER_PARENT_PID"
+
+
+def _fault_kind(exc: BaseException) -> str:
+    return "Storage error" if isinstance(exc, OSError) else "Database error"
 
 
 class Worker:
@@ -107,14 +112,16 @@ class Worker:
                 if backoff:
                     logger.info("Database reachable again; worker resumes")
                 backoff = 0.0
-            except DBAPIError as exc:
+            except INFRASTRUCTURE_FAULTS as exc:
+                # The disk or the database failed, not the images: their attempts are given back.
                 backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
-                logger.warning("Database error in worker (%s); retrying in %.0fs", type(exc).__name__, backoff)
+                logger.warning("%s in worker (%s); retrying in %.0fs", _fault_kind(exc), type(exc).__name__, backoff)
                 self._release_after_failure(refund_attempt=True)
                 self.stop_event.wait(backoff)
                 continue
             except Exception:
-                # A bug or a full disk must not kill the loop: give the work back and try again later.
+                # A bug must not kill the loop: the work goes back, and the attempt counts, so an
+                # upload that breaks every round is given up instead of breaking them for ever.
                 backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
                 logger.exception("Worker round failed; retrying in %.0fs", backoff)
                 self._release_after_failure(refund_attempt=False)
@@ -187,14 +194,15 @@ class Worker:
         return sorted(self.orchestrator.aplicador.predictors) if self.orchestrator else []
 
     def publish_heartbeat(self) -> None:
-        now = utcnow()
         values = dict(
             hostname=socket.gethostname(), pid=os.getpid(), state=self._state, models_loaded=self._models_loaded(),
             cache_stats=self.orchestrator.aplicador.cache_stats() if self.orchestrator else {},
             rss_bytes=psutil.Process().memory_info().rss, images_processed=self.images_processed,
-            batches_processed=self.batches_processed, heartbeat_at=now,
+            batches_processed=self.batches_processed,
         )
         with self.rt.db.session() as session:
+            # Lost-worker decisions compare heartbeats with the database's clock, never a host's.
+            now = values["heartbeat_at"] = database_now(session)
             row = session.get(WorkerState, self.worker_id)
             if row is None:
                 session.add(WorkerState(worker_id=self.worker_id, started_at=now, **values))

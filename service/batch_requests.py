@@ -7,8 +7,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from database import Batch, BatchState, Result, Upload, UploadStatus, utcnow
+from extraction.rules import get_registry
 from main_ocr_process import shared_orchestrator
 from service.batches import run_manual_batch
+from service.blocking import run_blocking
 from service.jobs import insert_batch, live_workers, queued_manual_batches
 from service.runtime import Runtime, new_request_id, process_identity
 
@@ -39,8 +41,11 @@ def run_here(rt: Runtime) -> None:
     process that was recycled mid-run were put back in the queue and are picked up here too.
     """
     identity = process_identity("web")
+    # Loading the rules checks each pattern's time bound in a child process; under gevent a child
+    # can only be watched from the event loop, never from the real thread the OCR runs in.
+    get_registry().current  # noqa: B018 - the loading is the point
     for batch_id in queued_manual_batches(rt.db):
-        run_manual_batch(rt, shared_orchestrator(), identity, batch_id)
+        run_blocking(run_manual_batch, rt, shared_orchestrator(), identity, batch_id)
 
 
 def worker_will_run_it(rt: Runtime) -> bool:

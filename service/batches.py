@@ -8,9 +8,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from aplicador_ocr import PAGES_PER_CALL
-from database import Batch, BatchState, Database, Upload, utcnow
+from database import Batch, BatchState, Database, Upload, database_now
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
-from service.jobs import claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
+from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
 
@@ -46,7 +46,17 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
 
     def record(upload: Upload, document: dict[str, Any]) -> None:
         nonlocal processed, failed
-        if finish_upload(rt, worker_id, upload, document):
+        try:
+            finished = finish_upload(rt, worker_id, upload, document)
+        except INFRASTRUCTURE_FAULTS:
+            raise  # the disk or the database: the whole round goes back, no attempt counted
+        except Exception as exc:
+            # Something in this image's outcome cannot be recorded: it fails alone, the round goes on.
+            logger.exception("Recording the result of upload %s failed", upload.id)
+            document = error_document(upload.stored_name, upload.upload_metadata, batch.request_id, batch.profile,
+                                      batch.language, "result_not_recorded", f"{type(exc).__name__}: {exc}")
+            finished = finish_upload(rt, worker_id, upload, document)
+        if finished:
             if document.get("processing_status") == "error":
                 failed += 1
             else:
@@ -67,12 +77,9 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
             elif reused is not None:
                 record(upload, reused)
             else:
-                try:
-                    items.append(ImagenLote(upload.stored_name, path.read_bytes(), upload.upload_metadata))
-                    to_ocr.append(upload)
-                except OSError as exc:
-                    record(upload, error_document(upload.stored_name, upload.upload_metadata, batch.request_id,
-                                                  batch.profile, batch.language, "file_unreadable", str(exc)))
+                # An OSError reading a stored image is the disk's failure, not the image's: it propagates.
+                items.append(ImagenLote(upload.stored_name, path.read_bytes(), upload.upload_metadata))
+                to_ocr.append(upload)
         try:
             documents = orchestrator.procesar_lote_imagenes(items, batch.profile, batch.language, batch.request_id,
                                                             batch.include_coordinates)
@@ -92,8 +99,8 @@ def _add_counts(db: Database, batch_id: int, processed: int, failed: int) -> Non
 
 
 def _close_batch(db: Database, batch_id: int, state: str = BatchState.COMPLETED, error: str | None = None) -> None:
-    now = utcnow()
     with db.session() as session:
+        now = database_now(session)  # started_at came from the database's clock too
         batch = session.get(Batch, batch_id)
         if batch is None:
             return
@@ -130,7 +137,7 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
             _add_counts(rt.db, batch_id, processed, failed)
             done += processed + failed
             renew_leases(rt.db, worker_id, rt.lease)
-    except DBAPIError:
+    except (DBAPIError, *INFRASTRUCTURE_FAULTS):
         raise  # the loop backs off and releases the batch for a retry
     except Exception as exc:
         logger.exception("Batch %s failed", batch.request_id)
@@ -151,7 +158,7 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
     uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id)
     if not uploads:
         return 0
-    now = utcnow()
+    now = rt.db.now()  # its lease is compared with the database's clock
     batch = insert_batch(rt.db, Batch(
         request_id=new_request_id(now), source="worker", tenant_id=tenant_id, profile=rt.default_profile, language="spa",
         include_coordinates=True, state=BatchState.RUNNING, total_files=len(uploads), created_at=now,

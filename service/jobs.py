@@ -10,21 +10,25 @@ Exactly-once across processes and hosts rests on the database, never on process 
 * While a worker lives, a heartbeat thread renews its leases; when it dies they expire and the
   next claim takes the rows over. A row that keeps killing its workers is given up after
   MAX_CLAIM_ATTEMPTS.
+* Every lease, heartbeat and lost-worker decision reads the database's clock (`database_now`),
+  never the host's: a host whose clock runs ahead must not see live claims as expired.
 * A stop (SIGTERM) hands the unfinished part of a batch back, its images returned to the inbox
   and its attempts refunded.
 """
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import aliased
 
-from database import Batch, BatchState, Database, Upload, UploadStatus, WorkerState, utcnow
+from database import Batch, BatchState, Database, Result, Upload, UploadStatus, WorkerState, database_now
 from service.runtime import Runtime, new_request_id
+from storage import remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -33,23 +37,28 @@ MAX_CLAIM_ATTEMPTS = 3
 LIVE_WORKER_SECONDS = 15.0
 # ...and after this long its claims are taken over (heartbeats come every few seconds).
 LOST_WORKER_SECONDS = 30.0
+# Failures of the machine, not of an image: a failing or full disk (OSError), a database that is
+# down, unreachable or out of space (OperationalError, InterfaceError, an exhausted pool). Work
+# they interrupt goes back with its attempt refunded. Other database errors (a value the schema
+# refuses...) can come from what one image produced, so they count against it.
+INFRASTRUCTURE_FAULTS = (OSError, OperationalError, InterfaceError, PoolTimeoutError)
 
 
 # --- claims -----------------------------------------------------------------------------------
-def _retryable() -> Any:
+def _retryable(now: datetime) -> Any:
     # Waiting rows: never claimed, handed back, or held by a worker whose lease ran out.
     return or_(Upload.status == UploadStatus.PENDING,
-               and_(Upload.status == UploadStatus.PROCESSING, Upload.lease_expires_at < utcnow()))
+               and_(Upload.status == UploadStatus.PROCESSING, Upload.lease_expires_at < now))
 
 
-def _claimable(max_upload_id: int | None, tenant_id: int | None = None) -> Any:
+def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None = None) -> Any:
     original = aliased(Upload)
     # A duplicate waits for its original, so its result can be reused instead of a second OCR.
     original_unfinished = exists().where(
         original.id == Upload.duplicado_de,
         original.status.in_((UploadStatus.PENDING, UploadStatus.PROCESSING)),
     )
-    condition = and_(_retryable(), Upload.attempts < MAX_CLAIM_ATTEMPTS, ~original_unfinished)
+    condition = and_(_retryable(now), Upload.attempts < MAX_CLAIM_ATTEMPTS, ~original_unfinished)
     if max_upload_id is not None:
         condition = and_(condition, Upload.id <= max_upload_id)
     if tenant_id is not None:
@@ -60,16 +69,17 @@ def _claimable(max_upload_id: int | None, tenant_id: int | None = None) -> Any:
 def next_tenant_with_work(db: Database) -> int | None:
     """The tenant of the oldest claimable upload: a batch holds the uploads of one tenant only."""
     with db.session() as session:
-        return session.scalar(select(Upload.tenant_id).where(_claimable(None)).order_by(Upload.id).limit(1))
+        claimable = _claimable(database_now(session), None)
+        return session.scalar(select(Upload.tenant_id).where(claimable).order_by(Upload.id).limit(1))
 
 
 def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
                   request_id: str | None = None, max_upload_id: int | None = None,
                   tenant_id: int | None = None) -> list[Upload]:
     """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer."""
-    now = utcnow()
-    claimable = _claimable(max_upload_id, tenant_id)
     with db.session() as session:
+        now = database_now(session)
+        claimable = _claimable(now, max_upload_id, tenant_id)
         candidates = session.scalars(
             select(Upload.id).where(claimable).order_by(Upload.id).limit(limit)
             .with_for_update(skip_locked=True)
@@ -92,8 +102,8 @@ def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
 
 
 def renew_leases(db: Database, worker_id: str, lease: timedelta) -> None:
-    expires = utcnow() + lease
     with db.session() as session:
+        expires = database_now(session) + lease
         session.execute(update(Upload).where(Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)
                         .values(lease_expires_at=expires))
         session.execute(update(Batch).where(Batch.claimed_by == worker_id, Batch.state == BatchState.RUNNING)
@@ -108,8 +118,8 @@ def release_claims(db: Database, worker_id: str, refund_attempt: bool = True) ->
     back; after an unexpected error it counts, so a file that always breaks a round is given up.
     """
     attempts = Upload.attempts - 1 if refund_attempt else Upload.attempts
-    now = utcnow()
     with db.session() as session:
+        now = database_now(session)
         released = session.execute(
             update(Upload).where(Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)
             .values(status=UploadStatus.PENDING, claimed_by=None, lease_expires_at=None, attempts=attempts,
@@ -144,11 +154,11 @@ def hand_back(rt: Runtime, worker_id: str, refund_attempt: bool = True) -> int:
 
 def give_up_poison_uploads(rt: Runtime) -> int:
     """Rows that failed MAX_CLAIM_ATTEMPTS rounds (or killed as many workers) are errors, not work."""
-    now = utcnow()
     with rt.db.session() as session:
+        now = database_now(session)
         names = session.scalars(
             update(Upload)
-            .where(_retryable(), Upload.attempts >= MAX_CLAIM_ATTEMPTS)
+            .where(_retryable(now), Upload.attempts >= MAX_CLAIM_ATTEMPTS)
             .values(status=UploadStatus.ERROR, processed_at=now, claimed_by=None, lease_expires_at=None,
                     error_code="too_many_attempts",
                     error_message=f"Processing was interrupted {MAX_CLAIM_ATTEMPTS} times")
@@ -160,10 +170,41 @@ def give_up_poison_uploads(rt: Runtime) -> int:
     return len(names)
 
 
+def requeue_errored(rt: Runtime, tenant_id: int, upload_id: int | None = None,
+                    request_id: str | None = None) -> list[int]:
+    """Give errored uploads (also those given up as too_many_attempts) a fresh start: pending,
+    attempts at zero, their error result gone. By id, or every errored upload of a batch.
+
+    Images move to the inbox first, while their rows still say error and no worker can claim them;
+    an image that is no longer in storage is not requeued (it would only fail again).
+    """
+    target = Upload.id == upload_id if upload_id is not None else Upload.request_id == request_id
+    with rt.db.session() as session:
+        names = dict(session.execute(select(Upload.id, Upload.stored_name)
+                                     .where(target, Upload.tenant_id == tenant_id,
+                                            Upload.status == UploadStatus.ERROR)).all())
+    present = [upload for upload, name in names.items() if rt.storage.move(name, "inbox") is not None]
+    if not present:
+        return []
+    with rt.db.session() as session:
+        requeued = list(session.scalars(
+            update(Upload).where(Upload.id.in_(present), Upload.status == UploadStatus.ERROR)
+            .values(status=UploadStatus.PENDING, attempts=0, error_code=None, error_message=None, processed_at=None,
+                    claimed_by=None, lease_expires_at=None, request_id=None)
+            .returning(Upload.id)
+        ).all())
+        session.execute(delete(Result).where(Result.upload_id.in_(requeued)))
+        session.commit()
+    for upload in requeued:
+        remove_file(rt.storage.path("results", f"{names[upload]}.json"))
+    logger.info("Requeued %d errored uploads", len(requeued))
+    return sorted(requeued)
+
+
 def recover_abandoned_batches(db: Database) -> None:
     """Manual batches whose runner died go back to the queue; worker rounds are closed as failed."""
-    now = utcnow()
     with db.session() as session:
+        now = database_now(session)
         stale = and_(Batch.state == BatchState.RUNNING, Batch.lease_expires_at < now)
         session.execute(update(Batch).where(stale, Batch.source == "manual")
                         .values(state=BatchState.QUEUED, claimed_by=None, lease_expires_at=None))
@@ -176,8 +217,8 @@ def expire_leases_of_lost_workers(db: Database) -> int:
     """Workers whose heartbeat stopped are gone (killed, out of memory, host down): end their
     leases now, so their uploads and batches are taken over without waiting for the full lease.
     A worker that was only cut off loses nothing but duplicate work: finishing needs the claim."""
-    now = utcnow()
     with db.session() as session:
+        now = database_now(session)
         lost = session.scalars(
             update(WorkerState)
             .where(WorkerState.state.in_(("starting", "ready")),
@@ -197,8 +238,8 @@ def expire_leases_of_lost_workers(db: Database) -> int:
 
 
 def claim_batch(db: Database, worker_id: str, batch_id: int, lease: timedelta) -> bool:
-    now = utcnow()
     with db.session() as session:
+        now = database_now(session)
         taken = session.execute(
             update(Batch).where(Batch.id == batch_id, Batch.state == BatchState.QUEUED)
             .values(state=BatchState.RUNNING, claimed_by=worker_id, lease_expires_at=now + lease,
@@ -210,9 +251,9 @@ def claim_batch(db: Database, worker_id: str, batch_id: int, lease: timedelta) -
 
 def live_workers(db: Database, ready_only: bool = True) -> list[WorkerState]:
     """Workers with a fresh heartbeat; with ready_only=False also those still loading models."""
-    cutoff = utcnow() - timedelta(seconds=LIVE_WORKER_SECONDS)
     states = ("ready",) if ready_only else ("ready", "starting")
     with db.session() as session:
+        cutoff = database_now(session) - timedelta(seconds=LIVE_WORKER_SECONDS)
         return list(session.scalars(select(WorkerState).where(WorkerState.state.in_(states),
                                                               WorkerState.heartbeat_at >= cutoff)).all())
 

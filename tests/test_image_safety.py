@@ -97,12 +97,14 @@ def test_animated_gif_uses_first_frame():
     assert loaded.pixels.mean() > 200
 
 
-def test_exif_rotation_is_applied():
-    image = Image.new("RGB", (100, 40), "white")
+@pytest.mark.parametrize("size", [(100, 40), (6000, 3000)])  # the large one is rotated after its reduction
+def test_exif_rotation_is_applied(size):
+    image = Image.new("RGB", size, "white")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     loaded = load_image(encode(image, "JPEG", exif=exif.tobytes()))
-    assert loaded.original_size == (40, 100)
+    assert loaded.original_size == size[::-1]
+    assert loaded.pixels.shape[0] > loaded.pixels.shape[1] and max(loaded.pixels.shape[:2]) <= config.MAX_IMAGE_SIDE
 
 
 def test_oversized_image_is_downscaled_but_reports_original_size():

@@ -97,6 +97,10 @@ def test_client_keys_get_403_on_admin_endpoints_and_no_system_details(make_app):
         assert denied.status_code == 403, path
         assert denied.get_json()["error"]["code"] == "forbidden"
         assert client.open(path, method=method, headers=keyed(ADMIN_KEY), json={"retention_hours": 0}).status_code == 200
+    for path in ("/api/uploads/1/retry", "/api/batches/BATCH_20250101_000000_abc/retry"):
+        denied = client.post(path, headers=keyed(client_key))
+        assert denied.status_code == 403 and denied.get_json()["error"]["code"] == "forbidden", path
+        assert client.post(path, headers=keyed(ADMIN_KEY)).status_code == 404, path  # nothing to requeue there
     status = client.get("/api/status", headers=keyed(client_key)).get_json()
     assert status["worker"]["workers"] == [] and "dialect" not in status["database"]
     rules = client.get("/api/config/extraction_rules", headers=keyed(client_key)).get_data(as_text=True)
@@ -180,7 +184,7 @@ def test_a_second_tenant_gets_nothing_of_the_first_through_any_endpoint(tmp_path
         secrets = victim["names"] + victim["request_ids"] + ["584141234567", "Victima"] + \
             [f["sha256"] for f in first["files_processed"]] + \
             [v for k, v in fields.items() if k in ("referencia", "cedula", "telefono", "cuenta_origen") and v]
-        assert fields["referencia"]  # something worth stealing was read
+        assert fields["referencia"], document["validacion"]  # something worth stealing was read
 
         app = create_app({**TEST_OVERRIDES, "DATABASE_URL": database_url, "STORAGE_ROOT": str(tmp_path / "probe")})
         tried = _attack(base, app, attacker_key, victim, secrets)
