@@ -7,6 +7,7 @@ result well inside it can only come from a wake-up.
 import io
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,32 @@ def add_pending_upload(session, name):
     session.add(Upload(stored_name=name, original_name="x.png", sha256="0" * 64, size_bytes=10))
 
 
-# --- the mechanism ----------------------------------------------------------------------------
-def test_a_commit_wakes_a_listener_and_a_rollback_does_not(runtime):
-    listener = WakeupListener(runtime, "w1")
+def commit_upload_row(rt, name):
+    """What store_uploads does around its rows: announce inside the transaction, then commit."""
+    with rt.db.session() as session:
+        add_pending_upload(session, name)
+        announce_new_work(rt, session)
+        session.commit()
+
+
+@contextmanager
+def opened(rt, worker_id):
+    listener = WakeupListener(rt, worker_id)
     listener.open()
     try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def woken_at_once(listener):
+    began = time.monotonic()
+    return listener.wait(30) is True and time.monotonic() - began < 1.0
+
+
+# --- the mechanism ----------------------------------------------------------------------------
+def test_a_commit_wakes_a_listener_and_a_rollback_does_not(runtime):
+    with opened(runtime, "w1") as listener:
         assert listener.listening
         with runtime.db.session() as session:
             add_pending_upload(session, "rolled-back.png")
@@ -81,58 +103,32 @@ def test_a_commit_wakes_a_listener_and_a_rollback_does_not(runtime):
             session.flush()
             assert listener.wait(0.3) is False  # not before the commit: the row would not be visible yet
             session.commit()
-        began = time.monotonic()
-        assert listener.wait(10) is True
-        assert time.monotonic() - began < 1.0
+        assert woken_at_once(listener)
         assert listener.wait(0.2) is False  # one commit, one wake-up: nothing left over
-    finally:
-        listener.close()
 
 
 def test_wake_ups_committed_while_nobody_waits_are_kept_for_the_next_wait(runtime):
-    listener = WakeupListener(runtime, "busy")
-    listener.open()
-    try:
-        for name in ("a.png", "b.png"):  # committed while the worker is busy with a round
-            with runtime.db.session() as session:
-                add_pending_upload(session, name)
-                announce_new_work(runtime, session)
-                session.commit()
+    with opened(runtime, "busy") as listener:
+        commit_upload_row(runtime, "a.png")  # committed while the worker is busy with a round
+        commit_upload_row(runtime, "b.png")
         time.sleep(0.3)
-        began = time.monotonic()
-        assert listener.wait(30) is True
-        assert time.monotonic() - began < 1.0
+        assert woken_at_once(listener)
         assert listener.wait(0.2) is False  # both taken by that one wait
-    finally:
-        listener.close()
 
 
 def test_interrupt_ends_a_wait_at_once(runtime):
-    listener = WakeupListener(runtime, "w2")
-    listener.open()
-    try:
+    with opened(runtime, "w2") as listener:
         listener.interrupt()
-        began = time.monotonic()
-        assert listener.wait(30) is True
-        assert time.monotonic() - began < 1.0
-    finally:
-        listener.close()
+        assert woken_at_once(listener)
     listener.interrupt()  # after close: nothing to do, no error
 
 
 def test_wake_ups_can_be_turned_off(make_app):
     rt = make_app(WORKER_WAKE_ON_UPLOAD=False).extensions["ocr_runtime"]
-    listener = WakeupListener(rt, "off")
-    listener.open()
-    try:
+    with opened(rt, "off") as listener:
         assert not listener.listening
-        with rt.db.session() as session:
-            add_pending_upload(session, "quiet.png")
-            announce_new_work(rt, session)
-            session.commit()
+        commit_upload_row(rt, "quiet.png")
         assert listener.wait(0.3) is False
-    finally:
-        listener.close()
 
 
 @pytest.fixture
@@ -144,9 +140,7 @@ def sqlite_runtime(runtime):
 
 def test_a_dead_workers_fifo_is_removed_and_a_live_one_rung(sqlite_runtime):
     directory = wakeup_directory(sqlite_runtime)
-    listener = WakeupListener(sqlite_runtime, "worker:host:1:abc")
-    listener.open()
-    try:
+    with opened(sqlite_runtime, "worker:host:1:abc") as listener:
         assert listener.fifo_path.parent == directory and listener.fifo_path.exists()
         os.mkfifo(directory / "dead.fifo")
         (directory / "trap.fifo").write_text("a plain file")  # named like a FIFO, never written into
@@ -154,9 +148,7 @@ def test_a_dead_workers_fifo_is_removed_and_a_live_one_rung(sqlite_runtime):
         assert ring_local_workers(directory) == 1
         assert not (directory / "dead.fifo").exists()
         assert (directory / "trap.fifo").read_text() == "a plain file" and (directory / "link.fifo").is_symlink()
-        assert listener.wait(5) is True
-    finally:
-        listener.close()
+        assert woken_at_once(listener)
     assert not listener.fifo_path.exists()  # a stopped worker leaves nothing behind
     assert ring_local_workers(Path(directory) / "missing") == 0
 
@@ -166,23 +158,17 @@ def test_a_data_directory_deeper_than_a_socket_address_works(make_app, tmp_path,
         pytest.skip("the local wake-up is SQLite's")
     deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 6) / "data"
     rt = make_app(DATA_DIR=str(deep), DATABASE_URL=f"sqlite:///{tmp_path / 'deep.db'}").extensions["ocr_runtime"]
-    listener = WakeupListener(rt, "deep")
-    listener.open()
-    try:
+    with opened(rt, "deep") as listener:
         assert len(str(listener.fifo_path)) > 108
         assert ring_local_workers(wakeup_directory(rt)) == 1
-        assert listener.wait(5) is True
-    finally:
-        listener.close()
+        assert woken_at_once(listener)
 
 
 @pytest.mark.slow
 def test_a_listener_whose_connection_is_killed_falls_back_to_polling_and_listens_again(runtime):
     if runtime.db.dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    listener = WakeupListener(runtime, "killed")
-    listener.open()
-    try:
+    with opened(runtime, "killed") as listener:
         with runtime.db.session() as session:
             channel = session.scalar(text(f"SELECT {CHANNEL_SQL}"))
             killed = session.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -192,13 +178,8 @@ def test_a_listener_whose_connection_is_killed_falls_back_to_polling_and_listens
         assert not listener.listening
         time.sleep(RECONNECT_SECONDS)
         assert listener.wait(0) is False and listener.listening  # listening again
-        with runtime.db.session() as session:
-            add_pending_upload(session, "after-reconnect.png")
-            announce_new_work(runtime, session)
-            session.commit()
-        assert listener.wait(5) is True
-    finally:
-        listener.close()
+        commit_upload_row(runtime, "after-reconnect.png")
+        assert woken_at_once(listener)
 
 
 # --- the worker -------------------------------------------------------------------------------
