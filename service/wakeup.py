@@ -7,6 +7,8 @@
   one byte is written to every FIFO there. A FIFO rather than a UNIX datagram socket: a socket's
   address is limited to 108 bytes, and the data directory may be deeper than that.
 
+A queued manual batch (process_batch) wakes the workers the same way, just after its commit.
+
 A wake-up is only a hint. One that is lost (no worker listening yet, the listening connection
 dropped, a FIFO full or removed) costs at most WORKER_POLL_INTERVAL_SECONDS, never an upload: the
 worker looks for work after every wait, woken or not. WORKER_WAKE_ON_UPLOAD=false turns the whole
@@ -35,6 +37,7 @@ WAKEUP_DIRECTORY = "wakeup"
 FIFO_SUFFIX = ".fifo"
 # The schema's channel: an identifier (63 bytes at most) whatever the schema is called.
 CHANNEL_SQL = "'ocr_work_' || md5(current_schema())"
+NOTIFY_SQL = f"SELECT pg_notify({CHANNEL_SQL}, '')"
 # A listener that lost its PostgreSQL connection tries again at most this often.
 RECONNECT_SECONDS = 5.0
 READ_CHUNK = 4096
@@ -54,10 +57,22 @@ def announce_new_work(rt: Runtime, session: Session) -> None:
     if not enabled(rt):
         return
     if rt.db.dialect == "postgresql":
-        session.execute(text(f"SELECT pg_notify({CHANNEL_SQL}, '')"))
+        session.execute(text(NOTIFY_SQL))
     else:
         directory = wakeup_directory(rt)
         event.listen(session, "after_commit", lambda _session: ring_local_workers(directory), once=True)
+
+
+def wake_workers(rt: Runtime) -> None:
+    """After a commit that added work (a queued manual batch): wake the workers now."""
+    if not enabled(rt):
+        return
+    if rt.db.dialect == "postgresql":
+        with rt.db.session() as session:
+            session.execute(text(NOTIFY_SQL))
+            session.commit()
+    else:
+        ring_local_workers(wakeup_directory(rt))
 
 
 def ring_local_workers(directory: Path) -> int:

@@ -220,3 +220,22 @@ def test_a_lost_wake_up_costs_the_poll_interval_and_loses_nothing(make_app, orqu
         assert time.monotonic() - woke_last >= poll - 1.0  # picked up by the poll, not before it
     finally:
         stop(worker, thread)
+
+
+def test_a_queued_manual_batch_wakes_the_waiting_worker(make_app, orquestador):
+    app = make_app(WORKER_POLL_INTERVAL_SECONDS=120)
+    client, rt = app.test_client(), app.extensions["ocr_runtime"]
+    silent = make_app(WORKER_POLL_INTERVAL_SECONDS=120, WORKER_WAKE_ON_UPLOAD=False).test_client()
+    worker, thread = started_worker(rt, orquestador)
+    try:
+        time.sleep(1.0)
+        name = upload(silent, 5)  # pending, and the worker was not told
+        time.sleep(1.0)
+        assert status_of(rt, name) == "pending"
+        response = client.post("/api/ocr/process_batch", json={"async": True})
+        assert response.status_code == 202
+        assert wait_processed(rt, name, RESULT_SECONDS)
+        state = client.get(f"/api/ocr/result/{response.get_json()['request_id']}").get_json()
+        assert state["source"] == "manual" and [f["filename"] for f in state["files"]] == [name]
+    finally:
+        stop(worker, thread)
