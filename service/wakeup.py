@@ -40,6 +40,11 @@ CHANNEL_SQL = "'ocr_work_' || md5(current_schema())"
 NOTIFY_SQL = f"SELECT pg_notify({CHANNEL_SQL}, '')"
 # A listener that lost its PostgreSQL connection tries again at most this often.
 RECONNECT_SECONDS = 5.0
+# libpq options of the listening connection. It only ever waits, so without TCP keepalives a
+# connection silently dropped on the way (host gone, NAT or firewall timeout) would never be noticed
+# and every later wake-up lost; with them it is noticed within about a minute and opened again.
+LISTEN_CONNECT_OPTIONS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                          "keepalives_count": 3}
 READ_CHUNK = 4096
 
 
@@ -211,10 +216,15 @@ class WakeupListener:
 
     def _listen(self) -> None:
         connection = None
+        engine = self.rt.db.engine
+        if engine.dialect.driver != "psycopg2":  # poll() and notifies below are psycopg2's
+            logger.warning("Wake-ups need the psycopg2 driver, not %s; polling only", engine.dialect.driver)
+            self._next_connect = float("inf")
+            return
         try:
-            proxy = self.rt.db.engine.raw_connection()
-            connection = proxy.dbapi_connection
-            proxy.detach()  # a connection of its own: a LISTENing one must never go back to the pool
+            # A connection of its own, outside the pool: a LISTENing one must never be handed out.
+            args, options = engine.dialect.create_connect_args(engine.url)
+            connection = engine.dialect.dbapi.connect(*args, **{**options, **LISTEN_CONNECT_OPTIONS})
             connection.autocommit = True
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT {CHANNEL_SQL}")
