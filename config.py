@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     REUSE_CHECK_ACROSS_TENANTS: bool = False
     WORKER_ENABLED: bool = True
     WORKER_POLL_INTERVAL_SECONDS: float = Field(1.0, gt=0, le=3600)
+    WORKER_WAKE_ON_UPLOAD: bool = True
     CLAIM_LEASE_SECONDS: int = Field(300, ge=1, le=86400)
     INBOX_ADOPT_MIN_AGE_SECONDS: float = Field(5.0, ge=0, le=86400)
     PRELOAD_MODELS: bool = True

@@ -1,4 +1,7 @@
-"""The background OCR worker of one process: preload the models, then poll, claim and process.
+"""The background OCR worker of one process: preload the models, then wait, claim and process.
+
+Between rounds it waits for a committed upload to wake it (service/wakeup.py), or for
+WORKER_POLL_INTERVAL_SECONDS, whichever comes first: the poll is the safety net of a lost wake-up.
 
 Each round does what is due, in order: take work back from lost workers, give up poison uploads,
 run queued manual batches, register files dropped into the inbox, reconcile files a crash left
@@ -31,6 +34,7 @@ from service.jobs import (
     renew_leases,
 )
 from service.runtime import Runtime, process_identity
+from service.wakeup import WakeupListener
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ class Worker:
         self.orchestrator = orchestrator
         self.worker_id = worker_id or process_identity("worker")
         self.stop_event = threading.Event()
+        # Uploads wake the loop between rounds; the poll interval only bounds a lost wake-up.
+        self.wakeups = WakeupListener(rt, self.worker_id)
         self._heartbeat_thread: threading.Thread | None = None
         self._busy_since: float | None = None
         self._last_cleanup = time.monotonic()
@@ -67,6 +73,7 @@ class Worker:
     def start(self) -> None:
         """Register, load and warm the models, and report ready: only then does work get claimed."""
         upgrade_to_head(self.rt.db)
+        self.wakeups.open()
         self._state = "starting"
         self.publish_heartbeat()
         if self.orchestrator is None:
@@ -82,9 +89,11 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.wakeups.interrupt()
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        self.wakeups.close()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(timeout=HEARTBEAT_SECONDS * 2)
         try:
@@ -128,7 +137,7 @@ class Worker:
                 self.stop_event.wait(backoff)
                 continue
             if not worked:
-                self.stop_event.wait(self.rt.settings["WORKER_POLL_INTERVAL_SECONDS"])
+                self.wakeups.wait(self.rt.settings["WORKER_POLL_INTERVAL_SECONDS"])
         self.shutdown()
 
     def run_in_thread(self) -> threading.Thread:

@@ -13,6 +13,7 @@ from service.batches import run_manual_batch
 from service.blocking import run_blocking
 from service.jobs import insert_batch, live_workers, queued_manual_batches
 from service.runtime import Runtime, new_request_id, process_identity
+from service.wakeup import wake_workers
 
 BATCH_POLL_SECONDS = 0.25
 
@@ -31,7 +32,10 @@ def create_manual_batch(rt: Runtime, tenant_id: int, profile: str, language: str
                   total_files=total, created_at=now)
     if cutoff is None:  # nothing to do: the batch is complete as soon as it exists
         batch.state, batch.started_at, batch.finished_at, batch.processing_time = BatchState.COMPLETED, now, now, 0.0
-    return insert_batch(rt.db, batch)
+        return insert_batch(rt.db, batch)
+    batch = insert_batch(rt.db, batch)
+    wake_workers(rt)  # a live worker starts it now, not at its next poll
+    return batch
 
 
 def run_here(rt: Runtime) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from database import DEFAULT_TENANT_ID, Upload
 from service.results import original_or_duplicate
 from service.runtime import Runtime
+from service.wakeup import announce_new_work
 from storage import UploadRejected, build_stored_name
 
 NAME_ATTEMPTS = 1000
@@ -31,7 +32,7 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
     """Records and files of one request, all or nothing.
 
     Each file is linked into the inbox inside the open transaction and the transaction is then
-    committed; if the commit fails, the linked files are removed again.
+    committed, which wakes the workers; if the commit fails, the linked files are removed again.
     """
     for attempt in range(STORE_ATTEMPTS):
         published: list[tuple[Any, str]] = []
@@ -48,6 +49,7 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                     rt.storage.publish(item, name)
                     published.append((item, name))
                     uploads.append(upload)
+                announce_new_work(rt, session)
                 session.commit()
                 return uploads
             except BaseException as exc:
