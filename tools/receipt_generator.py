@@ -20,7 +20,9 @@ banesco (Banesco Pago Móvil), bancamiga (label above value, one or two columns)
 generic_transfer (a bank without a dedicated layout).
 Variants (`VARIANTS`): "clean" (PNG as rendered), "whatsapp" (downscaled to 720 or 540 px wide,
 JPEG quality 60-80, sometimes recompressed twice), "lowres" (288 px wide JPEG, like a forwarded
-thumbnail).
+thumbnail), drawn at random when none is asked for; and, only when asked for, the ways of arriving
+of tools/receipt_variants.py (photo of the screen, turned 90/180/270, thumbnail, large screen,
+framed in a viewer, screenshot of a screenshot).
 
 Ground truth (`GeneratedReceipt.fields`): always the 16 keys of `FIELD_NAMES`; a value is present
 only when the receipt visibly prints it (cropped-off or scrolled-away rows give None), normalized
@@ -67,6 +69,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from tools.receipt_variants import ARRIVAL_VARIANTS, apply_arrival
 from tools.receipt_layouts import (
     RENDERERS,
     LayoutContext,
@@ -82,7 +85,9 @@ FIELD_NAMES: tuple[str, ...] = (
 )
 LAYOUTS: tuple[str, ...] = ("bdv_light", "bdv_dark", "bnc", "mercantil", "provincial", "banesco",
                             "bancamiga", "generic_transfer")
-VARIANTS: tuple[str, ...] = ("clean", "whatsapp", "lowres")
+# Drawn at random when no variant is asked for (the sets of earlier measurements stay the same).
+SHARING_VARIANTS: tuple[str, ...] = ("clean", "whatsapp", "lowres")
+VARIANTS: tuple[str, ...] = SHARING_VARIANTS + ARRIVAL_VARIANTS
 CANALES_PAGO: tuple[str, ...] = ("PagomóvilBDV", "BNC", "Tpago", "Dinero Rápido", "BBVA Provincial",
                                  "Banesco", "Bancamiga")
 
@@ -219,6 +224,8 @@ def apply_variant(img: Image.Image, variant: str, rng: random.Random, dp_width: 
     if variant == "lowres":
         img = _resize_to_width(img, round(dp_width * 0.8))  # 288 px for a phone
         return _jpeg(img, rng.randint(70, 85)), "JPEG", img.size
+    if variant in ARRIVAL_VARIANTS:
+        return apply_arrival(img, variant, rng)
     raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}")
 
 
@@ -231,7 +238,7 @@ def generate_receipt(seed: int, layout: str | None = None, variant: str | None =
         raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}")
     variant_rng = random.Random(f"{seed}:variant")
     if variant is None:
-        variant = variant_rng.choices(VARIANTS, weights=(4, 4, 2))[0]
+        variant = variant_rng.choices(SHARING_VARIANTS, weights=(4, 4, 2))[0]
     elif variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}")
 
