@@ -339,7 +339,7 @@ class Candidate:
     def box(self) -> list[int] | None:
         if not self.words:
             return None
-        x1, y1, x2, y2 = _union(w.box for w in self.words)
+        x1, y1, x2, y2 = _union(w.client_box for w in self.words)
         return [int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2))]
 
     @classmethod

@@ -261,9 +261,6 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         self.batch_size = batch_size
         # Bounds a batch's padded width x count, hence the activations' peak memory.
         self.max_batch_columns = max_batch_columns
-        # Word-level detail of the last call, by recognized text: (piece, start, end, confidence)
-        # with start/end as fractions of the crop. OnnxTR's Word keeps only text and confidence.
-        self.last_pieces: dict[str, list[tuple[str, float, float, float]]] = {}
 
     @staticmethod
     def _resize(crop: np.ndarray) -> np.ndarray:
@@ -274,12 +271,18 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         return (bgr / 255.0 - 0.5) / 0.5
 
     def __call__(self, crops: Sequence[np.ndarray], **kwargs: Any) -> list[tuple[str, float]]:
+        """OnnxTR's recognition interface: (text, confidence) per crop."""
+        return [(text, confidence) for text, confidence, _ in self.read(crops)]
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list[tuple[str, float, float, float]]]]:
+        """(text, confidence, pieces) per crop, in the crops' order. Pieces are the word-level
+        detail OnnxTR's Word does not keep: (piece, start, end, confidence), start/end as
+        fractions of the crop's width."""
         if len(crops) == 0:
             return []
         resized = [self._resize(crop) for crop in crops]
         order = sorted(range(len(resized)), key=lambda i: resized[i].shape[1])
-        results: list[tuple[str, float]] = [("", 0.0)] * len(resized)
-        self.last_pieces = {}
+        results: list[tuple[str, float, list[tuple[str, float, float, float]]]] = [("", 0.0, [])] * len(resized)
         for indices in self._batches(order, resized):
             width = resized[indices[-1]].shape[1]
             # Zero is PP-OCR's own padding value (mid-grey after normalization).
@@ -288,9 +291,8 @@ class WidthBucketedRecognitionPredictor(NestedObject):
                 image = resized[index]
                 batch[row, :, :, : image.shape[1]] = image.transpose(2, 0, 1)
             for index, reading in zip(indices, self.model(batch)["readings"]):
-                results[index] = (reading.text, reading.confidence)
                 step_width = width / max(reading.total_steps, 1)
-                self.last_pieces.setdefault(reading.text, reading.pieces(step_width, resized[index].shape[1]))
+                results[index] = (reading.text, reading.confidence, reading.pieces(step_width, resized[index].shape[1]))
         return results
 
     def _batches(self, order: list[int], resized: list[np.ndarray]) -> list[list[int]]:
