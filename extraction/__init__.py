@@ -8,7 +8,9 @@ Public API:
     get_catalog(path=None) -> BankCatalog      (the bank catalog of config/banks.json)
 
 Modules: normalizers (canonical values), banks (catalog), rules (rules file), layout (words, lines,
-segments and value regions of an OCR result), extractor (engine).
+segments and value regions of an OCR result), run (one image's labels, claims and candidates),
+strategies (unlabelled, header, keyword and derived rules), beneficiary (names out of mixed
+blocks), extractor (the engine: strategies in order, resolution, cross-checks).
 """
 from extraction.banks import Bank, BankCatalog, BankCatalogError, get_catalog
 from extraction.extractor import extract_fields, extract_fields_from_text, ocr_result_from_text
