@@ -80,7 +80,7 @@ _RULE_KEYS = {
     "id", "field", "strategy", "priority", "confidence", "description", "labels", "positions",
     "wrap", "block_lines", "inline_without_colon", "pattern", "group", "normalizer",
     "normalizer_options", "validators", "exclude_patterns", "match", "select", "skip_top_fraction",
-    "min_height_ratio", "source_field", "via", "keywords", "scope", "include_values_of", "_comment",
+    "min_height_ratio", "join_lines", "source_field", "via", "keywords", "scope", "include_values_of", "_comment",
 }
 _EXCLUSION_KEYS = {"id", "labels", "motivo", "_comment"}
 
@@ -116,6 +116,7 @@ class Rule:
     select: str = "unique"
     skip_top_fraction: float | None = None
     min_height_ratio: float = 0.0
+    join_lines: int = 1  # unlabelled: a value may run over this many consecutive lines
     source_field: str | None = None
     via: str | None = None
     keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -285,6 +286,7 @@ def _parse_rule(index: int, obj: Any, fields: list[str], validators: set[str]) -
                             hint="must be 'unique' or 'largest'")
         rule.min_height_ratio = float(c.get("min_height_ratio", (int, float), 0.0, check=lambda v: 0 <= v <= 5,
                                             hint="must be a number 0-5"))
+        rule.join_lines = c.get("join_lines", int, 1, check=lambda v: 1 <= v <= 3, hint="must be an integer 1-3")
     if strategy == "derived":
         rule.source_field = c.get("source_field", str, check=lambda v: v in fields, hint="must name a field")
         rule.via = c.get("via", str, check=lambda v: v in DERIVATIONS, hint=f"must be one of {', '.join(DERIVATIONS)}")

@@ -3,9 +3,10 @@ multi-entity blocks, unlabelled values, the bank of the header, keywords and der
 """
 from __future__ import annotations
 
+import re
 import statistics
 
-from extraction.layout import Segment, _region, _segment_piece
+from extraction.layout import Region, Segment, _region, _segment_piece
 from extraction.normalizers import PhraseIndex, compact, tokenize
 from extraction.rules import Rule, RuleSet
 from extraction.run import Candidate, Extraction, Rejection
@@ -47,21 +48,46 @@ def _usable(run: Extraction, segment: Segment) -> bool:
             and segment.confidence >= run.settings["min_word_confidence"])
 
 
+def _unlabelled_regions(run: Extraction, rule: Rule) -> list[tuple[float, Region]]:
+    """(text height, region) where an unlabelled rule may find its value: single usable segments,
+    or, for rules whose value may wrap (`join_lines`), whole lines of usable segments and runs of
+    consecutive such lines (tried only when the shorter run holds no match)."""
+    min_height = rule.min_height_ratio * run.doc.median_height
+
+    def usable(segment: Segment) -> bool:
+        if not _usable(run, segment) or segment.height < min_height:
+            return False
+        centre = (segment.box[1] + segment.box[3]) / 2
+        return not (rule.skip_top_fraction and centre < rule.skip_top_fraction * run.doc.height)
+
+    if rule.join_lines == 1:
+        return [(s.height, _region([_segment_piece(s)], "unlabelled")) for s in run.doc.segments if usable(s)]
+    lines = [line.segments if line.segments and all(usable(s) for s in line.segments) else None
+             for line in run.doc.lines]
+    out = []
+    for start in range(len(lines)):
+        for span in range(1, rule.join_lines + 1):
+            run_lines = lines[start:start + span]
+            if len(run_lines) < span or any(line is None for line in run_lines):
+                break
+            segments = [s for line in run_lines for s in line]  # type: ignore[union-attr]
+            region = _region([_segment_piece(s) for s in segments], "unlabelled")
+            out.append((min(s.height for s in segments), region))
+            assert rule.pattern is not None
+            if rule.pattern.search(region.text):
+                break
+    return out
+
+
 def run_unlabelled(run: Extraction, rule: Rule) -> None:
     assert rule.pattern is not None
     found: list[tuple[float, Candidate]] = []
-    min_height = rule.min_height_ratio * run.doc.median_height
-    for segment in run.doc.segments:
-        if not _usable(run, segment) or segment.height < min_height:
-            continue
-        if rule.skip_top_fraction and (segment.box[1] + segment.box[3]) / 2 < rule.skip_top_fraction * run.doc.height:
-            continue
-        region = _region([_segment_piece(segment)], "unlabelled")
+    for height, region in _unlabelled_regions(run, rule):
         before = len(run.candidates.get(rule.field, []))
         run.apply_pattern(rule, region, 1.0)
         cands = run.candidates.get(rule.field, [])
         if len(cands) > before:
-            found.append((segment.height, cands.pop()))
+            found.append((height, cands.pop()))
     if not found:
         return
     values = {c.value for _, c in found}
@@ -85,8 +111,25 @@ def _header_segments(run: Extraction) -> list[Segment]:
     return [s for s in run.doc.segments if s.box[1] < limit_y and not s.in_chrome]
 
 
+def _brand_segments(run: Extraction) -> list[Segment]:
+    """Where an app prints its own name: the header, and the tab bar at the bottom of the screen."""
+    header = _header_segments(run)
+    footer = [s for s in run.doc.segments if s.box[1] >= 0.85 * run.doc.height and s not in header]
+    return header + footer
+
+
+def _is_brand(segment: Segment, match_start: int, match_end: int) -> bool:
+    """A bank name that is the segment's point (a logo, a title, "PagomóvilBDV Personas"), not
+    a mention inside a line of data ("E-82836752 - MERCANTIL") which names someone else's bank."""
+    if re.search(r"\d", segment.text):
+        return False
+    inside = len(re.findall(r"[^\W\d_]", segment.text[match_start:match_end]))
+    return inside >= len(re.findall(r"[^\W\d_]", segment.text)) - inside
+
+
 def run_header_bank(run: Extraction, rule: Rule) -> None:
-    segments = _header_segments(run) if rule.scope == "header" else [s for s in run.doc.segments if _usable(run, s)]
+    """The app's own brand gives the origin bank; a bank named anywhere else never does."""
+    segments = _brand_segments(run) if rule.scope == "header" else [s for s in run.doc.segments if _usable(run, s)]
     found: dict[str, Candidate] = {}
     for segment in segments:
         if segment.id in run.claims:
@@ -94,6 +137,8 @@ def run_header_bank(run: Extraction, rule: Rule) -> None:
         confident = segment.confidence >= run.settings["min_word_confidence"]
         for match in run.catalog.find(segment.text):
             raw = segment.text[match.start:match.end]
+            if not _is_brand(segment, match.start, match.end):
+                continue
             if not confident and not _exact_brand(raw, match.bank.name, match.bank.aliases):
                 continue
             words = [w for s, e, w in segment.spans if s < match.end and e > match.start]

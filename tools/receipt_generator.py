@@ -232,7 +232,9 @@ def apply_variant(img: Image.Image, variant: str, rng: random.Random, dp_width: 
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def generate_receipt(seed: int, layout: str | None = None, variant: str | None = None) -> GeneratedReceipt:
+def generate_receipt(seed: int, layout: str | None = None, variant: str | None = None, *,
+                     scroll: float | None = None, brand_in_tabs: bool = False) -> GeneratedReceipt:
+    """`scroll` (dp) and `brand_in_tabs` force what a layout otherwise draws by chance (BNC)."""
     layout = LAYOUTS[seed % len(LAYOUTS)] if layout is None else layout
     if layout not in RENDERERS:
         raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}")
@@ -244,7 +246,7 @@ def generate_receipt(seed: int, layout: str | None = None, variant: str | None =
 
     rng = random.Random(seed)
     fonts = rng.choice(available_font_families())
-    ctx = LayoutContext(txn=sample_transaction(rng), rng=rng, fonts=fonts)
+    ctx = LayoutContext(txn=sample_transaction(rng), rng=rng, fonts=fonts, scroll=scroll, brand_in_tabs=brand_in_tabs)
     rendered = RENDERERS[layout](ctx)
     data, fmt, size = apply_variant(rendered.image, variant, variant_rng, rendered.dp_width)
     fields = {name: rendered.fields.get(name) for name in FIELD_NAMES}
