@@ -124,6 +124,8 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
                 "coordenadas": cand.box,
                 "regla": cand.rule,
             }
+            if cand.repair:
+                detail[name]["reparacion_ocr"] = cand.repair
             continue
         extracted[name] = None
         rejected = sorted(run.rejections.get(name, []), key=lambda r: -r.priority)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from extraction.banks import BankCatalog
 from extraction.beneficiary import beneficiary_name
+from extraction.confusions import NUMERIC_NORMALIZERS, repair_numeric
 from extraction.layout import (Document, Region, Segment, Word, _region, _segment_piece, _union, _wide_gap_at,
                                below_lines, right_segments, wrap_lines)
 from extraction.normalizers import NORMALIZERS
@@ -23,6 +24,10 @@ from validador_ocr import ValidadorOCR
 # ------------------------------------------------------------------------------------------------
 # Labels
 # ------------------------------------------------------------------------------------------------
+# A repaired value is a little less certain than one read as printed.
+REPAIR_CONFIDENCE = 0.9
+
+
 @dataclass
 class LabelOcc:
     segment: Segment
@@ -262,8 +267,29 @@ class Extraction:
         return None
 
     def apply_pattern(self, rule: Rule, region: Region, conf_factor: float) -> bool:
-        """Find the rule's value in a region; add a candidate when exactly one valid value is there."""
-        text = region.text[: int(self.settings["max_value_chars"])]
+        """Find the rule's value in a region; add a candidate when exactly one valid value is there.
+        A numeric value that only passes once OCR confusions are undone is taken, with the repair
+        recorded and a little less confidence."""
+        if self._apply_pattern(rule, region, region.text, conf_factor):
+            return True
+        if rule.normalizer not in NUMERIC_NORMALIZERS:
+            return False
+        repaired = repair_numeric(region.text)
+        if repaired == region.text:
+            return False
+        rejections = len(self.rejections.get(rule.field, []))
+        if not self._apply_pattern(rule, region, repaired, conf_factor * REPAIR_CONFIDENCE):
+            # The literal reading's reasons are the ones to report.
+            del self.rejections.get(rule.field, [])[rejections:]
+            return False
+        candidate = self.candidates[rule.field][-1]
+        read = region.text[candidate.span[0]:candidate.span[1]].strip()
+        candidate.repair = {"texto_leido": read, "texto_reparado": candidate.raw}
+        candidate.raw = read
+        return True
+
+    def _apply_pattern(self, rule: Rule, region: Region, full_text: str, conf_factor: float) -> bool:
+        text = full_text[: int(self.settings["max_value_chars"])]
         assert rule.pattern is not None
         accepted: dict[str, tuple[str, int, int]] = {}
         for count, match in enumerate(rule.pattern.finditer(text)):
@@ -292,7 +318,9 @@ class Extraction:
             return False
         value, (raw, start, end) = next(iter(accepted.items()))
         words = [w for s, e, w in region.spans if s < end and e > start]
-        self.add_candidate(Candidate.build(rule, value, raw.strip(), words, conf_factor, region.text, region))
+        candidate = Candidate.build(rule, value, raw.strip(), words, conf_factor, full_text, region)
+        candidate.span = (start, end)
+        self.add_candidate(candidate)
         return True
 
 
@@ -309,6 +337,8 @@ class Candidate:
     region_text: str
     kind: str
     gap_ratio: float = 0.0
+    span: tuple[int, int] = (0, 0)  # where the value is in the region's text
+    repair: dict[str, str] | None = None  # OCR confusions undone to read the value
 
     @property
     def confidence(self) -> float:
