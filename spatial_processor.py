@@ -19,6 +19,9 @@ Box = Sequence[float]  # x1, y1, x2, y2
 # A word belongs to a row when the row's line passes within this share of the word's height
 # from the word's centre.
 MAX_ROW_OFFSET = 0.5
+# Tilt a row may still have after the page was straightened (tan of about 2 degrees): a word far
+# to the right of a row's words may sit this much lower or higher per pixel of distance.
+RESIDUAL_TILT = 0.035
 # Rows considered for each word: words arrive sorted by vertical centre, so only recent rows
 # can still be reached.
 RECENT_ROWS = 6
@@ -31,6 +34,9 @@ class _Row:
         self.ys = [(box[1] + box[3]) / 2]
         self.heights = [box[3] - box[1]]
         self.slope = 0.0
+
+    def distance_x(self, x: float) -> float:
+        return min(abs(x - member_x) for member_x in self.xs)
 
     def centre_at(self, x: float) -> float:
         mean_x, mean_y = sum(self.xs) / len(self.xs), sum(self.ys) / len(self.ys)
@@ -65,8 +71,10 @@ def group_boxes_into_rows(boxes: Sequence[Box]) -> list[list[int]]:
         best, best_offset = None, float("inf")
         for row in rows[-RECENT_ROWS:]:
             row_height = sum(row.heights) / len(row.heights)
-            offset = abs(centre_y - row.centre_at(centre_x)) / max(1.0, min(height, row_height))
-            if offset <= MAX_ROW_OFFSET and offset < best_offset:
+            shorter = max(1.0, min(height, row_height))
+            offset = abs(centre_y - row.centre_at(centre_x)) / shorter
+            allowed = MAX_ROW_OFFSET + RESIDUAL_TILT * row.distance_x(centre_x) / shorter
+            if offset <= allowed and offset < best_offset:
                 best, best_offset = row, offset
         if best is None:
             rows.append(_Row(index, box))

@@ -120,11 +120,14 @@ def _brand_segments(run: Extraction) -> list[Segment]:
 
 def _is_brand(segment: Segment, match_start: int, match_end: int) -> bool:
     """A bank name that is the segment's point (a logo, a title, "PagomóvilBDV Personas"), not
-    a mention inside a line of data ("E-82836752 - MERCANTIL") which names someone else's bank."""
-    if re.search(r"\d", segment.text):
+    a mention inside a line of data ("E-82836752 - MERCANTIL") or the tail of one ("- MERCANTIL"),
+    which names someone else's bank. A logo's icon read as a stray character does not count."""
+    text = segment.text
+    if len(re.findall(r"\d", text)) >= 3 or re.match(r"\s*[-–/|,]", text):
         return False
-    inside = len(re.findall(r"[^\W\d_]", segment.text[match_start:match_end]))
-    return inside >= len(re.findall(r"[^\W\d_]", segment.text)) - inside
+    words = [w for w in re.findall(r"[^\W\d_]+", text[:match_start] + " " + text[match_end:]) if len(w) > 1]
+    inside = len(re.findall(r"[^\W\d_]", text[match_start:match_end]))
+    return inside >= sum(len(w) for w in words)
 
 
 def run_header_bank(run: Extraction, rule: Rule) -> None:

@@ -127,6 +127,7 @@ def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Rece
             recognizer, ocr_config.get("reco_batch_size", 64), ocr_config.get("reco_max_batch_columns", 6144)
         )
     geometry = GeometrySettings(
+        det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None,
         min_skew_degrees=float(profile.get("min_skew_degrees", 1.0)),
         low_confidence=float(profile.get("orientation_check_below_confidence", 0.8)),
     )

@@ -49,11 +49,34 @@ class PageReading:
 
 @dataclass(frozen=True)
 class GeometrySettings:
+    # The profile's detection canvas (height, width): pages of other proportions get their own
+    # input with as many pixels. None keeps the detector's fixed input for every page.
+    det_canvas: tuple[int, int] | None = None
     min_skew_degrees: float = 1.0
     # Mean word confidence under which a page may be upside down.
     low_confidence: float = 0.8
     # Classifier probability needed to turn a page.
     min_turn_probability: float = 0.6
+
+
+# Pages whose proportions are within this factor of the detector's canvas keep the canvas.
+CANVAS_ASPECT_TOLERANCE = 1.67
+
+
+def detection_size(page_shape: tuple[int, int], canvas: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the detector's input for a page. A page shaped about like the canvas
+    (a phone screenshot on a portrait canvas) keeps it; any other (a landscape page, a turned
+    one, a very long one) gets its own proportions with as many pixels, sides in multiples of 32
+    (the detector's stride): a portrait canvas squeezes a landscape page until its text is no
+    longer text."""
+    height, width = page_shape
+    aspect = (height / max(width, 1)) / (canvas[0] / canvas[1])
+    if 1 / CANVAS_ASPECT_TOLERANCE <= aspect <= CANVAS_ASPECT_TOLERANCE:
+        return canvas
+    pixels = canvas[0] * canvas[1]
+    scaled_h = (pixels * height / max(width, 1)) ** 0.5
+    scaled_w = pixels / max(scaled_h, 1)
+    return max(32, int(round(scaled_h / 32)) * 32), max(32, int(round(scaled_w / 32)) * 32)
 
 
 class ReceiptPredictor:
@@ -78,7 +101,15 @@ class ReceiptPredictor:
 
     # -- geometry -------------------------------------------------------------------------------
     def _detect(self, pages: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        loc_preds, maps = self.ocr.det_predictor(pages, return_maps=True)
+        if self.settings.det_canvas is None:
+            loc_preds, maps = self.ocr.det_predictor(pages, return_maps=True)
+        else:
+            loc_preds, maps = [], []
+            for page in pages:  # one page per detector call anyway (det_bs=1)
+                self.ocr.det_predictor.pre_processor.resize.size = detection_size(page.shape[:2], self.settings.det_canvas)
+                page_preds, page_maps = self.ocr.det_predictor([page], return_maps=True)
+                loc_preds.extend(page_preds)
+                maps.extend(page_maps)
         threshold = getattr(self.ocr.det_predictor.model.postprocessor, "bin_thresh", 0.3)
         binary = [np.ascontiguousarray((np.squeeze(m) > threshold).astype(np.uint8) * 255) for m in maps]
         return loc_preds, binary
@@ -99,7 +130,7 @@ class ReceiptPredictor:
                 pages[index] = straighten(pages[index], survey.skew, transforms[index])
                 changed = True
             if changed:
-                loc_preds[index] = self.ocr.det_predictor([pages[index]])[0]
+                loc_preds[index] = self._detect([pages[index]])[0][0]
         return pages, loc_preds
 
     def _maybe_upside_down(self, page: np.ndarray, reading: PageReading) -> PageReading:
@@ -111,7 +142,7 @@ class ReceiptPredictor:
         transform = PageTransform(matrix=reading.transform.matrix.copy(), skew=reading.transform.skew,
                                   reading_shape=page.shape[:2])
         turned = turn_upright(page, 180, transform)
-        again = self._recognize([turned], self.ocr.det_predictor([turned]), [transform])[0]
+        again = self._recognize([turned], self._detect([turned])[0], [transform])[0]
         return again if again.confidence > reading.confidence else reading
 
     # -- recognition ----------------------------------------------------------------------------
