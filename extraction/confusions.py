@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
-# Letters the recognizer confuses with digits on receipt fonts.
-_DIGIT_FOR = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1", "|": "1", "S": "5", "s": "5", "B": "8"})
+# Letters the recognizer reads for digits on receipt fonts (the one table of them).
+DIGIT_LOOKALIKES = {"O": "0", "o": "0", "D": "0", "l": "1", "I": "1", "|": "1", "S": "5", "s": "5", "B": "8"}
+_DIGIT_FOR = str.maketrans(DIGIT_LOOKALIKES)
+# "D" is left out of values: next to digits it is as often a real letter ("Ref D-1234").
 _CONFUSABLE = "OolI|SsB"
 # "B5." / "85." / "BS" before an amount is the bolívar sign "Bs.".
 _CURRENCY = re.compile(r"(?<![\w])[B8][5sS](?=\.?\s*\d)")

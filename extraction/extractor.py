@@ -35,8 +35,15 @@ from extraction.banks import BankCatalog, get_catalog
 from extraction.layout import build_document
 from extraction.rules import RuleSet, get_registry
 from extraction.run import Candidate, Extraction, Rejection
-from extraction.strategies import (below_gap_check, keyword_index, run_derived, run_header_bank, run_keyword,
-                                   run_label_rules, run_unlabelled)
+from extraction.strategies import (
+    below_gap_check,
+    keyword_index,
+    run_derived,
+    run_header_bank,
+    run_keyword,
+    run_label_rules,
+    run_unlabelled,
+)
 from validador_ocr import ValidadorOCR, reference_conflicts
 
 

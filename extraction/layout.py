@@ -22,7 +22,6 @@ from typing import Any, Iterable
 from extraction.normalizers import ascii_digits
 from spatial_processor import group_boxes_into_rows
 
-
 # ------------------------------------------------------------------------------------------------
 # Words, lines and segments
 # ------------------------------------------------------------------------------------------------

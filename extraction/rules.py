@@ -42,7 +42,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from extraction.normalizers import NORMALIZERS, PhraseIndex, Token, tokenize
+from extraction.normalizers import NORMALIZERS, Token, tokenize
+from extraction.phrases import PhraseIndex
 from process_wide import process_wide
 
 REGEX_FLAGS = re.IGNORECASE

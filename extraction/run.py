@@ -14,12 +14,22 @@ from dataclasses import dataclass
 from extraction.banks import BankCatalog
 from extraction.beneficiary import beneficiary_name
 from extraction.confusions import NUMERIC_NORMALIZERS, repair_numeric
-from extraction.layout import (Document, Region, Segment, Word, _region, _segment_piece, _union, _wide_gap_at,
-                               below_lines, right_segments, wrap_lines)
+from extraction.layout import (
+    Document,
+    Region,
+    Segment,
+    Word,
+    _region,
+    _segment_piece,
+    _union,
+    _wide_gap_at,
+    below_lines,
+    right_segments,
+    wrap_lines,
+)
 from extraction.normalizers import NORMALIZERS
 from extraction.rules import LabelRef, Rule, RuleSet
 from validador_ocr import ValidadorOCR
-
 
 # ------------------------------------------------------------------------------------------------
 # Labels

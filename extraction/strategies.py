@@ -7,7 +7,8 @@ import re
 import statistics
 
 from extraction.layout import Region, Segment, _region, _segment_piece
-from extraction.normalizers import PhraseIndex, compact, tokenize
+from extraction.normalizers import compact, tokenize
+from extraction.phrases import PhraseIndex
 from extraction.rules import Rule, RuleSet
 from extraction.run import Candidate, Extraction, Rejection
 
