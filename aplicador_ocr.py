@@ -1,7 +1,10 @@
 """AplicadorOCR: the OCR engine of the service.
 
 Bytes in, the seed's per-image OCR document out: words with confidence and pixel coordinates,
-the text in reading order, and the text rebuilt row by row. Each profile's OnnxTR predictor is
+the text in reading order, and the text rebuilt row by row. Pages turned or photographed askew
+are read upright and straight (ocr/reading.py); coordinates stay in the pixels the client sent,
+and such a page's words also carry `coordenadas_lectura`, their box in the upright frame
+described by `orientacion` (turn, tilt straightened, size of that frame). Each profile's OnnxTR predictor is
 built once per process, warmed with one inference, and reused; inference is serialized per process
 because concurrent onnxruntime runs on a small machine only fight for the same cores.
 """

@@ -126,10 +126,5 @@ def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Rece
         predictor.reco_predictor = WidthBucketedRecognitionPredictor(
             recognizer, ocr_config.get("reco_batch_size", 64), ocr_config.get("reco_max_batch_columns", 6144)
         )
-    geometry = GeometrySettings(
-        det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None,
-        min_skew_degrees=float(profile.get("min_skew_degrees", 1.0)),
-        low_confidence=float(profile.get("orientation_check_below_confidence", 0.8)),
-    )
-    classifier = OrientationClassifier(cfg.session_options) if profile.get("detect_orientation", True) else None
-    return ReceiptPredictor(predictor, classifier, geometry)
+    geometry = GeometrySettings(det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None)
+    return ReceiptPredictor(predictor, OrientationClassifier(cfg.session_options), geometry)

@@ -34,7 +34,7 @@ class LineSurvey:
 
     lines: int  # elongated blobs found
     upright_share: float  # share of them standing vertically (a page turned a quarter)
-    skew: float  # degrees, positive when the lines rise to the right... in image terms, clockwise
+    skew: float  # degrees the text lines are turned clockwise on screen (image y points down)
 
     @property
     def turned_quarter(self) -> bool:
