@@ -69,13 +69,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from tools.receipt_variants import ARRIVAL_VARIANTS, apply_arrival
 from tools.receipt_layouts import (
     RENDERERS,
     LayoutContext,
     Transaction,
     available_font_families,
     load_banks,
+)
+from tools.receipt_variants import (
+    ARRIVAL_VARIANTS,
+    apply_arrival,
+    encode_jpeg,
+    encode_png,
 )
 
 FIELD_NAMES: tuple[str, ...] = (
@@ -194,12 +199,6 @@ def sample_transaction(rng: random.Random) -> Transaction:
 # --------------------------------------------------------------------------------------------
 # Variants: what sharing does to a screenshot
 # --------------------------------------------------------------------------------------------
-def _jpeg(img: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality, optimize=False, progressive=False, subsampling=2)
-    return buf.getvalue()
-
-
 def _resize_to_width(img: Image.Image, width: int) -> Image.Image:
     if img.width <= width:
         return img
@@ -212,18 +211,16 @@ def apply_variant(img: Image.Image, variant: str, rng: random.Random, dp_width: 
     """Encode as shared. Target widths are in pixels per dp so that a wide web page shrinks its
     text as much as a phone screenshot does (720 px for a 360 dp phone is 2 px/dp)."""
     if variant == "clean":
-        buf = io.BytesIO()
-        img.save(buf, "PNG", optimize=False, compress_level=6)
-        return buf.getvalue(), "PNG", img.size
+        return encode_png(img), "PNG", img.size
     if variant == "whatsapp":
         img = _resize_to_width(img, round(dp_width * rng.choice((2.0, 2.0, 1.5))))
-        data = _jpeg(img, rng.randint(60, 80))
+        data = encode_jpeg(img, rng.randint(60, 80))
         if rng.random() < 0.35:  # forwarded once more
-            data = _jpeg(Image.open(io.BytesIO(data)).convert("RGB"), rng.randint(60, 80))
+            data = encode_jpeg(Image.open(io.BytesIO(data)).convert("RGB"), rng.randint(60, 80))
         return data, "JPEG", img.size
     if variant == "lowres":
         img = _resize_to_width(img, round(dp_width * 0.8))  # 288 px for a phone
-        return _jpeg(img, rng.randint(70, 85)), "JPEG", img.size
+        return encode_jpeg(img, rng.randint(70, 85)), "JPEG", img.size
     if variant in ARRIVAL_VARIANTS:
         return apply_arrival(img, variant, rng)
     raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}")
