@@ -111,6 +111,7 @@ def _init_engine_attributes(model: Any, model_path: Path, engine_cfg: EngineConf
 EDGE_GLYPH_MAX_PROB = 0.6
 # A gap between two characters this many times the reading's usual spacing separates two items.
 GAP_FACTOR = 1.8
+WEAK_GAP_FACTOR = 1.5
 
 
 @dataclass
@@ -141,9 +142,14 @@ class Reading:
         if count < 4 or not (self.chars[-2].isdigit() and self.chars[-3].isdigit()):
             return set()
         gaps = np.diff(self.steps)  # gaps[i]: time steps between characters i and i + 1
-        lone_glyph = self.probs[-1] < EDGE_GLYPH_MAX_PROB and min(self.probs[:-1]) >= 0.9
-        far = gaps[-1] > GAP_FACTOR * float(np.median(gaps)) + 1
-        return {count - 1} if lone_glyph or far else set()
+        usual = float(np.median(gaps))
+        sure_before = min(self.probs[:-1])
+        lone_glyph = self.probs[-1] < EDGE_GLYPH_MAX_PROB and sure_before >= 0.9
+        far = gaps[-1] > GAP_FACTOR * usual + 1
+        # Two weaker signs together: set a little apart, and read with clearly less certainty
+        # than the digits before it (a copy icon read as "0" at 0.75 after digits at 1.0).
+        apart_and_unsure = gaps[-1] >= WEAK_GAP_FACTOR * usual and self.probs[-1] < 0.9 and sure_before >= 0.97
+        return {count - 1} if lone_glyph or far or apart_and_unsure else set()
 
     def _marked(self) -> list[tuple[str, int]]:
         """Characters with a space inserted at each break; the int is the source index (-1: inserted)."""
