@@ -1,7 +1,10 @@
 """AplicadorOCR: the OCR engine of the service.
 
 Bytes in, the seed's per-image OCR document out: words with confidence and pixel coordinates,
-the text in reading order, and the text rebuilt row by row. Each profile's OnnxTR predictor is
+the text in reading order, and the text rebuilt row by row. Pages turned or photographed askew
+are read upright and straight (ocr/reading.py); coordinates stay in the pixels the client sent,
+and such a page's words also carry `coordenadas_lectura`, their box in the upright frame
+described by `orientacion` (turn, tilt straightened, size of that frame). Each profile's OnnxTR predictor is
 built once per process, warmed with one inference, and reused; inference is serialized per process
 because concurrent onnxruntime runs on a small machine only fight for the same cores.
 """
@@ -23,6 +26,7 @@ import spatial_processor
 from ocr.image_safety import ImageRejected, LoadedImage, load_image, sha256_of
 from process_wide import process_wide
 from ocr.result_cache import ResultCache
+from ocr.reading import PageReading
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +155,11 @@ class AplicadorOCR:
             chunk = pending[start:start + PAGES_PER_CALL]
             started = time.perf_counter()
             with self._inference_lock:
-                document = predictor([loaded.pixels for _, loaded, _ in chunk])
-                pieces = dict(getattr(predictor.reco_predictor, "last_pieces", {}))
+                readings = predictor([loaded.pixels for _, loaded, _ in chunk])
             # Time of a page = its decode time + its share of the chunk's inference.
             share = (time.perf_counter() - started) / len(chunk)
-            for (index, loaded, decode_seconds), page in zip(chunk, document.pages):
-                result = self._page_result(page, loaded, name, decode_seconds + share, pieces)
+            for (index, loaded, decode_seconds), page in zip(chunk, readings):
+                result = self._page_result(page, loaded, name, decode_seconds + share)
                 self.cache.put(loaded.sha256, name, result)
                 results[index] = result  # the cache keeps its own copy
                 self.images_processed += 1
@@ -168,27 +171,25 @@ class AplicadorOCR:
             release_freed_memory()
         return results  # type: ignore[return-value]
 
-    def _page_result(self, page: Any, loaded: LoadedImage, profile: str, seconds: float,
-                     pieces: dict[str, list[tuple[str, float, float, float]]]) -> dict[str, Any]:
+    def _page_result(self, page: PageReading, loaded: LoadedImage, profile: str, seconds: float) -> dict[str, Any]:
         width, height = loaded.original_size
+        # Decoded pixels may be downscaled (MAX_IMAGE_SIDE): results are in the client's pixels.
+        scale = width / loaded.pixels.shape[1]
+        transform = page.transform
+        reading_h, reading_w = transform.reading_shape
         words: list[dict[str, Any]] = []
-        reading_order_lines: list[str] = []
-        for block in page.blocks:
-            for line in block.lines:
-                texts = []
-                for word in line.words:
-                    (rx1, ry1), (rx2, ry2) = word.geometry
-                    box = [
-                        int(round(rx1 * width)), int(round(ry1 * height)),
-                        int(round(rx2 * width)), int(round(ry2 * height)),
-                    ]
-                    confidence = round(float(word.confidence), 4)
-                    words.extend(spatial_processor.split_segment_into_words(
-                        word.value, box, confidence, pieces.get(word.value)))
-                    texts.append(word.value.strip())
-                if any(texts):
-                    reading_order_lines.append(" ".join(t for t in texts if t))
-        lines = spatial_processor.group_words_into_lines(words)
+        for word in page.words:
+            rx1, ry1, rx2, ry2 = word.box
+            reading_box = (rx1 * reading_w, ry1 * reading_h, rx2 * reading_w, ry2 * reading_h)
+            for piece in spatial_processor.split_segment_into_words(
+                    word.text, _rounded(reading_box), round(word.confidence, 4), word.pieces):
+                if not transform.identity:
+                    piece["coordenadas_lectura"] = _rounded(v * scale for v in piece["coordenadas"])
+                piece["coordenadas"] = _rounded(v * scale for v in transform.to_sent(piece["coordenadas"]))
+                words.append(piece)
+        # Rows are found in the upright, straightened frame, where they are rows.
+        lines = spatial_processor.group_words_into_lines(
+            words, "coordenadas" if transform.identity else "coordenadas_lectura")
         # Words are listed in the order a person reads the receipt: row by row, left to right.
         renumbered, lineas = [], []
         for line in lines:
@@ -199,9 +200,14 @@ class AplicadorOCR:
         return {
             "palabras_detectadas": renumbered,
             "lineas": lineas,
-            "original_text_ocr": "\n".join(reading_order_lines),
+            "original_text_ocr": "\n".join(page.reading_order_lines),
             "structured_text_ocr": spatial_processor.lines_to_text(lineas),
             "image_size": [width, height],
+            "orientacion": {
+                "giro": transform.turn,
+                "inclinacion": transform.skew,
+                "tamano_lectura": [round(reading_w * scale), round(reading_h * scale)],
+            },
             "image_format": loaded.image_format,
             "image_sha256": loaded.sha256,
             "coordinates_available": len(renumbered),
@@ -224,6 +230,10 @@ class AplicadorOCR:
             "images_processed": self.images_processed,
             "cache": self.cache_stats(),
         }
+
+
+def _rounded(values: Any) -> list[int]:
+    return [int(round(v)) for v in values]
 
 
 @process_wide

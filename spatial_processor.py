@@ -1,52 +1,98 @@
-"""Rebuilding receipt rows from word boxes.
+"""Rebuilding receipt rows from word boxes: the one place where words become rows.
 
 Detectors return text segments in no useful order, and OnnxTR's block grouping separates a label
-column from its value column. A receipt is read row by row, so words are grouped into lines by
-vertical overlap and each line is sorted left to right: "Operación: 003039376430" stays one line
-and label/value pairs can be recovered from it.
+column from its value column. A receipt is read row by row, so words are grouped into rows and
+each row is sorted left to right: "Operación: 003039376430" stays one line and label/value pairs
+can be recovered from it.
+
+A row is a fitted line, not a fixed vertical band: each row keeps the centres of its words and a
+word joins the row whose line, extended to the word's position, passes through the word. What
+tilt or perspective is left after straightening bends rows gently; a band would cut them apart
+("Monto" on one row, its value half a line lower on the next).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-# Two boxes share a row when their vertical overlap covers this share of the shorter box.
-MIN_ROW_OVERLAP = 0.5
+Box = Sequence[float]  # x1, y1, x2, y2
+
+# A word belongs to a row when the row's line passes within this share of the word's height
+# from the word's centre.
+MAX_ROW_OFFSET = 0.5
+# Tilt a row may still have after the page was straightened (tan of about 2 degrees): a word far
+# to the right of a row's words may sit this much lower or higher per pixel of distance.
+RESIDUAL_TILT = 0.035
+# Rows considered for each word: words arrive sorted by vertical centre, so only recent rows
+# can still be reached.
+RECENT_ROWS = 6
 
 
-def _vertical_overlap_ratio(top_a: float, bottom_a: float, top_b: float, bottom_b: float) -> float:
-    overlap = min(bottom_a, bottom_b) - max(top_a, top_b)
-    shorter = min(bottom_a - top_a, bottom_b - top_b)
-    if shorter <= 0:
-        return 0.0
-    return max(0.0, overlap) / shorter
+class _Row:
+    def __init__(self, index: int, box: Box) -> None:
+        self.members = [index]
+        self.xs = [(box[0] + box[2]) / 2]
+        self.ys = [(box[1] + box[3]) / 2]
+        self.heights = [box[3] - box[1]]
+        self.slope = 0.0
+
+    def distance_x(self, x: float) -> float:
+        return min(abs(x - member_x) for member_x in self.xs)
+
+    def centre_at(self, x: float) -> float:
+        mean_x, mean_y = sum(self.xs) / len(self.xs), sum(self.ys) / len(self.ys)
+        return mean_y + self.slope * (x - mean_x)
+
+    def add(self, index: int, box: Box) -> None:
+        self.members.append(index)
+        self.xs.append((box[0] + box[2]) / 2)
+        self.ys.append((box[1] + box[3]) / 2)
+        self.heights.append(box[3] - box[1])
+        mean_x, mean_y = sum(self.xs) / len(self.xs), sum(self.ys) / len(self.ys)
+        spread = sum((x - mean_x) ** 2 for x in self.xs)
+        height = sum(self.heights) / len(self.heights)
+        # A slope needs words far enough apart to mean anything; rows stay near level.
+        if spread > (2 * height) ** 2 * len(self.xs):
+            slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(self.xs, self.ys)) / spread
+            self.slope = max(-0.1, min(0.1, slope))
+
+    @property
+    def top(self) -> float:
+        return min(y - h / 2 for y, h in zip(self.ys, self.heights))
 
 
-def group_words_into_lines(words: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def group_boxes_into_rows(boxes: Sequence[Box]) -> list[list[int]]:
+    """Indices of `boxes` grouped into rows: rows top to bottom, each left to right."""
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1] + boxes[i][3]) / 2)
+    rows: list[_Row] = []
+    for index in order:
+        box = boxes[index]
+        centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        height = max(1.0, box[3] - box[1])
+        best, best_offset = None, float("inf")
+        for row in rows[-RECENT_ROWS:]:
+            row_height = sum(row.heights) / len(row.heights)
+            shorter = max(1.0, min(height, row_height))
+            offset = abs(centre_y - row.centre_at(centre_x)) / shorter
+            allowed = MAX_ROW_OFFSET + RESIDUAL_TILT * row.distance_x(centre_x) / shorter
+            if offset <= allowed and offset < best_offset:
+                best, best_offset = row, offset
+        if best is None:
+            rows.append(_Row(index, box))
+        else:
+            best.add(index, box)
+    rows.sort(key=lambda r: r.top)
+    return [sorted(row.members, key=lambda i: boxes[i][0]) for row in rows]
+
+
+def group_words_into_lines(words: list[dict[str, Any]], frame: str = "coordenadas") -> list[dict[str, Any]]:
     """Lines of a page: `{"texto", "coordenadas", "palabras": [indices into words]}`, top to bottom.
 
     `words` use the engine's shape: `{"texto", "confianza", "coordenadas": [x1, y1, x2, y2]}`.
+    Rows are found with the boxes under `frame` (the upright reading frame of a turned or tilted
+    page); a line's `coordenadas` stay the union of its words' `coordenadas`.
     """
-    order = sorted(range(len(words)), key=lambda i: (words[i]["coordenadas"][1] + words[i]["coordenadas"][3]) / 2)
-    rows: list[dict[str, Any]] = []  # each: members, and the mean top/bottom of its members
-    for index in order:
-        x1, y1, x2, y2 = words[index]["coordenadas"]
-        best_row, best_ratio = None, MIN_ROW_OVERLAP
-        # Only recent rows can overlap: words arrive sorted by vertical centre.
-        for row in rows[-4:]:
-            ratio = _vertical_overlap_ratio(y1, y2, row["top"], row["bottom"])
-            if ratio >= best_ratio:
-                best_row, best_ratio = row, ratio
-        if best_row is None:
-            rows.append({"members": [index], "top": float(y1), "bottom": float(y2)})
-            continue
-        count = len(best_row["members"])
-        best_row["top"] = (best_row["top"] * count + y1) / (count + 1)
-        best_row["bottom"] = (best_row["bottom"] * count + y2) / (count + 1)
-        best_row["members"].append(index)
-
     lines = []
-    for row in sorted(rows, key=lambda r: r["top"]):
-        members = sorted(row["members"], key=lambda i: words[i]["coordenadas"][0])
+    for members in group_boxes_into_rows([w[frame] for w in words]):
         boxes = [words[i]["coordenadas"] for i in members]
         lines.append({
             "texto": " ".join(words[i]["texto"] for i in members),

@@ -2,6 +2,13 @@
 
     python benchmarks/accuracy.py ../shared/receipts/real/ [DIR ...] [--profile P] [--json]
     python benchmarks/accuracy.py --generate 200 [--seed 1000]
+    python benchmarks/accuracy.py ../shared/receipts/real/ --generate 60 --variants all
+
+With --variants, every folder and the generated set are also read as they arrive in practice
+(tools/receipt_variants.py: photo of the screen, turned, thumbnail, large screen, viewer,
+screenshot of a screenshot): the real receipts are put through each variant by the generator's
+code, and N receipts are generated per variant. A summary table then gives, per variant, the share
+of correct values and the count of wrong ones for the key fields.
 
 A folder is labelled either by `labels.json` (real receipts, hand labels) or by
 `ground_truth.json` (written by tools.receipt_generator.generate_set). For every field the report
@@ -44,6 +51,8 @@ TEXT_FIELDS = {"concepto", "beneficiario", "canal_pago"}
 BANK_FIELDS = {"banco_origen", "banco_destino"}
 ACCOUNT_FIELDS = {"cuenta_origen", "cuenta_destino"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+# The fields a payment check relies on: the summary table shows these.
+KEY_FIELDS = ("monto", "referencia", "telefono", "cedula", "fecha", "banco_origen", "banco_destino")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -81,6 +90,44 @@ def load_folder(folder: Path) -> list[tuple[Path, dict[str, Any], str]]:
         for name, entry in sorted(truth.items()):
             if (folder / name).is_file():
                 items.append((folder / name, dict(entry.get("fields", {})), entry.get("layout", "?")))
+    return items
+
+
+def folder_through_variant(items: list[tuple[Path, dict[str, Any], str]], variant: str, out_dir: Path
+                           ) -> list[tuple[Path, dict[str, Any], str]]:
+    """The same labelled images put through one arrival variant, written into out_dir."""
+    import random
+
+    from PIL import Image, ImageOps
+
+    from tools.receipt_variants import apply_arrival
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path, expected, layout in items:
+        with Image.open(path) as image:
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+        data, fmt, _ = apply_arrival(upright, variant, random.Random(f"{path.name}:{variant}"))
+        target = out_dir / f"{path.stem}.{variant}.{'png' if fmt == 'PNG' else 'jpg'}"
+        target.write_bytes(data)
+        moved.append((target, expected, layout))
+    return moved
+
+
+def generated_items(out_dir: Path, count: int, start_seed: int, variant: str | None
+                    ) -> list[tuple[Path, dict[str, Any], str]]:
+    from tools.receipt_generator import generate_receipt, generate_set
+
+    if variant is None:
+        generate_set(out_dir, count, start_seed)
+        return load_folder(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = []
+    for seed in range(start_seed, start_seed + count):
+        receipt = generate_receipt(seed, variant=variant)
+        path = out_dir / receipt.filename
+        path.write_bytes(receipt.image_bytes)
+        items.append((path, dict(receipt.fields), receipt.layout))
     return items
 
 
@@ -179,7 +226,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def print_report(name: str, report: dict[str, Any], out=sys.stdout) -> None:
+def print_report(name: str, report: dict[str, Any], out=sys.stdout, show_failures: bool = True) -> None:
     print(f"\n== {name} ({report['timing']['images']} images) ==", file=out)
     header = f"{'field':22} {'labelled':>8} {'correct':>8} {'wrong':>6} {'missed':>7} {'spurious':>8} {'precision':>9} {'recall':>7}"
     print(header, file=out)
@@ -196,13 +243,32 @@ def print_report(name: str, report: dict[str, Any], out=sys.stdout) -> None:
               f"CPU mean {t['extraction_cpu_ms_mean']:.2f} ms, p95 {t['extraction_cpu_ms_p95']:.2f} ms, "
               f"max {t['extraction_cpu_ms_max']:.2f} ms "
               f"(OCR mean {t['ocr_s_mean']:.3f} s)", file=out)
-    if report["failures"]:
+    if report["failures"] and not show_failures:
+        print(f"failures: {len(report['failures'])} (--failures lists them)", file=out)
+    elif report["failures"]:
         print(f"failures ({len(report['failures'])}):", file=out)
         for f in report["failures"]:
             print(f"  {f['file']} [{f['layout']}] {f['field']} {f['kind']}: expected {f['expected']!r} got {f['got']!r}"
                   f" ({f['rule_or_reason']})", file=out)
     else:
         print("failures: none", file=out)
+
+
+def print_summary(reports: dict[str, Any], out=sys.stdout) -> None:
+    """One row per report: correct share / wrong count for each key field, then all fields."""
+    print("\n== summary: correct % / wrong values ==", file=out)
+    header = f"{'set':44}" + "".join(f"{f[:12]:>13}" for f in KEY_FIELDS) + f"{'all fields':>13}"
+    print(header, file=out)
+    for name, report in reports.items():
+        cells = []
+        for field in (*KEY_FIELDS, None):
+            rows = [report["fields"][field]] if field else list(report["fields"].values())
+            labelled = sum(r["labelled"] for r in rows)
+            correct = sum(r["correct"] for r in rows)
+            wrong = sum(r["wrong"] + r["spurious"] for r in rows)
+            share = f"{100 * correct / labelled:.1f}" if labelled else "-"
+            cells.append(f"{share + '/' + str(wrong):>13}")
+        print(f"{name[-44:]:44}" + "".join(cells), file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,34 +279,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate", type=int, default=0, metavar="N",
                         help="also generate N receipts with tools.receipt_generator and evaluate them")
     parser.add_argument("--seed", type=int, default=1000, help="first seed for --generate")
+    parser.add_argument("--variants", default="",
+                        help="comma-separated arrival variants (tools/receipt_variants.py), or 'all'")
+    parser.add_argument("--failures", action="store_true", help="list every failure under each table")
     args = parser.parse_args(argv)
     if not args.dirs and not args.generate:
         parser.error("give at least one folder or --generate N")
+    from tools.receipt_variants import ARRIVAL_VARIANTS
+
+    variants = list(ARRIVAL_VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(ARRIVAL_VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; expected some of {ARRIVAL_VARIANTS}")
 
     from aplicador_ocr import AplicadorOCR
 
     engine = AplicadorOCR()
     engine.preload(args.profile)
     reports: dict[str, Any] = {}
-    for folder in args.dirs:
-        path = Path(folder)
-        items = load_folder(path) if path.is_dir() else []
-        if not items:
-            print(f"skipping {folder}: no labels.json/ground_truth.json with images there", file=sys.stderr)
-            continue
-        reports[str(path)] = evaluate(items, args.profile, engine)
-    if args.generate:
-        from tools.receipt_generator import generate_set
-
-        with tempfile.TemporaryDirectory(prefix="receipts_") as tmp:
-            generate_set(tmp, args.generate, args.seed)
-            reports[f"generated(n={args.generate}, seed={args.seed})"] = evaluate(load_folder(Path(tmp)), args.profile, engine)
+    with tempfile.TemporaryDirectory(prefix="receipts_") as tmp:
+        for number, folder in enumerate(args.dirs):
+            path = Path(folder)
+            items = load_folder(path) if path.is_dir() else []
+            if not items:
+                print(f"skipping {folder}: no labels.json/ground_truth.json with images there", file=sys.stderr)
+                continue
+            reports[str(path)] = evaluate(items, args.profile, engine)
+            for variant in variants:
+                moved = folder_through_variant(items, variant, Path(tmp) / f"{number}-{variant}")
+                reports[f"{path.name} [{variant}]"] = evaluate(moved, args.profile, engine)
+        if args.generate:
+            name = f"generated(n={args.generate}, seed={args.seed})"
+            for variant in [None, *variants]:
+                items = generated_items(Path(tmp) / f"generated-{variant or 'default'}", args.generate, args.seed, variant)
+                reports[name + (f" [{variant}]" if variant else "")] = evaluate(items, args.profile, engine)
     if args.json:
         print(json.dumps({"profile": args.profile, "reports": reports}, ensure_ascii=False, indent=1))
     else:
         print(f"profile: {args.profile}")
         for name, report in reports.items():
-            print_report(name, report)
+            print_report(name, report, show_failures=args.failures or not variants)
+        print_summary(reports)
     return 0
 
 

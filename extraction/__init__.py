@@ -7,8 +7,11 @@ Public API:
     get_registry() -> RuleRegistry             (.current, .reload(path), .as_json())
     get_catalog(path=None) -> BankCatalog      (the bank catalog of config/banks.json)
 
-Modules: normalizers (canonical values), banks (catalog), rules (rules file), layout (words, lines,
-segments and value regions of an OCR result), extractor (engine).
+Modules: normalizers (canonical values), confusions (OCR lookalikes in numbers), phrases (noisy
+phrase matching), banks (catalog), rules (rules file; errors, pattern_guard), layout (words, lines,
+segments and value regions of an OCR result), run (one image's labels, claims and candidates),
+strategies (unlabelled, header, keyword and derived rules), beneficiary (names out of mixed
+blocks), extractor (the engine: strategies in order, resolution, cross-checks).
 """
 from extraction.banks import Bank, BankCatalog, BankCatalogError, get_catalog
 from extraction.extractor import extract_fields, extract_fields_from_text, ocr_result_from_text

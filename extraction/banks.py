@@ -15,7 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from extraction.normalizers import MASK_CHARS, PhraseIndex, tokenize
+from extraction.normalizers import MASK_CHARS, tokenize
+from extraction.phrases import PhraseIndex
 
 
 class BankCatalogError(ValueError):

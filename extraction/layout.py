@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from extraction.normalizers import ascii_digits
-
+from spatial_processor import group_boxes_into_rows
 
 # ------------------------------------------------------------------------------------------------
 # Words, lines and segments
@@ -31,7 +31,12 @@ class Word:
     index: int
     text: str
     confidence: float
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float]  # upright reading frame: where rows are rows
+    sent_box: tuple[float, float, float, float] | None = None  # in the image as sent, when different
+
+    @property
+    def client_box(self) -> tuple[float, float, float, float]:
+        return self.sent_box or self.box
 
     @property
     def height(self) -> float:
@@ -101,18 +106,30 @@ def _parse_words(raw_words: Any, limit: int) -> list[Word]:
     for index, raw in enumerate(raw_words[:limit]):
         if not isinstance(raw, dict):
             continue
-        text, box = raw.get("texto"), raw.get("coordenadas")
-        if not isinstance(text, str) or not text.strip() or not isinstance(box, (list, tuple)) or len(box) != 4:
-            continue
+        text = raw.get("texto")
+        sent = _box(raw.get("coordenadas"))
+        reading = _box(raw.get("coordenadas_lectura")) if "coordenadas_lectura" in raw else sent
         try:
-            x1, y1, x2, y2 = (float(v) for v in box)
             confidence = float(raw.get("confianza", 1.0))
         except (TypeError, ValueError):
             continue
-        if not all(map(_finite, (x1, y1, x2, y2, confidence))) or x2 < x1 or y2 < y1:
+        if not isinstance(text, str) or not text.strip() or sent is None or reading is None or not _finite(confidence):
             continue
-        words.append(Word(index, ascii_digits(text.strip()[:200]), min(1.0, max(0.0, confidence)), (x1, y1, x2, y2)))
+        words.append(Word(index, ascii_digits(text.strip()[:200]), min(1.0, max(0.0, confidence)), reading,
+                          sent if reading is not sent else None))
     return words
+
+
+def _box(raw: Any) -> tuple[float, float, float, float] | None:
+    if not isinstance(raw, (list, tuple)) or len(raw) != 4:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in raw)
+    except (TypeError, ValueError):
+        return None
+    if not all(map(_finite, (x1, y1, x2, y2))) or x2 < x1 or y2 < y1:
+        return None
+    return x1, y1, x2, y2
 
 
 def _finite(value: float) -> bool:
@@ -120,24 +137,8 @@ def _finite(value: float) -> bool:
 
 
 def _group_lines(words: list[Word]) -> list[list[Word]]:
-    """Rows of words by vertical overlap (used when the OCR result carries no `lineas`)."""
-    rows: list[dict[str, Any]] = []
-    for word in sorted(words, key=lambda w: (w.box[1] + w.box[3]) / 2):
-        best, best_ratio = None, 0.5
-        for row in rows[-4:]:
-            overlap = min(word.box[3], row["bottom"]) - max(word.box[1], row["top"])
-            shorter = min(word.height, row["bottom"] - row["top"]) or 1.0
-            ratio = max(0.0, overlap) / shorter
-            if ratio >= best_ratio:
-                best, best_ratio = row, ratio
-        if best is None:
-            rows.append({"words": [word], "top": word.box[1], "bottom": word.box[3]})
-        else:
-            best["words"].append(word)
-            best["top"] = min(best["top"], word.box[1])
-            best["bottom"] = max(best["bottom"], word.box[3])
-    rows.sort(key=lambda r: r["top"])
-    return [sorted(r["words"], key=lambda w: w.box[0]) for r in rows]
+    """Rows of words (used when the OCR result carries no `lineas`)."""
+    return [[words[i] for i in row] for row in group_boxes_into_rows([w.box for w in words])]
 
 
 _CLOCK_OR_BATTERY = re.compile(r"(?<!\d)\d{1,2}\s?[:.]\s?\d{2}(?!\d)|\d{1,3}\s?%")
@@ -185,6 +186,9 @@ def build_document(ocr_result: dict[str, Any], settings: dict[str, float], statu
         rows = _group_lines(words)
 
     size = ocr_result.get("image_size") if isinstance(ocr_result, dict) else None
+    orientation = ocr_result.get("orientacion") if isinstance(ocr_result, dict) else None
+    if isinstance(orientation, dict) and "tamano_lectura" in orientation:
+        size = orientation["tamano_lectura"]
     width = height = 0.0
     if isinstance(size, (list, tuple)) and len(size) == 2:
         try:

@@ -22,7 +22,9 @@ from onnxtr.models.detection.zoo import ARCHS as DOCTR_DET_ARCHS  # noqa: E402
 from onnxtr.models.engine import EngineConfig  # noqa: E402
 from onnxtr.models.recognition.zoo import ARCHS as DOCTR_RECO_ARCHS  # noqa: E402
 
+from ocr.page_geometry import OrientationClassifier  # noqa: E402
 from ocr.ppocr import PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
+from ocr.reading import GeometrySettings, ReceiptPredictor  # noqa: E402
 
 PPOCR_PREFIX = "ppocrv6:"
 
@@ -101,8 +103,8 @@ def build_recognizer(name: str, ocr_config: dict[str, Any], cfg: EngineConfig) -
     return recognition.__dict__[name](model_path=_safe_local_path(path), engine_cfg=cfg)
 
 
-def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Any:
-    """An OnnxTR OCRPredictor for one profile."""
+def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> ReceiptPredictor:
+    """OnnxTR's OCRPredictor for one profile, inside the reader that turns and straightens pages."""
     cfg = engine_config(ocr_config.get("intra_op_threads", 0), ocr_config.get("enable_cpu_mem_arena", False))
     det_name, reco_name = profile["det_model"], profile["reco_model"]
     detector = build_detector(det_name, profile, ocr_config, cfg)
@@ -124,4 +126,5 @@ def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Any:
         predictor.reco_predictor = WidthBucketedRecognitionPredictor(
             recognizer, ocr_config.get("reco_batch_size", 64), ocr_config.get("reco_max_batch_columns", 6144)
         )
-    return predictor
+    geometry = GeometrySettings(det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None)
+    return ReceiptPredictor(predictor, OrientationClassifier(cfg.session_options), geometry)

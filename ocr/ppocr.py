@@ -111,6 +111,7 @@ def _init_engine_attributes(model: Any, model_path: Path, engine_cfg: EngineConf
 EDGE_GLYPH_MAX_PROB = 0.6
 # A gap between two characters this many times the reading's usual spacing separates two items.
 GAP_FACTOR = 1.8
+WEAK_GAP_FACTOR = 1.5
 
 
 @dataclass
@@ -141,9 +142,14 @@ class Reading:
         if count < 4 or not (self.chars[-2].isdigit() and self.chars[-3].isdigit()):
             return set()
         gaps = np.diff(self.steps)  # gaps[i]: time steps between characters i and i + 1
-        lone_glyph = self.probs[-1] < EDGE_GLYPH_MAX_PROB and min(self.probs[:-1]) >= 0.9
-        far = gaps[-1] > GAP_FACTOR * float(np.median(gaps)) + 1
-        return {count - 1} if lone_glyph or far else set()
+        usual = float(np.median(gaps))
+        sure_before = min(self.probs[:-1])
+        lone_glyph = self.probs[-1] < EDGE_GLYPH_MAX_PROB and sure_before >= 0.9
+        far = gaps[-1] > GAP_FACTOR * usual + 1
+        # Two weaker signs together: set a little apart, and read with clearly less certainty
+        # than the digits before it (a copy icon read as "0" at 0.75 after digits at 1.0).
+        apart_and_unsure = gaps[-1] >= WEAK_GAP_FACTOR * usual and self.probs[-1] < 0.9 and sure_before >= 0.97
+        return {count - 1} if lone_glyph or far or apart_and_unsure else set()
 
     def _marked(self) -> list[tuple[str, int]]:
         """Characters with a space inserted at each break; the int is the source index (-1: inserted)."""
@@ -261,9 +267,6 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         self.batch_size = batch_size
         # Bounds a batch's padded width x count, hence the activations' peak memory.
         self.max_batch_columns = max_batch_columns
-        # Word-level detail of the last call, by recognized text: (piece, start, end, confidence)
-        # with start/end as fractions of the crop. OnnxTR's Word keeps only text and confidence.
-        self.last_pieces: dict[str, list[tuple[str, float, float, float]]] = {}
 
     @staticmethod
     def _resize(crop: np.ndarray) -> np.ndarray:
@@ -274,12 +277,18 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         return (bgr / 255.0 - 0.5) / 0.5
 
     def __call__(self, crops: Sequence[np.ndarray], **kwargs: Any) -> list[tuple[str, float]]:
+        """OnnxTR's recognition interface: (text, confidence) per crop."""
+        return [(text, confidence) for text, confidence, _ in self.read(crops)]
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list[tuple[str, float, float, float]]]]:
+        """(text, confidence, pieces) per crop, in the crops' order. Pieces are the word-level
+        detail OnnxTR's Word does not keep: (piece, start, end, confidence), start/end as
+        fractions of the crop's width."""
         if len(crops) == 0:
             return []
         resized = [self._resize(crop) for crop in crops]
         order = sorted(range(len(resized)), key=lambda i: resized[i].shape[1])
-        results: list[tuple[str, float]] = [("", 0.0)] * len(resized)
-        self.last_pieces = {}
+        results: list[tuple[str, float, list[tuple[str, float, float, float]]]] = [("", 0.0, [])] * len(resized)
         for indices in self._batches(order, resized):
             width = resized[indices[-1]].shape[1]
             # Zero is PP-OCR's own padding value (mid-grey after normalization).
@@ -288,9 +297,8 @@ class WidthBucketedRecognitionPredictor(NestedObject):
                 image = resized[index]
                 batch[row, :, :, : image.shape[1]] = image.transpose(2, 0, 1)
             for index, reading in zip(indices, self.model(batch)["readings"]):
-                results[index] = (reading.text, reading.confidence)
                 step_width = width / max(reading.total_steps, 1)
-                self.last_pieces.setdefault(reading.text, reading.pieces(step_width, resized[index].shape[1]))
+                results[index] = (reading.text, reading.confidence, reading.pieces(step_width, resized[index].shape[1]))
         return results
 
     def _batches(self, order: list[int], resized: list[np.ndarray]) -> list[list[int]]:

@@ -3,7 +3,6 @@ import pytest
 
 from extraction.normalizers import (
     NORMALIZERS,
-    PhraseIndex,
     compact,
     edit_distance,
     fold,
@@ -18,6 +17,7 @@ from extraction.normalizers import (
     normalize_time,
     tokenize,
 )
+from extraction.phrases import PhraseIndex
 
 HOSTILE = [None, "", "   ", 12345, b"1.234,56", ["1"], "x" * 100_000, "1" * 100_000, "\x00\x01",
            "'; DROP TABLE pagos; --", "<script>alert(1)</script>", "${jndi:ldap://x}", "🙂🙂", "\u202e1234"]

@@ -213,3 +213,23 @@ def test_rif_check_digit():
     # Public institutional RIFs: SENIAT G-20000303-0, PDVSA G-20000041-4.
     assert rif_check_digit("G", "20000303") == 0
     assert rif_check_digit("G", "20000041") == 4
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in ("clean", "whatsapp", "lowres")])
+def test_arrival_variants_are_deterministic_and_keep_the_receipt(variant):
+    a, b = generate_receipt(4, variant=variant), generate_receipt(4, variant=variant)
+    assert a.image_bytes == b.image_bytes and a.variant == variant
+    assert a.fields == generate_receipt(4, variant="clean").fields
+    image = _decode(a)
+    assert image.size == a.size
+    clean = _decode(generate_receipt(4, variant="clean"))
+    if variant in ("turned90", "turned270"):
+        assert image.size == (clean.height, clean.width)
+    if variant == "thumbnail":
+        assert 600 <= max(image.size) <= 640
+    if variant == "photo":
+        assert image.width > clean.width * 0.9 and image.format == "JPEG"
+
+
+def test_default_variants_are_unchanged_by_the_arrival_variants():
+    assert {generate_receipt(seed).variant for seed in range(60)} <= {"clean", "whatsapp", "lowres"}

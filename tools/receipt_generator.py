@@ -20,7 +20,9 @@ banesco (Banesco Pago Móvil), bancamiga (label above value, one or two columns)
 generic_transfer (a bank without a dedicated layout).
 Variants (`VARIANTS`): "clean" (PNG as rendered), "whatsapp" (downscaled to 720 or 540 px wide,
 JPEG quality 60-80, sometimes recompressed twice), "lowres" (288 px wide JPEG, like a forwarded
-thumbnail).
+thumbnail), drawn at random when none is asked for; and, only when asked for, the ways of arriving
+of tools/receipt_variants.py (photo of the screen, turned 90/180/270, thumbnail, large screen,
+framed in a viewer, screenshot of a screenshot).
 
 Ground truth (`GeneratedReceipt.fields`): always the 16 keys of `FIELD_NAMES`; a value is present
 only when the receipt visibly prints it (cropped-off or scrolled-away rows give None), normalized
@@ -74,6 +76,12 @@ from tools.receipt_layouts import (
     available_font_families,
     load_banks,
 )
+from tools.receipt_variants import (
+    ARRIVAL_VARIANTS,
+    apply_arrival,
+    encode_jpeg,
+    encode_png,
+)
 
 FIELD_NAMES: tuple[str, ...] = (
     "monto", "referencia", "telefono", "cedula", "fecha", "banco_origen", "banco_destino",
@@ -82,7 +90,9 @@ FIELD_NAMES: tuple[str, ...] = (
 )
 LAYOUTS: tuple[str, ...] = ("bdv_light", "bdv_dark", "bnc", "mercantil", "provincial", "banesco",
                             "bancamiga", "generic_transfer")
-VARIANTS: tuple[str, ...] = ("clean", "whatsapp", "lowres")
+# Drawn at random when no variant is asked for (the sets of earlier measurements stay the same).
+SHARING_VARIANTS: tuple[str, ...] = ("clean", "whatsapp", "lowres")
+VARIANTS: tuple[str, ...] = SHARING_VARIANTS + ARRIVAL_VARIANTS
 CANALES_PAGO: tuple[str, ...] = ("PagomóvilBDV", "BNC", "Tpago", "Dinero Rápido", "BBVA Provincial",
                                  "Banesco", "Bancamiga")
 
@@ -189,12 +199,6 @@ def sample_transaction(rng: random.Random) -> Transaction:
 # --------------------------------------------------------------------------------------------
 # Variants: what sharing does to a screenshot
 # --------------------------------------------------------------------------------------------
-def _jpeg(img: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality, optimize=False, progressive=False, subsampling=2)
-    return buf.getvalue()
-
-
 def _resize_to_width(img: Image.Image, width: int) -> Image.Image:
     if img.width <= width:
         return img
@@ -207,37 +211,39 @@ def apply_variant(img: Image.Image, variant: str, rng: random.Random, dp_width: 
     """Encode as shared. Target widths are in pixels per dp so that a wide web page shrinks its
     text as much as a phone screenshot does (720 px for a 360 dp phone is 2 px/dp)."""
     if variant == "clean":
-        buf = io.BytesIO()
-        img.save(buf, "PNG", optimize=False, compress_level=6)
-        return buf.getvalue(), "PNG", img.size
+        return encode_png(img), "PNG", img.size
     if variant == "whatsapp":
         img = _resize_to_width(img, round(dp_width * rng.choice((2.0, 2.0, 1.5))))
-        data = _jpeg(img, rng.randint(60, 80))
+        data = encode_jpeg(img, rng.randint(60, 80))
         if rng.random() < 0.35:  # forwarded once more
-            data = _jpeg(Image.open(io.BytesIO(data)).convert("RGB"), rng.randint(60, 80))
+            data = encode_jpeg(Image.open(io.BytesIO(data)).convert("RGB"), rng.randint(60, 80))
         return data, "JPEG", img.size
     if variant == "lowres":
         img = _resize_to_width(img, round(dp_width * 0.8))  # 288 px for a phone
-        return _jpeg(img, rng.randint(70, 85)), "JPEG", img.size
+        return encode_jpeg(img, rng.randint(70, 85)), "JPEG", img.size
+    if variant in ARRIVAL_VARIANTS:
+        return apply_arrival(img, variant, rng)
     raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}")
 
 
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def generate_receipt(seed: int, layout: str | None = None, variant: str | None = None) -> GeneratedReceipt:
+def generate_receipt(seed: int, layout: str | None = None, variant: str | None = None, *,
+                     scroll: float | None = None, brand_in_tabs: bool = False) -> GeneratedReceipt:
+    """`scroll` (dp) and `brand_in_tabs` force what a layout otherwise draws by chance (BNC)."""
     layout = LAYOUTS[seed % len(LAYOUTS)] if layout is None else layout
     if layout not in RENDERERS:
         raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}")
     variant_rng = random.Random(f"{seed}:variant")
     if variant is None:
-        variant = variant_rng.choices(VARIANTS, weights=(4, 4, 2))[0]
+        variant = variant_rng.choices(SHARING_VARIANTS, weights=(4, 4, 2))[0]
     elif variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}")
 
     rng = random.Random(seed)
     fonts = rng.choice(available_font_families())
-    ctx = LayoutContext(txn=sample_transaction(rng), rng=rng, fonts=fonts)
+    ctx = LayoutContext(txn=sample_transaction(rng), rng=rng, fonts=fonts, scroll=scroll, brand_in_tabs=brand_in_tabs)
     rendered = RENDERERS[layout](ctx)
     data, fmt, size = apply_variant(rendered.image, variant, variant_rng, rendered.dp_width)
     fields = {name: rendered.fields.get(name) for name in FIELD_NAMES}

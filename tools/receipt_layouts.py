@@ -653,6 +653,10 @@ class LayoutContext:
     txn: Transaction
     rng: random.Random
     fonts: FontFamily
+    # Forced scroll in dp (None: the layout's own random choice), and the app's brand written in
+    # its tab bar; both only when asked for, so seeds keep their images.
+    scroll: float | None = None
+    brand_in_tabs: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -803,6 +807,7 @@ def render_bnc(ctx: LayoutContext) -> Rendered:
     top = bar_h + 56
     # Users often scroll before the screenshot: the success banner may be off screen.
     scroll = rng.choice((0.0, 0.0, rng.uniform(20, 150)))
+    scroll = scroll if ctx.scroll is None else ctx.scroll
     c.clip_top, c.clip_bottom = top, tab_top
     y = top + 16 - scroll
     c.crop_top = max(top, y - 8)
@@ -869,12 +874,16 @@ def render_bnc(ctx: LayoutContext) -> Rendered:
     if title and title.text == "Pago Móvil":
         c.bind("tipo_transaccion", "pago_movil", title)
     c.hline(0, c.W, top, "#e0e0e0", 0.8)
-    _bnc_tabs(c, tab_top, c.H - nav_h)
+    brand = _bnc_tabs(c, tab_top, c.H - nav_h, ctx.brand_in_tabs)
+    c.bind("banco_origen", bank("0191").name, brand)  # kept when the account row is scrolled away
+    c.bind("canal_pago", "BNC", brand)
     return c.finish(crop_range(c, rng) if screen.cropped else None)
 
 
-def _bnc_tabs(c: Canvas, top: float, bottom: float) -> None:
+def _bnc_tabs(c: Canvas, top: float, bottom: float, brand: bool = False) -> TextItem | None:
+    """The tab bar; with `brand`, the middle tab's logo carries the app's name."""
     c.rect(0, top, c.W, bottom, _BNC_NAVY)
+    brand_item = None
     for i, label in enumerate(("CUENTAS", "TARJETAS", None, "PAGOS", "DIVISAS")):
         cx = c.W * (0.1 + 0.2 * i)
         if label is None:
@@ -882,9 +891,12 @@ def _bnc_tabs(c: Canvas, top: float, bottom: float) -> None:
                 d.ellipse([*P(cx - 28, top - 12), *P(cx + 28, top + 44)], fill="#ffffff")
                 d.ellipse([*P(cx - 23, top - 7), *P(cx + 23, top + 39)], fill=_BNC_NAVY)
                 d.pieslice([*P(cx - 20, top - 4), *P(cx + 20, top + 36)], 200, 340, fill=_BNC_ORANGE)
+            if brand:
+                brand_item = c.text(cx, top + 24, "BNC", 13, "bold", "#ffffff", "center")
             continue
         c.rounded(cx - 9, top + 14, cx + 9, top + 27, 2, "#ffffff")
         c.text(cx, top + 44, label, 9.5, "medium", "#ffffff", "center")
+    return brand_item
 
 
 # --------------------------------------------------------------------------------------------

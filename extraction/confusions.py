@@ -1,0 +1,40 @@
+"""OCR confusions inside numeric values: letters read for digits ("10s,00", "27061O25") and a
+digit read for the currency's letter ("B5. 104,54").
+
+Only a value a rule expects to be numeric or an amount is ever repaired, and the repair is kept
+only when the repaired value then passes the field's normalizer and validators (extraction/run.py);
+the extractor records it in `campos_detalle`.
+"""
+from __future__ import annotations
+
+import re
+
+# Letters the recognizer reads for digits on receipt fonts (the one table of them).
+DIGIT_LOOKALIKES = {"O": "0", "o": "0", "D": "0", "l": "1", "I": "1", "|": "1", "S": "5", "s": "5", "B": "8"}
+_DIGIT_FOR = str.maketrans(DIGIT_LOOKALIKES)
+# "D" is left out of values: next to digits it is as often a real letter ("Ref D-1234").
+_CONFUSABLE = "OolI|SsB"
+# "B5." / "85." / "BS" before an amount is the bolívar sign "Bs.".
+_CURRENCY = re.compile(r"(?<![\w])[B8][5sS](?=\.?\s*\d)")
+# A run of digits and confusable letters: a token that is mostly digits.
+_TOKEN = re.compile(rf"[0-9{re.escape(_CONFUSABLE)}]+")
+
+# Normalizers whose values are numbers: only these are repaired.
+NUMERIC_NORMALIZERS = frozenset({"amount", "digits", "reference", "phone", "cedula", "rif", "account"})
+
+
+def repair_numeric(text: str) -> str:
+    """`text` with the confusions of item-sized numeric tokens undone; the same length as `text`,
+    so character offsets (and the words behind them) stay valid."""
+    text = _CURRENCY.sub("Bs", text)
+
+    def fix(match: re.Match) -> str:
+        token = match.group(0)
+        digits = sum(ch.isdigit() for ch in token)
+        letters = len(token) - digits
+        # "Bs" alone, "SOS", a word: not a number. A number with one or two misread characters is.
+        if digits < 2 or letters == 0 or letters > max(1, digits // 3):
+            return token
+        return token.translate(_DIGIT_FOR)
+
+    return _TOKEN.sub(fix, text)
