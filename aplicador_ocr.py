@@ -16,7 +16,7 @@ import gc
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -26,7 +26,9 @@ import spatial_processor
 from ocr.image_safety import ImageRejected, LoadedImage, load_image, sha256_of
 from process_wide import process_wide
 from ocr.result_cache import ResultCache
-from ocr.reading import PageReading
+
+if TYPE_CHECKING:  # the reader imports OnnxTR, onnxruntime and OpenCV: web processes never need them
+    from ocr.reading import PageReading
 
 logger = logging.getLogger(__name__)
 

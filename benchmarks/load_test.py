@@ -38,7 +38,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.service_process import running_service  # noqa: E402
+from benchmarks.service_process import all_results, running_service  # noqa: E402
 
 MB = 1024 * 1024
 FLAT_TOLERANCE = 0.15
@@ -134,7 +134,7 @@ def verify_exactly_once(base: str, storage: Path, entries: list[dict]) -> dict:
     problems = []
     if len(set(ids)) != len(ids):
         problems.append(f"duplicate upload ids returned: {[i for i, n in Counter(ids).items() if n > 1][:10]}")
-    documents = requests.get(f"{base}/api/extract_results", params={"limit": 10000}, timeout=60).json()["results"]
+    documents = all_results(base)
     per_upload = Counter(doc["processing_metadata"].get("upload_id") for doc in documents)
     wrong = {i: per_upload.get(i, 0) for i in ids if per_upload.get(i, 0) != 1}
     if wrong:

@@ -36,7 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.service_process import running_service  # noqa: E402
+from benchmarks.service_process import all_results, running_service  # noqa: E402
 
 TARGET_SECONDS_PER_50 = 15.0
 POLL_SECONDS = 0.05
@@ -104,7 +104,7 @@ def run_mode(mode: str, receipts: list[tuple[str, bytes, str]], profile: str, po
             state = wait_all_finished(svc.base, len(receipts), timeout=600)
             finished = time.perf_counter()
             cpu.stop()
-        results = requests.get(f"{svc.base}/api/extract_results", params={"limit": 10000}, timeout=30).json()["results"]
+        results = all_results(svc.base)
         timing = requests.get(f"{svc.base}/api/metrics/batch", timeout=10).json()
         batch_times = [b["processing_time"] or 0.0 for b in timing["recent"] if b["files"]]
         per_image = [r["processing_metadata"].get("processing_time") or 0.0 for r in results

@@ -283,3 +283,16 @@ def running_service(storage_root: Path, database_url: str | None = None, *, root
         stop_service(process)
         if print_log_tail:
             print(service.log_tail())
+
+
+def all_results(base: str, timeout: float = 60) -> list[dict]:
+    """Every stored result document, following `next_cursor` page by page."""
+    documents: list[dict] = []
+    cursor = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = requests.get(f"{base}/api/extract_results", params=params, timeout=timeout).json()
+        documents.extend(page["results"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return documents
