@@ -13,6 +13,7 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -317,6 +318,37 @@ def test_every_list_pages_with_a_cursor_and_the_export_streams_everything(make_a
     for bad in ("limit=1001", "limit=0", "cursor=nonsense", "cursor=djE6eA", "cursor=" + "A" * 100):
         answer = client.get(f"/api/extract_results?{bad}", headers=keyed(ADMIN_KEY))
         assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_parameter", bad
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_paging_and_the_export_hold_through_the_real_server(tmp_path, database_url):
+    db = Database(database_url)
+    upgrade_to_head(db)
+    other, record = create_key(db, "other")
+    _store_results(SimpleNamespace(db=db), 1200, 1)
+    _store_results(SimpleNamespace(db=db), 30, record.tenant_id)
+    db.dispose()
+    with running_service(tmp_path / "storage", database_url, WORKER_ENABLED="false", API_KEYS=ADMIN_KEY) as service:
+        seen, cursor, pages = [], None, 0
+        while True:
+            params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            body = requests.get(f"{service.base}/api/extract_results", params=params, headers=keyed(ADMIN_KEY),
+                                timeout=60).json()
+            pages += 1
+            seen += [document["filename"] for document in body["results"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == 3 and len(seen) == len(set(seen)) == 1200 and all(n.startswith("t1-") for n in seen)
+        theirs = requests.get(f"{service.base}/api/extract_results", params={"limit": 1000}, headers=keyed(other),
+                              timeout=60).json()
+        assert len(theirs["results"]) == 30 and theirs["next_cursor"] is None
+        with requests.get(f"{service.base}/api/extract_results/export", headers=keyed(ADMIN_KEY), stream=True,
+                          timeout=60) as exported:
+            assert exported.headers.get("Transfer-Encoding") == "chunked"  # streamed, not built in memory
+            lines = [json.loads(line) for line in exported.iter_lines() if line]
+        assert [d["filename"] for d in lines] == [f"t1-{n:05d}.png" for n in range(1200)]
 
 
 # --- smaller holes ------------------------------------------------------------------------------
