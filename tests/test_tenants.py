@@ -13,7 +13,6 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -157,11 +156,17 @@ def _missing_body(base, key, path):
     return body
 
 
+def _migrated(database_url):
+    """The database a service under test will open, already at the schema's head."""
+    db = Database(database_url)
+    upgrade_to_head(db)
+    return db
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_second_tenant_gets_nothing_of_the_first_through_any_endpoint(tmp_path, database_url):
-    db = Database(database_url)
-    upgrade_to_head(db)
+    db = _migrated(database_url)
     victim_key, _ = create_key(db, "victim")
     attacker_key, _ = create_key(db, "attacker")
     db.dispose()
@@ -279,8 +284,8 @@ def test_a_duplicate_in_another_tenant_is_not_linked(make_app):
 
 
 # --- paging ---------------------------------------------------------------------------------------
-def _store_results(rt, count, tenant_id):
-    with rt.db.session() as session:
+def _store_results(db, count, tenant_id):
+    with db.session() as session:
         for number in range(count):
             name = f"t{tenant_id}-{number:05d}.png"
             row = Upload(stored_name=name, original_name=name, sha256=f"{tenant_id:02d}{number:062d}", size_bytes=1,
@@ -296,8 +301,8 @@ def test_every_list_pages_with_a_cursor_and_the_export_streams_everything(make_a
     app = make_app(API_KEYS=[ADMIN_KEY])
     rt = app.extensions["ocr_runtime"]
     other, record = create_key(rt.db, "other")
-    _store_results(rt, 250, 1)
-    _store_results(rt, 30, record.tenant_id)
+    _store_results(rt.db, 250, 1)
+    _store_results(rt.db, 30, record.tenant_id)
     client = app.test_client()
     for path, key in (("/api/extract_results", "results"), ("/api/files/processed", "files")):
         seen, cursor, pages = [], None, 0
@@ -323,11 +328,10 @@ def test_every_list_pages_with_a_cursor_and_the_export_streams_everything(make_a
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_paging_and_the_export_hold_through_the_real_server(tmp_path, database_url):
-    db = Database(database_url)
-    upgrade_to_head(db)
+    db = _migrated(database_url)
     other, record = create_key(db, "other")
-    _store_results(SimpleNamespace(db=db), 1200, 1)
-    _store_results(SimpleNamespace(db=db), 30, record.tenant_id)
+    _store_results(db, 1200, 1)
+    _store_results(db, 30, record.tenant_id)
     db.dispose()
     with running_service(tmp_path / "storage", database_url, WORKER_ENABLED="false", API_KEYS=ADMIN_KEY) as service:
         seen, cursor, pages = [], None, 0
