@@ -1,0 +1,38 @@
+"""Tables and the engine/session factory, importable from one place (`from database import Upload`).
+
+`core` holds the engine, the session factory and the database clock; each further module holds the
+tables of one concern. Every table module is imported here so that `Base.metadata` (which the
+migrations are checked against) always holds all of them.
+"""
+from database.core import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    Base,
+    Database,
+    JSONType,
+    database_now,
+    iso,
+    make_engine,
+    utcnow,
+)
+from database.models import (
+    DEFAULT_TENANT_ID,
+    DEFAULT_TENANT_NAME,
+    RESULT_TEXT_FIELDS,
+    ApiKey,
+    Batch,
+    BatchState,
+    Payment,
+    RateLimit,
+    Result,
+    Role,
+    Tenant,
+    Upload,
+    UploadStatus,
+    WorkerState,
+)
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_SECONDS", "Base", "Database", "JSONType", "database_now", "iso", "make_engine", "utcnow",
+    "DEFAULT_TENANT_ID", "DEFAULT_TENANT_NAME", "RESULT_TEXT_FIELDS", "ApiKey", "Batch", "BatchState", "Payment",
+    "RateLimit", "Result", "Role", "Tenant", "Upload", "UploadStatus", "WorkerState",
+]
