@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from api.errors import ApiError
+from service.queries import ReviewFilter
 from service.runtime import Runtime
 
 DEFAULT_LIST_LIMIT = 100
@@ -102,3 +103,19 @@ def tenant_id() -> int:
     return g.principal.tenant_id
 
 
+
+
+REVIEW_STATES = ("pendiente", "aprobado", "rechazado")
+
+
+def review_filter_arg() -> ReviewFilter:
+    """`revision` and `requiere_revision` of a list request."""
+    estado = request.args.get("revision")
+    if estado is not None and estado not in REVIEW_STATES:
+        raise ApiError(400, "invalid_parameter", f"revision must be one of {', '.join(REVIEW_STATES)}",
+                       details={"field": "revision"})
+    raw = request.args.get("requiere_revision")
+    if raw is not None and raw not in ("true", "false"):
+        raise ApiError(400, "invalid_parameter", "requiere_revision must be true or false",
+                       details={"field": "requiere_revision"})
+    return ReviewFilter(estado, None if raw is None else raw == "true")
