@@ -11,6 +11,7 @@ from flask import current_app, g, request
 
 from api.errors import ApiError
 from service.access import tenant_id_named
+from service.queries import ReviewFilter
 from service.runtime import Runtime
 
 DEFAULT_LIST_LIMIT = 100
@@ -124,3 +125,17 @@ def _chosen_tenant_id() -> int:
     return found
 
 
+REVIEW_STATES = ("pendiente", "aprobado", "rechazado")
+
+
+def review_filter_arg() -> ReviewFilter:
+    """`revision` and `requiere_revision` of a list request."""
+    estado = request.args.get("revision")
+    if estado is not None and estado not in REVIEW_STATES:
+        raise ApiError(400, "invalid_parameter", f"revision must be one of {', '.join(REVIEW_STATES)}",
+                       details={"field": "revision"})
+    raw = request.args.get("requiere_revision")
+    if raw is not None and raw not in ("true", "false"):
+        raise ApiError(400, "invalid_parameter", "requiere_revision must be true or false",
+                       details={"field": "requiere_revision"})
+    return ReviewFilter(estado, None if raw is None else raw == "true")

@@ -10,11 +10,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.auth import admin_only
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
-from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
+from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, review_filter_arg, runtime, tenant_id
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
 from service.image_check import inspect_image
-from service.queries import uploads_with_status
+from service.queries import ReviewFilter, uploads_with_status
 from service.rate_limit import acquire_quota
 from service.uploads import store_uploads
 from storage import UploadRejected, display_name, validate_metadata
@@ -104,14 +104,17 @@ def upload_files() -> Response:
     return ok({
         "files_uploaded": len(stored),
         "files_processed": [
-            {key: entry[key] for key in ("original_name", "stored_name", "metadata", "id", "sha256", "duplicado_de", "status")}
+            {**{key: entry[key] for key in ("original_name", "stored_name", "metadata", "id", "sha256", "duplicado_de",
+                                             "status")},
+             "status_url": f"/api/uploads/{entry['id']}"}
             for entry in map(_file_entry, stored)
         ],
     })
 
 
-def _list_files(statuses: tuple[str, ...]) -> Response:
-    page = uploads_with_status(runtime(), tenant_id(), statuses, limit_arg(), cursor_arg())
+def _list_files(statuses: tuple[str, ...], filtered: bool = False) -> Response:
+    review = review_filter_arg() if filtered else ReviewFilter()
+    page = uploads_with_status(runtime(), tenant_id(), statuses, limit_arg(), cursor_arg(), review)
     return ok({"count": len(page.rows), "files": [_file_entry(u) for u in page.rows],
                "next_cursor": cursor_for(page.last_id)})
 
@@ -123,7 +126,7 @@ def files_pending() -> Response:
 
 @blueprint.get("/files/processed")
 def files_processed() -> Response:
-    return _list_files(UploadStatus.FINISHED)
+    return _list_files(UploadStatus.FINISHED, filtered=True)
 
 
 @blueprint.post("/clean")

@@ -102,6 +102,32 @@ def _label_hits(rules: RuleSet, text: str) -> tuple:
     return result
 
 
+def normalize_value(rule: Rule, raw: str, catalog: BankCatalog) -> tuple[str | None, str | None]:
+    """(value, None) when the rule's normalizer reads `raw`, else (None, why); also what a hand
+    correction goes through (extraction/corrections.py), so both read values the same way."""
+    name = rule.normalizer
+    if name == "bank":
+        bank, reason = catalog.resolve(raw)
+        return (bank.name, None) if bank else (None, reason)
+    if name == "beneficiary":
+        value = beneficiary_name(raw, catalog)
+        return (value, None) if value else (None, "no queda un nombre tras quitar teléfono, cédula y banco")
+    try:
+        value = NORMALIZERS[name](raw, **rule.normalizer_options)  # type: ignore[index]
+    except (TypeError, ValueError) as exc:
+        return None, f"normalizador {name}: {exc}"
+    return (value, None) if value is not None else (None, f"'{raw[:40]}' no es un valor {name} legible")
+
+
+def validate_value(rule: Rule, value: str, validator: ValidadorOCR, catalog: BankCatalog) -> str | None:
+    """Why the rule's validators refuse `value`, or None."""
+    for name in rule.validators:
+        reason = validator.check(name, value, {"catalog": catalog})
+        if reason:
+            return reason
+    return None
+
+
 class Extraction:
     """One extraction run over a document (all the per-image state lives here)."""
 
@@ -256,25 +282,10 @@ class Extraction:
         self.rejections.setdefault(rule.field, []).append(Rejection(rule.field, rule.id, rule.priority, raw[:120], reason))
 
     def normalize(self, rule: Rule, raw: str) -> tuple[str | None, str | None]:
-        name = rule.normalizer
-        if name == "bank":
-            bank, reason = self.catalog.resolve(raw)
-            return (bank.name, None) if bank else (None, reason)
-        if name == "beneficiary":
-            value = beneficiary_name(raw, self.catalog)
-            return (value, None) if value else (None, "no queda un nombre tras quitar teléfono, cédula y banco")
-        try:
-            value = NORMALIZERS[name](raw, **rule.normalizer_options)  # type: ignore[index]
-        except (TypeError, ValueError) as exc:
-            return None, f"normalizador {name}: {exc}"
-        return (value, None) if value is not None else (None, f"'{raw[:40]}' no es un valor {name} legible")
+        return normalize_value(rule, raw, self.catalog)
 
     def validate(self, rule: Rule, value: str) -> str | None:
-        for name in rule.validators:
-            reason = self.validator.check(name, value, {"catalog": self.catalog})
-            if reason:
-                return reason
-        return None
+        return validate_value(rule, value, self.validator, self.catalog)
 
     def apply_pattern(self, rule: Rule, region: Region, conf_factor: float) -> bool:
         """Find the rule's value in a region; add a candidate when exactly one valid value is there.

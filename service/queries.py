@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, false, func, not_, select
 
-from database import Batch, BatchState, Result, Upload
+from database import Batch, BatchState, Result, Review, ReviewState, Upload
 from service.monitoring import counts_by
 from service.runtime import Runtime
 
@@ -32,10 +32,33 @@ def _page(session: Any, query: Any, id_column: Any, after_id: int, limit: int) -
     return Page(rows=rows, last_id=rows[-1][0] if more else None)
 
 
-def uploads_with_status(rt: Runtime, tenant_id: int, statuses: tuple[str, ...], limit: int, after_id: int = 0) -> Page:
+@dataclass(frozen=True)
+class ReviewFilter:
+    """`revision=pendiente|aprobado|rechazado` and `requiere_revision=true|false` of the lists."""
+    estado: str | None = None
+    requiere_revision: bool | None = None
+
+    def conditions(self, upload_id: Any, tenant_id: int) -> list[Any]:
+        found = []
+        if self.estado == ReviewState.PENDING:  # no review row is pending too
+            found.append(not_(upload_id.in_(select(Review.upload_id).where(
+                Review.tenant_id == tenant_id, Review.estado != ReviewState.PENDING))))
+        elif self.estado is not None:
+            found.append(upload_id.in_(select(Review.upload_id).where(
+                Review.tenant_id == tenant_id, Review.estado == self.estado)))
+        if self.requiere_revision is not None:
+            flag = func.coalesce(Result.document[("validacion", "requiere_revision")].as_boolean(), false())
+            found.append(upload_id.in_(select(Result.upload_id).where(
+                Result.tenant_id == tenant_id, flag == self.requiere_revision)))
+        return found
+
+
+def uploads_with_status(rt: Runtime, tenant_id: int, statuses: tuple[str, ...], limit: int, after_id: int = 0,
+                        review: ReviewFilter = ReviewFilter()) -> Page:
     with rt.db.session() as session:
-        page = _page(session, select(Upload.id, Upload).where(Upload.tenant_id == tenant_id, Upload.status.in_(statuses)),
-                     Upload.id, after_id, limit)
+        query = select(Upload.id, Upload).where(Upload.tenant_id == tenant_id, Upload.status.in_(statuses),
+                                                *review.conditions(Upload.id, tenant_id))
+        page = _page(session, query, Upload.id, after_id, limit)
     return Page(rows=[row[1] for row in page.rows], last_id=page.last_id)
 
 
@@ -66,9 +89,10 @@ class ResultFilter:
     request_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    review: ReviewFilter = ReviewFilter()
 
     def apply(self, query: Any) -> Any:
-        query = query.where(Result.tenant_id == self.tenant_id)
+        query = query.where(Result.tenant_id == self.tenant_id, *self.review.conditions(Result.upload_id, self.tenant_id))
         if self.request_id:
             query = query.where(Result.request_id == self.request_id)
         if self.since:

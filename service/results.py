@@ -52,7 +52,6 @@ def result_row(upload: Upload, document: dict[str, Any]) -> Result:
         request_id=document.get("request_id"),
         filename=upload.stored_name,
         processing_status=document.get("processing_status", "success"),
-        monto=_monto_value(fields.get("monto")),
         confidence_average=meta.get("confidence_average"),
         coordinates_available=meta.get("coordinates_available"),
         text_length=len(document.get("original_text_ocr") or ""),
@@ -60,9 +59,15 @@ def result_row(upload: Upload, document: dict[str, Any]) -> Result:
         processing_time=meta.get("processing_time"),
         document=document,
     )
+    set_field_columns(row, fields)
+    return row
+
+
+def set_field_columns(row: Result, fields: dict[str, Any]) -> None:
+    """The field columns of a result (what SQL filters see) from its fields, extracted or corrected."""
+    row.monto = _monto_value(fields.get("monto"))
     for name in RESULT_TEXT_FIELDS:
         setattr(row, name, _column_text(fields.get(name), Result.__table__.c[name]))
-    return row
 
 
 def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[str, Any]) -> bool:

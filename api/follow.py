@@ -1,0 +1,116 @@
+"""Following one upload and acting on it: its status and result, its image, corrections of its
+fields and its review state.
+
+    GET   /uploads/<id>          status, batch, flags, review, corrections, result
+    GET   /uploads/<id>/image    the stored image (nosniff)
+    PATCH /uploads/<id>/fields   {field: value-or-null}: corrections, read as extraction reads values
+    POST  /uploads/<id>/review   {"estado": "aprobado"|"rechazado"|"pendiente", "nota": ...}
+
+Another tenant's upload answers 404 exactly as a missing one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, send_file
+
+from api.errors import ApiError, ok
+from api.inputs import json_body, runtime, tenant_id
+from service.corrections import (
+    InvalidFields,
+    InvalidReview,
+    NotProcessed,
+    UploadNotFound,
+    actor_name,
+    apply_corrections,
+    set_review,
+)
+from service.follow import upload_image, upload_view
+
+blueprint = Blueprint("follow", __name__)
+
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp",
+              "TIFF": "image/tiff", "WEBP": "image/webp"}
+OPEN_ATTEMPTS = 3
+
+
+# Ids are 32-bit integers in the database; a larger one (the route takes any digits) is simply missing.
+MAX_ID = 2**31 - 1
+
+
+def _not_found(upload_id: int) -> ApiError:
+    return ApiError(404, "not_found", f"No upload {upload_id}")
+
+
+def _known(upload_id: int) -> int:
+    if upload_id > MAX_ID:
+        raise _not_found(upload_id)
+    return upload_id
+
+
+def _answer(upload_id: int) -> Response:
+    view = upload_view(runtime(), tenant_id(), upload_id)
+    if view is None:
+        raise _not_found(upload_id)
+    return ok({"upload": view})
+
+
+@blueprint.get("/uploads/<int:upload_id>")
+def get_upload(upload_id: int) -> Response:
+    _known(upload_id)
+    return _answer(upload_id)
+
+
+@blueprint.get("/uploads/<int:upload_id>/image")
+def get_image(upload_id: int) -> Response:
+    _known(upload_id)
+    for _ in range(OPEN_ATTEMPTS):
+        found = upload_image(runtime(), tenant_id(), upload_id)
+        if found is None:
+            raise _not_found(upload_id)
+        path, image_format = found
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - send_file closes it when the response ends
+        except FileNotFoundError:
+            continue  # the worker moved it between locating and opening: look again
+        response = send_file(handle, mimetype=MIME_TYPES.get(image_format or "", "application/octet-stream"),
+                             max_age=0, conditional=False)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    raise _not_found(upload_id)
+
+
+def _actor() -> str:
+    return actor_name(runtime(), g.get("principal"))
+
+
+@blueprint.patch("/uploads/<int:upload_id>/fields")
+def correct_fields(upload_id: int) -> Response:
+    _known(upload_id)
+    body: Any = json_body()
+    try:
+        apply_corrections(runtime(), tenant_id(), upload_id, body, _actor())
+    except InvalidFields as exc:
+        fields = sorted(exc.reasons)
+        first = fields[0]
+        raise ApiError(400, "invalid_field", f"{first}: {exc.reasons[first]}",
+                       details={"field": first, "fields": fields, "reasons": exc.reasons}) from None
+    except UploadNotFound:
+        raise _not_found(upload_id) from None
+    except NotProcessed as exc:
+        raise ApiError(409, "not_processed", f"The upload is {exc.status}; only a processed upload can be corrected",
+                       details={"status": exc.status}) from None
+    return _answer(upload_id)
+
+
+@blueprint.post("/uploads/<int:upload_id>/review")
+def review_upload(upload_id: int) -> Response:
+    _known(upload_id)
+    try:
+        set_review(runtime(), tenant_id(), upload_id, json_body(), _actor())
+    except InvalidReview as exc:
+        raise ApiError(400, "invalid_parameter", exc.message, details={"field": exc.field}) from None
+    except UploadNotFound:
+        raise _not_found(upload_id) from None
+    return _answer(upload_id)

@@ -1,0 +1,199 @@
+"""Corrections of an upload's fields and its review state, set by people after the OCR.
+
+A correction is read the way extraction reads a value (extraction/corrections.py), recorded in
+`corrections` (who, when, before, after) and written into the stored result, so that every read
+path (the result row's columns, `/api/ocr/result_data`, `/api/extract_results` and its exports,
+the result file) shows it without knowing about corrections; the extracted value stays in
+`campos_detalle[field]["valor_extraido"]`. The reuse check then runs again on the corrected payment.
+
+Concurrency: the first statement of the transaction is an UPDATE of the result row, which takes
+its row lock on PostgreSQL and the single write lock on SQLite; a second correction of the same
+upload waits for the first to commit and then reads its document, so neither is lost.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import config
+from database import ApiKey, Correction, Result, Review, ReviewState, Upload, UploadStatus, iso, utcnow
+from extraction.corrections import read_correction
+from service.access import Principal
+from service.results import set_field_columns
+from service.reuse import flag_reuse
+from service.runtime import Runtime
+from validador_ocr import ValidadorOCR
+
+MAX_NOTE_CHARS = 2000
+ANONYMOUS_ACTOR = "anonymous"
+
+
+class UploadNotFound(LookupError):
+    """No upload of that id in the tenant (another tenant's answers exactly the same)."""
+
+
+class NotProcessed(Exception):
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class InvalidFields(ValueError):
+    """Field values refused, {field: why}."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+class InvalidReview(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def actor_name(rt: Runtime, principal: Principal | None) -> str:
+    """Who did it, as recorded: the key's name (or `key:<id>`), `admin` for an API_KEYS key, or anonymous."""
+    if principal is None or principal.client_key.startswith("ip:"):
+        return ANONYMOUS_ACTOR
+    if principal.key_id is None:
+        return "admin"
+    with rt.db.session() as session:
+        name = session.scalar(select(ApiKey.name).where(ApiKey.id == principal.key_id))
+    return name or f"key:{principal.key_id}"
+
+
+def on_upload_changed(session: Session, upload: Upload, event: str) -> None:
+    """Called inside the transaction of every correction (`upload.corrected`) and review
+    (`upload.reviewed`), before its commit. The place where, at merge time, the webhooks branch's
+    `service.webhooks.enqueue_upload_event(session, upload, event)` and, after a correction, the
+    recon branch's reconciliation of the upload are called."""
+
+
+def read_values(values: Any) -> dict[str, str | None]:
+    """The canonical value of each field in a PATCH body; InvalidFields names every refused one."""
+    if not isinstance(values, dict) or not values:
+        raise InvalidFields({"_body": "envíe un objeto {campo: valor} con al menos un campo"})
+    read: dict[str, str | None] = {}
+    reasons: dict[str, str] = {}
+    for field, raw in values.items():
+        value, reason = read_correction(str(field), raw)
+        if reason:
+            reasons[str(field)] = reason
+        else:
+            read[str(field)] = value
+    if reasons:
+        raise InvalidFields(reasons)
+    return read
+
+
+def _locked_result(session: Session, tenant_id: int, upload_id: int) -> tuple[Upload, Result | None]:
+    # The UPDATE first: it is the lock (see the module docstring); reads come after it.
+    session.execute(update(Result).where(Result.upload_id == upload_id, Result.tenant_id == tenant_id)
+                    .values(upload_id=Result.upload_id))
+    upload = session.scalar(select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id))
+    if upload is None:
+        raise UploadNotFound(upload_id)
+    row = session.scalar(select(Result).where(Result.upload_id == upload_id))
+    return upload, row
+
+
+def corrected_document(document: dict[str, Any], values: dict[str, str | None], actor: str,
+                       at: str) -> tuple[dict[str, Any], list[tuple[str, str | None, str | None]]]:
+    """A new document with `values` as the fields' values, the extracted ones kept in campos_detalle,
+    the validation made again; and the (field, before, after) that changed."""
+    document = copy.deepcopy(document)
+    fields = document.setdefault("extracted_fields", {})
+    detail = document.setdefault("campos_detalle", {})
+    changed = []
+    for field, new in values.items():
+        old = fields.get(field)
+        if old == new:
+            continue
+        entry = dict(detail.get(field) or {})
+        entry.setdefault("valor_extraido", entry.get("valor", old))
+        entry["valor"] = new
+        entry["corregido"] = {"valor": new, "anterior": old, "por": actor, "en": at}
+        detail[field] = entry
+        fields[field] = new
+        changed.append((field, old, new))
+    # A value set by hand is certain: the confidence checks of the validation do not apply to it.
+    certain = {name: ({**info, "confianza": 1.0} if isinstance(info, dict) and "corregido" in info else info)
+               for name, info in detail.items()}
+    document["validacion"] = ValidadorOCR(config.EXTRACTION_CONFIG).validar(
+        {name: fields.get(name) for name in config.FIELDS}, certain)
+    # The reuse check runs again on the corrected payment and sets its own flag.
+    document["posible_reutilizacion"] = None
+    return document, changed
+
+
+def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[str, Any], actor: str) -> Upload:
+    """Set fields of a processed upload by hand (see the module docstring); returns the upload.
+
+    Raises InvalidFields, UploadNotFound, NotProcessed."""
+    read = read_values(values)
+    with rt.db.session() as session:
+        upload, row = _locked_result(session, tenant_id, upload_id)
+        if upload.status != UploadStatus.PROCESSED or row is None or row.processing_status != "success":
+            raise NotProcessed(upload.status)
+        now = utcnow()
+        document, changed = corrected_document(row.document, read, actor, iso(now))
+        if not changed:
+            session.rollback()
+            return upload
+        for field, old, new in changed:
+            session.add(Correction(upload_id=upload.id, tenant_id=tenant_id, campo=field, anterior=old, nuevo=new,
+                                   por=actor, en=now))
+        row.document = document
+        set_field_columns(row, document["extracted_fields"])
+        repointed = flag_reuse(session, rt.settings, upload, row)
+        on_upload_changed(session, upload, "upload.corrected")
+        session.flush()
+        rt.storage.write_result(upload.stored_name, row.document)
+        for other in repointed:
+            rt.storage.write_result(other.filename, other.document)
+        session.commit()
+    return upload
+
+
+def read_review(body: Any) -> tuple[str, str | None]:
+    if not isinstance(body, dict):
+        raise InvalidReview("estado", "send {\"estado\": ..., \"nota\": ...}")
+    estado = body.get("estado")
+    if estado not in ReviewState.ALL:
+        raise InvalidReview("estado", f"estado must be one of {', '.join(ReviewState.ALL)}")
+    nota = body.get("nota")
+    if nota is not None and (not isinstance(nota, str) or len(nota) > MAX_NOTE_CHARS):
+        raise InvalidReview("nota", f"nota must be a text of at most {MAX_NOTE_CHARS} characters, or null")
+    return estado, nota
+
+
+def set_review(rt: Runtime, tenant_id: int, upload_id: int, body: Any, actor: str) -> Upload:
+    """Set the review state of an upload of the tenant. Raises InvalidReview, UploadNotFound."""
+    estado, nota = read_review(body)
+    for attempt in range(2):
+        with rt.db.session() as session:
+            values = {"estado": estado, "nota": nota, "por": actor, "en": utcnow()}
+            updated = session.execute(update(Review).where(Review.upload_id == upload_id, Review.tenant_id == tenant_id)
+                                      .values(**values)).rowcount
+            upload = session.scalar(select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id))
+            if upload is None:
+                raise UploadNotFound(upload_id)
+            if not updated:
+                session.add(Review(upload_id=upload_id, tenant_id=tenant_id, **values))
+            on_upload_changed(session, upload, "upload.reviewed")
+            try:
+                session.commit()
+            except IntegrityError:
+                # Another review of the same upload inserted its row first: update it instead.
+                session.rollback()
+                if attempt:
+                    raise
+                continue
+            return upload
+    raise AssertionError("unreachable")

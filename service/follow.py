@@ -1,0 +1,69 @@
+"""One upload as a client follows it: status, batch, flags, review, corrections and result."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from database import Batch, Correction, Result, Review, ReviewState, Upload, iso
+from service.runtime import Runtime
+
+
+def review_view(review: Review | None) -> dict[str, Any]:
+    if review is None:
+        return {"estado": ReviewState.PENDING, "nota": None, "por": None, "en": None}
+    return {"estado": review.estado, "nota": review.nota, "por": review.por, "en": iso(review.en)}
+
+
+def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] | None:
+    """The `upload` of `GET /api/uploads/<id>`; None when the tenant has no upload of that id."""
+    with rt.db.session() as session:
+        upload = session.scalar(select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id))
+        if upload is None:
+            return None
+        document = session.scalar(select(Result.document).where(Result.upload_id == upload.id))
+        review = session.get(Review, upload.id)
+        corrections = session.scalars(select(Correction).where(Correction.upload_id == upload.id)
+                                      .order_by(Correction.id)).all()
+        batch = None
+        if upload.request_id:
+            batch = session.execute(select(Batch.request_id, Batch.state).where(
+                Batch.request_id == upload.request_id, Batch.tenant_id == tenant_id)).first()
+    validation = (document or {}).get("validacion") or {}
+    return {
+        "id": upload.id,
+        "original_name": upload.original_name,
+        "stored_name": upload.stored_name,
+        "metadata": upload.upload_metadata,
+        "sha256": upload.sha256,
+        "size_bytes": upload.size_bytes,
+        "status": upload.status,
+        "error": {"code": upload.error_code, "message": upload.error_message} if upload.error_code else None,
+        "created_at": iso(upload.created_at),
+        "processed_at": iso(upload.processed_at),
+        "request_id": upload.request_id,
+        "batch": {"request_id": batch.request_id, "state": batch.state} if batch else None,
+        "duplicado_de": upload.duplicado_de,
+        "posible_reutilizacion": (document or {}).get("posible_reutilizacion"),
+        "requiere_revision": validation.get("requiere_revision") if document else None,
+        "review": review_view(review),
+        "corrections": [{"campo": c.campo, "anterior": c.anterior, "nuevo": c.nuevo, "por": c.por, "en": iso(c.en)}
+                        for c in corrections],
+        # Filled by the reconciliation of bank statements (recon branch).
+        "conciliacion": None,
+        "result": document,
+        "image_url": f"/api/uploads/{upload.id}/image",
+    }
+
+
+def upload_image(rt: Runtime, tenant_id: int, upload_id: int) -> tuple[Any, str | None] | None:
+    """(path of the stored image, its format) of the tenant's upload; None when there is none (or
+    the file is gone: purged, or moved while being looked for)."""
+    with rt.db.session() as session:
+        found = session.execute(select(Upload.stored_name, Upload.image_format, Upload.status)
+                                .where(Upload.id == upload_id, Upload.tenant_id == tenant_id)).first()
+    if found is None:
+        return None
+    preferred = {"processed": "processed", "error": "errors"}.get(found.status, "inbox")
+    path = rt.storage.locate(found.stored_name, preferred=preferred)
+    return None if path is None else (path, found.image_format)
