@@ -42,8 +42,8 @@ def _page_context() -> dict[str, Any]:
     return context
 
 
-@blueprint.get("")
 @blueprint.get("/")
+@blueprint.get("")
 def desk() -> Response | str:
     if not _signed_in():
         return redirect(url_for("review.login_form"))

@@ -264,18 +264,20 @@
   function saveField(name, input) {
     var value = input.value.trim();
     if (value === input.getAttribute("data-original")) { setFieldError(name, ""); return; }
+    if (input.saving) return;  // Enter, then the blur's change event: one request
+    input.saving = true;
     var body = {};
     body[name] = value === "" ? null : value;
     input.classList.add("guardando");
     api("PATCH", "/api/uploads/" + state.selected + "/fields", body).then(function (data) {
       input.classList.remove("guardando");
+      input.saving = false;
       if (!data.success) {
         var details = data.error.details || {};
-        var message = data.error.message;
-        if (details.fields && details.fields.length) {
-          details.fields.forEach(function (f) { setFieldError(f.field || f.campo || name, f.message || message); });
-        }
-        setFieldError(details.field || name, message);
+        var reasons = details.reasons || {};
+        var named = Object.keys(reasons);
+        named.forEach(function (f) { setFieldError(f, reasons[f]); });
+        if (!named.length) setFieldError(details.field || name, data.error.message);
         return;
       }
       showReceipt(data.upload, {keepNote: true});
