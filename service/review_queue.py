@@ -8,11 +8,13 @@ States (`estado`): `revisar` (processed, flagged by the service, not decided yet
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, or_, select
 
+import config
 from database import Result, Review, ReviewState, Upload, UploadStatus
 from service.queries import ReviewFilter
 from service.runtime import Runtime
@@ -84,6 +86,10 @@ def _base(columns: list[Any]) -> Any:
             .outerjoin(Review, and_(Review.upload_id == Upload.id, Review.tenant_id == Upload.tenant_id)))
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _row(row: Any) -> dict[str, Any]:
     upload, result = row.Upload, row
     return {
@@ -99,7 +105,9 @@ def _row(row: Any) -> dict[str, Any]:
         # SQLite hands a JSON boolean inside a path back as 0/1.
         "requiere_revision": None if result.flag is None else bool(result.flag),
         "revision": row.estado or ReviewState.PENDING,
-        "campos": {name: (str(getattr(result, name)) if getattr(result, name) is not None else None) for name in ROW_FIELDS},
+        "nota": row.nota,
+        "campos": {name: _text(getattr(result, name)) for name in ROW_FIELDS},
+        "_fields": {name: _text(getattr(result, name)) for name in config.FIELDS},
     }
 
 
@@ -111,9 +119,9 @@ class QueuePage:
 
 def queue_page(rt: Runtime, which: QueueFilter, limit: int, before_id: int = 0, newer_than: int | None = None) -> QueuePage:
     """Newest first, below `before_id` (0: from the newest); or, with `newer_than`, the rows above it."""
-    columns = [Upload, Review.estado, Result.document["posible_reutilizacion"].label("reuse"),
+    columns = [Upload, Review.estado, Review.nota, Result.document["posible_reutilizacion"].label("reuse"),
                Result.document[("validacion", "requiere_revision")].label("flag"),
-               *(getattr(Result, name) for name in ROW_FIELDS)]
+               *(getattr(Result, name) for name in config.FIELDS)]
     query = _base(columns).where(*which.conditions())
     if newer_than is not None:
         query = query.where(Upload.id > newer_than)
@@ -124,6 +132,17 @@ def queue_page(rt: Runtime, which: QueueFilter, limit: int, before_id: int = 0, 
         items = [_row(row) for row in rows[:limit]]
     more = len(rows) > limit and newer_than is None
     return QueuePage(items=items, last_id=items[-1]["id"] if more else None)
+
+
+def queue_rows(rt: Runtime, which: QueueFilter, page_size: int = 500) -> Iterator[dict[str, Any]]:
+    """Every row of the filter, newest first, a page at a time (the CSV export)."""
+    before = 0
+    while True:
+        page = queue_page(rt, which, page_size, before)
+        yield from page.items
+        if page.last_id is None:
+            return
+        before = page.last_id
 
 
 def queue_counts(rt: Runtime, which: QueueFilter) -> dict[str, int]:

@@ -225,3 +225,24 @@ def test_the_secret_is_made_once_and_shared_by_every_process(tmp_path, make_app,
     (tmp_path / "bad" / "secret_key").write_text("short")
     with pytest.raises(RuntimeError):
         persisted_secret(tmp_path / "bad")
+
+
+def test_the_csv_export_follows_the_filter_keeps_accents_and_defuses_formulas(desk):
+    import csv
+    import io
+
+    app, rt, staff, _ = desk
+    api = app.test_client()
+    finished(rt, "a.png", ref="11112222", metadata={"nombre": "José Peña", "numerosorteo": "A"})
+    finished(rt, "b.png", ref="33334444", metadata={"nombre": "=HYPERLINK(\"http://x\")", "numerosorteo": "B"})
+    answer = api.get("/api/review_queue?format=csv&estado=todos", headers=keyed(staff))
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert "attachment" in answer.headers["Content-Disposition"]
+    raw = answer.get_data()
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r["nombre"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "José Peña"]
+    assert rows[1]["referencia"] == "11112222" and rows[1]["monto"] == "20.57" and rows[1]["revision"] == "pendiente"
+    only_a = api.get("/api/review_queue?format=csv&numerosorteo=A", headers=keyed(staff)).get_data().decode("utf-8-sig")
+    assert len(list(csv.DictReader(io.StringIO(only_a)))) == 1
+    assert api.get("/api/review_queue?format=xml", headers=keyed(staff)).status_code == 400

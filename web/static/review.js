@@ -318,6 +318,7 @@
     var reuse = upload.posible_reutilizacion;
     var earlierId = (reuse && reuse.upload_id) || upload.duplicado_de;
     box.hidden = !reuse && !upload.duplicado_de;
+    box.parentNode.classList.toggle("con-anterior", !box.hidden);
     if (box.hidden) return;
     $("anterior-motivo").textContent = "Ya se presentó " + (REASONS[reuse && reuse.reason] || "este comprobante") +
       (reuse && reuse.confidence ? " (confianza " + reuse.confidence + ")" : "") + ".";
@@ -390,7 +391,11 @@
     showNotice($("decision"), "", false);
     return api("GET", "/api/uploads/" + id).then(function (data) {
       if (state.selected !== id) return;
-      if (!data.success) { showNotice($("decision"), data.error.message, true); return; }
+      if (!data.success) {
+        $("recibo").hidden = true;
+        showNotice($("nuevos"), "No se puede abrir el comprobante #" + id + ": " + data.error.message, true);
+        return;
+      }
       state.zoom = 0;
       showReceipt(data.upload);
     });
@@ -464,6 +469,10 @@
   $("zoom-ajustar").addEventListener("click", function () { state.zoom = 0; applyZoom(); });
   $("volver").addEventListener("click", function () { document.body.classList.remove("con-recibo"); });
   $("ayuda-atajos").addEventListener("click", function () { $("atajos").hidden = !$("atajos").hidden; });
+  window.addEventListener("hashchange", function () {
+    var match = /recibo=(\d+)/.exec(window.location.hash);
+    if (match && parseInt(match[1], 10) !== state.selected) openReceipt(parseInt(match[1], 10));
+  });
   window.addEventListener("resize", function () { if (!state.zoom) applyZoom(); });
 
   loadQueue(false).then(function () {
