@@ -34,6 +34,11 @@ class StateCollector(Collector):
                         {state: totals["batches"].get(state, 0) for state in BATCH_STATES})
         yield _labelled("ocr_worker_resident_memory_bytes", "Resident memory of each live worker", "worker",
                         {worker["worker_id"]: worker["rss_bytes"] or 0 for worker in ocr["workers"]})
+        per_field = self.snapshot["corrections"]["por_campo"]
+        yield _labelled("ocr_field_corrections", "Corrections made by hand, by field", "campo",
+                        {name: figures["correcciones"] for name, figures in per_field.items()})
+        yield _labelled("ocr_field_corrected_results", "Results with a field corrected by hand, by field", "campo",
+                        {name: figures["resultados_corregidos"] for name, figures in per_field.items()})
         for key in ("hits", "misses"):
             # Counters: they reset when a worker restarts, which Prometheus' rate() understands.
             family = CounterMetricFamily(f"ocr_cache_{key}", f"OCR result cache {key} in live workers")

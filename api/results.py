@@ -11,10 +11,12 @@ from flask import Blueprint, Response, request, stream_with_context
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, review_filter_arg, runtime, tenant_id, time_arg
-from service.queries import ResultFilter, result_of, result_texts
+from service.export import csv_lines
+from service.queries import ResultFilter, page_end, result_of, result_rows_with_review, result_texts
 from storage import is_plain_name
 
 blueprint = Blueprint("results", __name__)
+FORMATS = ("json", "csv", "ndjson")
 
 
 @blueprint.get("/ocr/result_data/<filename>")
@@ -42,16 +44,42 @@ def _result_filter() -> ResultFilter:
     return ResultFilter(tenant_id(), request_id, since, until, review_filter_arg())
 
 
-def _rows(rt: Any, which: ResultFilter, limit: int | None, after: int = 0) -> Iterator[tuple[int, str]]:
+def _first_fetched(rows: Iterator[Any]) -> Iterator[Any]:
     """The rows, with the first fetched now: a database failure answers 503 before the body starts."""
-    rows = result_texts(rt, which, limit, after)
     first = next(rows, None)
     return iter(()) if first is None else itertools.chain([first], rows)
 
 
+def _rows(rt: Any, which: ResultFilter, limit: int | None, after: int = 0) -> Iterator[tuple[int, str]]:
+    return _first_fetched(result_texts(rt, which, limit, after))
+
+
+def _flat_export(output: str) -> Response:
+    """`format=csv|ndjson`: every matching result after the cursor, or a page of them with `limit`
+    (the next page's cursor then in the `X-Next-Cursor` header, empty on the last page)."""
+    rt, which, after = runtime(), _result_filter(), cursor_arg()
+    limit = limit_arg() if "limit" in request.args else None
+    headers = {}
+    if limit is not None:
+        headers["X-Next-Cursor"] = cursor_for(page_end(rt, which, limit, after)) or ""
+    if output == "ndjson":
+        rows = _rows(rt, which, limit, after)
+        return Response(stream_with_context(document + "\n" for _id, document in rows), headers=headers,
+                        content_type="application/x-ndjson; charset=utf-8")
+    rows = _first_fetched(result_rows_with_review(rt, which, limit, after))
+    headers["Content-Disposition"] = 'attachment; filename="extract_results.csv"'
+    return Response(stream_with_context(csv_lines(rows)), headers=headers, content_type="text/csv; charset=utf-8")
+
+
 @blueprint.get("/extract_results")
 def extract_results() -> Response:
-    """One page of documents; the body is written as the rows arrive (`count` and `next_cursor` last)."""
+    """One page of documents; the body is written as the rows arrive (`count` and `next_cursor` last).
+    `format=csv|ndjson` streams the same results as CSV rows or JSON lines."""
+    output = request.args.get("format", "json")
+    if output not in FORMATS:
+        raise ApiError(400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
+    if output != "json":
+        return _flat_export(output)
     limit = limit_arg()
     # One row more than asked tells whether another page follows.
     rows = _rows(runtime(), _result_filter(), limit + 1, cursor_arg())

@@ -13,6 +13,7 @@ from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, review_filter_arg, runtime, tenant_id
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
+from service.idempotency import KeyInProgress, KeyReused, abandon, begin, fingerprint, record_response
 from service.image_check import inspect_image
 from service.queries import ReviewFilter, uploads_with_status
 from service.rate_limit import acquire_quota
@@ -21,6 +22,7 @@ from storage import UploadRejected, display_name, validate_metadata
 
 blueprint = Blueprint("uploads", __name__)
 logger = logging.getLogger(__name__)
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def _file_entry(upload: Upload) -> dict[str, Any]:
@@ -89,10 +91,25 @@ def upload_files() -> Response:
                 # One bad file rejects the request: nothing is stored, the client fixes and resends.
                 raise ApiError(exc.status, exc.code, exc.message, details={"file": original, "index": index}) from None
             entries.append((original, staged, info))
+        key = idempotency_key()
+        if key is not None:
+            replay = _hold_key(rt, key, fingerprint(metadata, [(original, staged.sha256) for original, staged, _ in entries]))
+            if replay is not None:
+                return ok(replay)
+        tenant = tenant_id()
+
+        def remember(session: Any, uploads: list[Upload]) -> None:
+            if key is not None:
+                record_response(session, tenant, key, _upload_payload(uploads))
+
         try:
-            stored = store_uploads(rt, entries, metadata, tenant_id())
-        except UploadRejected as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+            stored = store_uploads(rt, entries, metadata, tenant, before_commit=remember)
+        except BaseException as exc:
+            if key is not None:
+                abandon(rt, tenant, key)
+            if isinstance(exc, UploadRejected):
+                raise ApiError(exc.status, exc.code, exc.message) from None
+            raise
     except OSError as exc:
         # A full or failing disk: nothing was kept (no file, no row), so the client can simply retry.
         logger.error("Upload not stored: %s: %s", type(exc).__name__, exc.strerror or exc)
@@ -101,15 +118,41 @@ def upload_files() -> Response:
     finally:
         for staged in staged_files:
             rt.storage.finish_publish(staged)
-    return ok({
+    return ok(_upload_payload(stored))
+
+
+def _upload_payload(stored: list[Upload]) -> dict[str, Any]:
+    return {
         "files_uploaded": len(stored),
         "files_processed": [
-            {**{key: entry[key] for key in ("original_name", "stored_name", "metadata", "id", "sha256", "duplicado_de",
-                                             "status")},
+            {**{name: entry[name] for name in ("original_name", "stored_name", "metadata", "id", "sha256", "duplicado_de",
+                                               "status")},
              "status_url": f"/api/uploads/{entry['id']}"}
             for entry in map(_file_entry, stored)
         ],
-    })
+    }
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= ch <= "~" for ch in key):
+        raise ApiError(400, "invalid_parameter", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable "
+                       "ASCII characters", details={"field": "Idempotency-Key"})
+    return key
+
+
+def _hold_key(rt: Any, key: str, print_: str) -> dict[str, Any] | None:
+    try:
+        return begin(rt, tenant_id(), key, print_)
+    except KeyReused:
+        raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used in the last 24 h for a request "
+                       "with other files or metadata; use a new key for a new upload",
+                       details={"field": "Idempotency-Key"}) from None
+    except KeyInProgress:
+        raise ApiError(409, "idempotency_key_in_progress", "A request with this Idempotency-Key is still being "
+                       "stored; retry shortly", retry_after=1, details={"field": "Idempotency-Key"}) from None
 
 
 def _list_files(statuses: tuple[str, ...], filtered: bool = False) -> Response:

@@ -1,6 +1,7 @@
 """Manual batches as the API sees them: requested, run here when no worker is alive, waited for, summarized."""
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any
 
@@ -48,6 +49,10 @@ def run_here(rt: Runtime) -> None:
     # Loading the rules checks each pattern's time bound in a child process; under gevent a child
     # can only be watched from the event loop, never from the real thread the OCR runs in.
     get_registry().current  # noqa: B018 - the loading is the point
+    # The same for the OCR runtime, imported on first use (web processes stay small until then):
+    # OnnxTR imports huggingface_hub, whose import sets up an asyncio child watcher, which under
+    # gevent fails in a real thread ("child watchers are only available on the default loop").
+    importlib.import_module("ocr.models")
     for batch_id in queued_manual_batches(rt.db):
         run_blocking(run_manual_batch, rt, shared_orchestrator(), identity, batch_id)
 

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from database import DEFAULT_TENANT_ID, Batch, BatchState, Payment, RateLimit, Result, Upload, UploadStatus, WorkerState, iso, utcnow
+from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
 from service.results import original_or_duplicate
 from service.runtime import Runtime
@@ -168,6 +169,7 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         payments_forgotten = session.execute(delete(Payment).where(
             Payment.created_at < now - timedelta(days=rt.settings["PAYMENT_MEMORY_DAYS"]))).rowcount
         session.execute(delete(WorkerState).where(WorkerState.heartbeat_at < now - timedelta(days=1)))
+        keys_expired = purge_expired_keys(session)
         session.commit()
     orphans, orphan_bytes = _remove_orphan_files(rt, cutoff)
     stale_temp = rt.storage.stale_temp_files(time.time() - max(retention_hours * 3600, MIN_TEMP_AGE_SECONDS))
@@ -180,6 +182,7 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         "results_removed": results_removed,
         "batches_removed": batches_removed,
         "payments_forgotten": payments_forgotten,
+        "idempotency_keys_expired": keys_expired,
         "orphan_files_removed": orphans,
         "temp_files_removed": len(stale_temp),
         "uncommitted_uploads_removed": interrupted,

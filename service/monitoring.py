@@ -7,7 +7,8 @@ from typing import Any
 import psutil
 from sqlalchemy import func, select
 
-from database import Batch, Result, Upload, UploadStatus, WorkerState, iso
+import config
+from database import Batch, Correction, Result, Upload, UploadStatus, WorkerState, iso
 from main_ocr_process import loaded_orchestrator
 from service.jobs import live_workers
 from service.runtime import Runtime
@@ -34,11 +35,27 @@ def models_loaded(workers: list[WorkerState]) -> list[str]:
     return sorted(models)
 
 
+def correction_figures(session: Any, results: int) -> dict[str, Any]:
+    """Corrections by field: the live accuracy of the extraction. Per field, the corrections made and
+    the results corrected at least once, and the share of stored results left as read."""
+    made = counts_by(session, Correction.campo)
+    corrected = dict(session.execute(select(Correction.campo, func.count(func.distinct(Correction.upload_id)))
+                                     .group_by(Correction.campo)).all())
+    return {
+        "por_campo": {name: {"correcciones": made.get(name, 0), "resultados_corregidos": corrected.get(name, 0),
+                             "precision": None if not results else round(1 - corrected.get(name, 0) / results, 4)}
+                      for name in config.FIELDS},
+        "total": sum(made.values()),
+        "resultados": results,
+    }
+
+
 def metrics_snapshot(rt: Runtime) -> dict[str, Any]:
     with rt.db.session() as session:
         uploads = counts_by(session, Upload.status)
         batches = counts_by(session, Batch.state)
         results = session.scalar(select(func.count()).select_from(Result)) or 0
+        corrections = correction_figures(session, results)
     workers = live_workers(rt.db)
     cache = {"hits": 0, "misses": 0, "entries": 0, "size_mb": 0.0}
     for worker in workers:
@@ -69,6 +86,7 @@ def metrics_snapshot(rt: Runtime) -> dict[str, Any]:
             "workers": [worker_summary(w) for w in workers],
         },
         "totals": {"uploads": uploads, "batches": batches, "results": results},
+        "corrections": corrections,
     }
 
 

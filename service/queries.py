@@ -116,6 +116,27 @@ def result_texts(rt: Runtime, which: ResultFilter, limit: int | None, after_id: 
         yield from session.execute(query.execution_options(yield_per=RESULT_FETCH_ROWS))
 
 
+def result_rows_with_review(rt: Runtime, which: ResultFilter, limit: int | None,
+                            after_id: int = 0) -> Iterator[tuple[Any, ...]]:
+    """(id, document as JSON text, review estado, nota, por, en) of the matching results, as `result_texts`."""
+    query = which.apply(select(Result.id, cast(Result.document, Text), Review.estado, Review.nota, Review.por, Review.en)
+                        .outerjoin(Review, Review.upload_id == Result.upload_id)).where(Result.id > after_id) \
+        .order_by(Result.id)
+    if limit is not None:
+        query = query.limit(limit)
+    with rt.db.session() as session:
+        yield from session.execute(query.execution_options(yield_per=RESULT_FETCH_ROWS))
+
+
+def page_end(rt: Runtime, which: ResultFilter, limit: int, after_id: int = 0) -> int | None:
+    """The id of the last row of a page of `limit` results when another page follows it, else None:
+    the next cursor, known before a streamed page is written."""
+    query = which.apply(select(Result.id)).where(Result.id > after_id).order_by(Result.id).offset(limit - 1).limit(2)
+    with rt.db.session() as session:
+        ids = list(session.scalars(query))
+    return ids[0] if len(ids) == 2 else None
+
+
 def queue_counts(rt: Runtime, tenant_id: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
     """(uploads by status, batches by state), of one tenant or (None) of the deployment."""
     with rt.db.session() as session:

@@ -1,7 +1,7 @@
 """Storing the files of one upload request with their rows: all or nothing, under unique names."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -28,11 +28,13 @@ def _free_name(session: Any, rt: Runtime, metadata: dict[str, str], extension: s
 
 
 def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dict[str, str],
-                  tenant_id: int = DEFAULT_TENANT_ID) -> list[Upload]:
+                  tenant_id: int = DEFAULT_TENANT_ID,
+                  before_commit: Callable[[Any, list[Upload]], None] | None = None) -> list[Upload]:
     """Records and files of one request, all or nothing.
 
     Each file is linked into the inbox inside the open transaction and the transaction is then
     committed, which wakes the workers; if the commit fails, the linked files are removed again.
+    `before_commit(session, uploads)` writes in the same transaction (the idempotency key's response).
     """
     for attempt in range(STORE_ATTEMPTS):
         published: list[tuple[Any, str]] = []
@@ -49,6 +51,8 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                     rt.storage.publish(item, name)
                     published.append((item, name))
                     uploads.append(upload)
+                if before_commit is not None:
+                    before_commit(session, uploads)
                 announce_new_work(rt, session)
                 session.commit()
                 return uploads

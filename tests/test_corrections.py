@@ -211,3 +211,24 @@ def test_review_state_and_the_list_filters(keyed_app):
         answer = client.post(f"/api/uploads/{ids[0]}/review", headers=keyed(staff), json=body)
         assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_parameter", body
     assert client.get("/api/extract_results?revision=aprobado", headers=keyed(other)).get_json()["count"] == 0
+
+
+def test_metrics_report_corrections_per_field(keyed_app):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app, rt, staff, _ = keyed_app
+    client = app.test_client()
+    ids = [finished(rt, f"m{n}.png", ref=f"40562241{n:04d}") for n in range(4)]
+    patch(client, staff, ids[0], {"monto": "1,00"})
+    patch(client, staff, ids[0], {"monto": "2,00", "cedula": "V-1234567"})
+    patch(client, staff, ids[1], {"monto": "3,00"})
+    figures = client.get("/api/metrics", headers=keyed(ADMIN_KEY)).get_json()["corrections"]
+    assert figures["por_campo"]["monto"] == {"correcciones": 3, "resultados_corregidos": 2, "precision": 0.5}
+    assert figures["por_campo"]["cedula"]["precision"] == 0.75 and figures["por_campo"]["fecha"]["correcciones"] == 0
+    assert (figures["total"], figures["resultados"]) == (4, 4)
+    text = client.get("/api/metrics?format=prometheus", headers=keyed(ADMIN_KEY)).get_data(as_text=True)
+    samples = {(s.name, s.labels.get("campo")): s.value for family in text_string_to_metric_families(text)
+               for s in family.samples}
+    assert samples[("ocr_field_corrections", "monto")] == 3 and samples[("ocr_field_corrected_results", "monto")] == 2
+    assert samples[("ocr_field_corrections", "fecha")] == 0
+    assert client.get("/api/metrics", headers=keyed(staff)).status_code == 403  # client keys: not theirs to see

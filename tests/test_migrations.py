@@ -12,7 +12,21 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect, select, text
 
-from database import DEFAULT_TENANT_ID, DEFAULT_TENANT_NAME, Base, Batch, Database, Payment, Result, Tenant, Upload, utcnow
+from database import (
+    DEFAULT_TENANT_ID,
+    DEFAULT_TENANT_NAME,
+    Base,
+    Batch,
+    Correction,
+    Database,
+    IdempotencyKey,
+    Payment,
+    Result,
+    Review,
+    Tenant,
+    Upload,
+    utcnow,
+)
 from migrations_runner import BASELINE_REVISION, current_revision, head_revision, upgrade_to_head
 from tests.conftest import BACKENDS, ISOLATED_ENV, fresh_postgres_schema
 
@@ -137,7 +151,21 @@ def test_a_database_created_before_migrations_is_upgraded_with_nothing_lost(empt
         session.commit()
         assert session.scalar(select(Upload.id).where(Upload.stored_name == "new.png")) == 4
         assert session.scalar(select(Tenant.id).where(Tenant.name == "acme")) == DEFAULT_TENANT_ID + 1
+        # 0003: corrections, reviews and idempotency keys of the old uploads; they survive a later upgrade.
+        session.add_all([Correction(upload_id=1, tenant_id=DEFAULT_TENANT_ID, campo="monto", anterior="1234.56",
+                                    nuevo="1234.65", por="maria"),
+                         Review(upload_id=1, tenant_id=DEFAULT_TENANT_ID, estado="aprobado", nota="ñ", por="maria"),
+                         IdempotencyKey(tenant_id=DEFAULT_TENANT_ID, key="k", fingerprint="f" * 64,
+                                        response={"files_uploaded": 1})])
+        session.commit()
     db.dispose()
+    again = Database(empty_database_url)
+    upgrade_to_head(again)
+    with again.session() as session:
+        assert [(c.upload_id, c.campo, c.nuevo) for c in session.scalars(select(Correction))] == [(1, "monto", "1234.65")]
+        assert [(r.upload_id, r.estado, r.nota) for r in session.scalars(select(Review))] == [(1, "aprobado", "ñ")]
+        assert session.scalar(select(IdempotencyKey.response)) == {"files_uploaded": 1}
+    again.dispose()
 
 
 def test_upgrading_again_changes_nothing(empty_database_url):

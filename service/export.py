@@ -1,0 +1,75 @@
+"""Result documents as CSV rows: one row per upload with its metadata, the 16 fields, the
+validation, the flags and the review state. UTF-8 with a BOM so that Excel reads the accents;
+cells that a spreadsheet would run as a formula are defused (the metadata comes from clients)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from config import FIELDS
+from database import ReviewState, iso
+from storage import METADATA_FIELDS
+
+BOM = "\ufeff"
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+COLUMNS = (
+    "upload_id", "filename", "request_id", "processing_status", "timestamp",
+    *METADATA_FIELDS, *FIELDS,
+    "valido", "campos_faltantes", "advertencias", "requiere_revision", "campos_corregidos",
+    "duplicado_de", "posible_reutilizacion", "reutilizacion_de",
+    "revision", "revision_nota", "revision_por", "revision_en",
+)
+
+
+def safe_cell(value: Any) -> str:
+    """The cell's text; booleans as true/false, lists joined by "; ", formulas behind an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        value = "; ".join(str(item) for item in value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_row(document: dict[str, Any], review: tuple[Any, ...]) -> list[str]:
+    estado, nota, por, en = review
+    meta = document.get("processing_metadata") or {}
+    metadata = document.get("metadata") or {}
+    fields = document.get("extracted_fields") or {}
+    validation = document.get("validacion") or {}
+    reuse = document.get("posible_reutilizacion") or {}
+    corrected = [name for name, info in (document.get("campos_detalle") or {}).items()
+                 if isinstance(info, dict) and "corregido" in info]
+    values = [
+        meta.get("upload_id"), document.get("filename"), document.get("request_id"), document.get("processing_status"),
+        meta.get("timestamp"),
+        *(metadata.get(name) for name in METADATA_FIELDS), *(fields.get(name) for name in FIELDS),
+        validation.get("valido"), validation.get("campos_faltantes"), validation.get("advertencias"),
+        validation.get("requiere_revision"), corrected,
+        meta.get("duplicado_de"), reuse.get("reason"), reuse.get("upload_id"),
+        estado or ReviewState.PENDING, nota, por, iso(en) if en else None,
+    ]
+    return [safe_cell(value) for value in values]
+
+
+def csv_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+    """The BOM and header, then one line per (id, document JSON text, estado, nota, por, en) row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(cells: list[str]) -> str:
+        writer.writerow(cells)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield BOM + line(list(COLUMNS))
+    for _id, document, *review in rows:
+        yield line(csv_row(json.loads(document), tuple(review)))
