@@ -3,26 +3,17 @@
     GET /review_queue          ?estado=revisar|duplicado|reutilizacion|aprobado|rechazado|error|en_proceso|todos
                                &q=<reference, phone, cédula, name...>&numerosorteo=&fechasorteo=
                                &limit=&cursor=  (newest first)   or  &desde_id=<id> (only newer rows)
-                               &format=csv: every row of the filter as CSV (UTF-8 with BOM, streamed)
+                               &format=csv: the filter's results as extract_results' CSV (UTF-8 with BOM, streamed)
     GET /review_queue/counts   the number of uploads in each state under the same q/sorteo filters
 """
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-from typing import Any
-
 from flask import Blueprint, Response, request, stream_with_context
 
-import config
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
-from service.review_queue import MAX_TEXT, STATES, QueueFilter, queue_counts, queue_page, queue_rows
-
-METADATA = ("numerosorteo", "fechasorteo", "idWhatsapp", "nombre", "horamin")
-CSV_COLUMNS = ("id", "archivo", "recibido", "estado_proceso", *METADATA, *config.FIELDS, "requiere_revision",
-               "duplicado_de", "posible_reutilizacion", "revision", "nota")
+from service.export import csv_lines
+from service.review_queue import MAX_TEXT, STATES, QueueFilter, queue_counts, queue_documents, queue_page
 
 blueprint = Blueprint("review_queue", __name__)
 
@@ -50,32 +41,10 @@ def _newer_than() -> int | None:
     return int(raw)
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # Metadata comes from clients: a cell a spreadsheet would run as a formula is written as text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv_line(values: list[Any]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow([_cell(v) for v in values])
-    return buffer.getvalue()
-
-
 def _csv(which: QueueFilter) -> Response:
-    rows = queue_rows(runtime(), which)
-
-    def body() -> Iterator[str]:
-        yield "\ufeff" + _csv_line(list(CSV_COLUMNS))
-        for item in rows:
-            metadata = item["metadata"] or {}
-            reuse = item["posible_reutilizacion"] or {}
-            yield _csv_line([item["id"], item["original_name"], item["created_at"], item["status"],
-                             *(metadata.get(name) for name in METADATA), *(item["_fields"][name] for name in config.FIELDS),
-                             {True: "si", False: "no"}.get(item["requiere_revision"], ""), item["duplicado_de"],
-                             reuse.get("reason"), item["revision"], item["nota"]])
-
-    response = Response(stream_with_context(body()), content_type="text/csv; charset=utf-8")
+    # The same columns as GET /api/extract_results?format=csv (service/export.py), for this filter.
+    response = Response(stream_with_context(csv_lines(queue_documents(runtime(), which))),
+                        content_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="comprobantes-{which.estado}.csv"'
     return response
 
@@ -89,8 +58,7 @@ def review_queue() -> Response:
         return _csv(which)
     limit, newer = limit_arg(), _newer_than()
     page = queue_page(runtime(), which, limit, cursor_arg(), newer)
-    items = [{k: v for k, v in item.items() if k != "_fields"} for item in page.items]
-    return ok({"count": len(items), "items": items, "next_cursor": cursor_for(page.last_id)})
+    return ok({"count": len(page.items), "items": page.items, "next_cursor": cursor_for(page.last_id)})
 
 
 @blueprint.get("/review_queue/counts")

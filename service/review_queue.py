@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import String, Text, and_, cast, func, or_, select
 
-import config
 from database import Result, Review, ReviewState, Upload, UploadStatus
 from service.queries import ReviewFilter
 from service.runtime import Runtime
@@ -107,7 +106,6 @@ def _row(row: Any) -> dict[str, Any]:
         "revision": row.estado or ReviewState.PENDING,
         "nota": row.nota,
         "campos": {name: _text(getattr(result, name)) for name in ROW_FIELDS},
-        "_fields": {name: _text(getattr(result, name)) for name in config.FIELDS},
     }
 
 
@@ -121,7 +119,7 @@ def queue_page(rt: Runtime, which: QueueFilter, limit: int, before_id: int = 0, 
     """Newest first, below `before_id` (0: from the newest); or, with `newer_than`, the rows above it."""
     columns = [Upload, Review.estado, Review.nota, Result.document["posible_reutilizacion"].label("reuse"),
                Result.document[("validacion", "requiere_revision")].label("flag"),
-               *(getattr(Result, name) for name in config.FIELDS)]
+               *(getattr(Result, name) for name in ROW_FIELDS)]
     query = _base(columns).where(*which.conditions())
     if newer_than is not None:
         query = query.where(Upload.id > newer_than)
@@ -134,15 +132,13 @@ def queue_page(rt: Runtime, which: QueueFilter, limit: int, before_id: int = 0, 
     return QueuePage(items=items, last_id=items[-1]["id"] if more else None)
 
 
-def queue_rows(rt: Runtime, which: QueueFilter, page_size: int = 500) -> Iterator[dict[str, Any]]:
-    """Every row of the filter, newest first, a page at a time (the CSV export)."""
-    before = 0
-    while True:
-        page = queue_page(rt, which, page_size, before)
-        yield from page.items
-        if page.last_id is None:
-            return
-        before = page.last_id
+def queue_documents(rt: Runtime, which: QueueFilter) -> Iterator[tuple[Any, ...]]:
+    """(id, document JSON text, estado, nota, por, en) of every row of the filter that has a result,
+    newest first, fetched a few at a time: the rows service/export.py writes as CSV."""
+    query = (_base([Upload.id, cast(Result.document, Text), Review.estado, Review.nota, Review.por, Review.en])
+             .where(Result.id.is_not(None), *which.conditions()).order_by(Upload.id.desc()))
+    with rt.db.session() as session:
+        yield from session.execute(query.execution_options(yield_per=50))
 
 
 def queue_counts(rt: Runtime, which: QueueFilter) -> dict[str, int]:

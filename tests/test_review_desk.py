@@ -11,6 +11,7 @@ import pytest
 from database import Upload, utcnow
 from extraction.extractor import extract_fields_from_text
 from service.access import create_key, revoke_key
+from service.export import COLUMNS
 from service.results import finish_upload
 from service.secret_key import persisted_secret
 from tests.test_corrections import RECEIPT
@@ -243,6 +244,7 @@ def test_the_csv_export_follows_the_filter_keeps_accents_and_defuses_formulas(de
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert [r["nombre"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "José Peña"]
     assert rows[1]["referencia"] == "11112222" and rows[1]["monto"] == "20.57" and rows[1]["revision"] == "pendiente"
+    assert list(rows[0]) == list(COLUMNS)  # the same columns as /api/extract_results?format=csv
     only_a = api.get("/api/review_queue?format=csv&numerosorteo=A", headers=keyed(staff)).get_data().decode("utf-8-sig")
     assert len(list(csv.DictReader(io.StringIO(only_a)))) == 1
     assert api.get("/api/review_queue?format=xml", headers=keyed(staff)).status_code == 400

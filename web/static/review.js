@@ -247,8 +247,9 @@
     cell.appendChild(el("div", {"class": "error-campo", "id": "error-" + name, "role": "alert"}));
     row.appendChild(cell);
     var confidence = detail.confianza;
-    var conf = el("td", {"class": "conf " + confidenceClass(value === null ? null : confidence)},
-                  value === null || confidence === undefined || confidence === null ? "" : Math.round(confidence * 100) + "%");
+    var conf = detail.corregido ? el("td", {"class": "conf corregido", "title": "Corregido a mano"}, "a mano")
+      : el("td", {"class": "conf " + confidenceClass(value === null ? null : confidence)},
+           value === null || confidence === undefined || confidence === null ? "" : Math.round(confidence * 100) + "%");
     row.appendChild(conf);
     linkHover(row, name);
     return row;
