@@ -203,11 +203,19 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
             WebDriverWait(driver, WAIT).until(lambda d: requests.get(
                 f"{base}/api/uploads/{copy}", headers=keyed(staff), timeout=30).json()["upload"]["result"]["extracted_fields"]["monto"]
                 == "1234.56")
-            WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "campo-monto").get_attribute("value") == "1234.56")
+            WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(
+                "var i = document.getElementById('campo-monto'); return i && i.value;") == "1234.56")
+
+            # Keyboard: "e" goes to a field to edit, Esc leaves it; "j"/"k" walk the queue.
+            driver.execute_script("document.activeElement.blur();")
+            ActionChains(driver).send_keys("e").perform()
+            assert driver.execute_script("return document.activeElement.id;").startswith("campo-")
+            ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+            assert driver.execute_script("return document.activeElement.tagName;") == "BODY"
 
             # Approve with a note, by keyboard: it leaves "por revisar" and shows under "aprobados".
             driver.find_element(By.ID, "nota").send_keys("Copia del mismo pago, verificada")
-            driver.find_element(By.TAG_NAME, "body").click()
+            driver.execute_script("document.activeElement.blur();")
             ActionChains(driver).send_keys("a").perform()
             WebDriverWait(driver, WAIT).until(lambda d: requests.get(
                 f"{base}/api/uploads/{copy}", headers=keyed(staff), timeout=30).json()["upload"]["review"]["estado"] == "aprobado")
@@ -225,6 +233,11 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
                            numerosorteo="A", fechasorteo="20250711")
             wait_listed(driver, fresh)
             processed(base, staff, fresh)
+            driver.execute_script("document.activeElement.blur();")
+            ActionChains(driver).send_keys("j").perform()  # from the copy to the receipt below it
+            WebDriverWait(driver, WAIT).until(lambda d: "activo" in d.find_element(By.ID, f"item-{first}").get_attribute("class"))
+            ActionChains(driver).send_keys("k").perform()
+            WebDriverWait(driver, WAIT).until(lambda d: "activo" in d.find_element(By.ID, f"item-{copy}").get_attribute("class"))
             driver.execute_script("document.getElementById('recibo').scrollTop = 0;")
             screenshot(driver, tmp_path, "review-cola.png")
 
