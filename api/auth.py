@@ -56,6 +56,7 @@ def register_authentication(app: Flask) -> None:
             if browser_session.needs_csrf() and _protected(request.path) and not browser_session.csrf_valid():
                 return error_response(403, "csrf_failed", "This session's CSRF token is missing or wrong (X-CSRF-Token)")
             g.principal = found
+            g.signed_in = True
             g.session_tenant = browser_session.chosen_tenant() if found.is_admin else None
             return None
         elif key is None and not keys_configured(rt.settings, rt.db):

@@ -248,3 +248,17 @@ def test_the_csv_export_follows_the_filter_keeps_accents_and_defuses_formulas(de
     only_a = api.get("/api/review_queue?format=csv&numerosorteo=A", headers=keyed(staff)).get_data().decode("utf-8-sig")
     assert len(list(csv.DictReader(io.StringIO(only_a)))) == 1
     assert api.get("/api/review_queue?format=xml", headers=keyed(staff)).status_code == 400
+
+
+def test_with_no_key_configured_the_desk_is_open_on_this_machine_only(make_app):
+    app = make_app()  # no API_KEYS, no stored key: the seed's local single-user mode
+    rt = app.extensions["ocr_runtime"]
+    upload_id = finished(rt, "a.png")
+    client = app.test_client()
+    assert "Entrar sin clave" in client.get("/review/login").get_data(as_text=True)
+    page = client.get("/review")
+    assert page.status_code == 200 and 'id="salir"' not in page.get_data(as_text=True)
+    assert [i["id"] for i in client.get("/api/review_queue").get_json()["items"]] == [upload_id]
+    create_key(rt.db, "default")  # the first key closes the door, sessions included
+    assert client.get("/review").headers["Location"].endswith("/review/login")
+    assert client.get("/api/review_queue").status_code == 401

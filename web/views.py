@@ -34,7 +34,7 @@ def _page_context() -> dict[str, Any]:
     rt = runtime()
     principal = g.principal
     context: dict[str, Any] = {"csrf": browser_session.csrf_token(), "es_admin": principal.is_admin,
-                               "sesion": browser_session.COOKIE_NAME in request.cookies}
+                               "sesion": g.get("signed_in", False)}
     names = tenant_names(rt.db)
     chosen = g.get("session_tenant")
     context["inquilino"] = chosen if chosen in names.values() else names.get(principal.tenant_id, "")
@@ -81,7 +81,7 @@ def logout() -> Response:
 @blueprint.post("/inquilino")
 def choose_tenant() -> Response | tuple[str, int]:
     principal = g.get("principal")
-    if principal is None or browser_session.COOKIE_NAME not in request.cookies:
+    if principal is None or not g.get("signed_in"):
         return redirect(url_for("review.login_form"))
     if not principal.is_admin:
         return render_template("error.html", mensaje="Solo un administrador puede cambiar de inquilino."), 403
