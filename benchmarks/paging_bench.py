@@ -5,7 +5,7 @@
 Stores N result documents (about 8 KB each, like a receipt's with its words and coordinates) in a
 fresh SQLite database (or DATABASE_URL), starts the real service under gunicorn (no OCR worker),
 then C clients at once follow `next_cursor` through `/api/extract_results` until the end, and
-then read the streamed export. Prints the RSS of each web process before and at its peak (sampled
+then read the streamed export, then its CSV (`format=csv`). Prints the RSS of each web process before and at its peak (sampled
 every 0.1 s), the growth, the pages and bytes read and the time taken. Target: growth <= 50 MB.
 """
 from __future__ import annotations
@@ -76,15 +76,16 @@ def page_through(base: str, limit: int, totals: dict, lock: threading.Lock) -> N
         totals["bytes"] += size
 
 
-def export(base: str, totals: dict, lock: threading.Lock) -> None:
+def export(base: str, totals: dict, lock: threading.Lock, path: str = "/api/extract_results/export",
+           prefix: str = "export") -> None:
     lines = size = 0
-    with requests.get(f"{base}/api/extract_results/export", headers={"X-API-Key": ADMIN_KEY}, stream=True,
+    with requests.get(f"{base}{path}", headers={"X-API-Key": ADMIN_KEY}, stream=True,
                       timeout=300) as response:
         for line in response.iter_lines():
             lines, size = lines + 1, size + len(line)
     with lock:
-        totals["export_rows"] += lines
-        totals["export_bytes"] += size
+        totals[f"{prefix}_rows"] += lines
+        totals[f"{prefix}_bytes"] += size
 
 
 def sample_peaks(processes: list[psutil.Process], peaks: dict, stop: threading.Event) -> None:
@@ -131,16 +132,20 @@ def main() -> int:
             stop = threading.Event()
             sampler = threading.Thread(target=sample_peaks, args=(processes, peaks, stop), daemon=True)
             sampler.start()
-            totals = {"pages": 0, "rows": 0, "bytes": 0, "export_rows": 0, "export_bytes": 0}
+            totals = {"pages": 0, "rows": 0, "bytes": 0, "export_rows": 0, "export_bytes": 0, "csv_rows": 0, "csv_bytes": 0}
             lock = threading.Lock()
             paging_seconds = run_clients(args.clients, page_through, (service.base, args.limit, totals, lock))
             export_seconds = run_clients(args.clients, export, (service.base, totals, lock))
+            csv_seconds = run_clients(args.clients, export, (service.base, totals, lock,
+                                                             "/api/extract_results?format=csv", "csv"))
             stop.set()
             sampler.join()
         print(f"{args.clients} clients paging with limit={args.limit}: {totals['pages']} pages, {totals['rows']} rows, "
               f"{totals['bytes'] / MB:.1f} MB in {paging_seconds:.1f} s")
         print(f"{args.clients} clients reading the streamed export: {totals['export_rows']} rows, "
               f"{totals['export_bytes'] / MB:.1f} MB in {export_seconds:.1f} s")
+        print(f"{args.clients} clients reading the streamed CSV: {totals['csv_rows']} lines (with headers), "
+              f"{totals['csv_bytes'] / MB:.1f} MB in {csv_seconds:.1f} s")
         worst = 0
         for pid, rss in before.items():
             growth = peaks.get(pid, rss) - rss

@@ -151,14 +151,32 @@ def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[
                                    por=actor, en=now))
         row.document = document
         set_field_columns(row, document["extracted_fields"])
-        repointed = flag_reuse(session, rt.settings, upload, row)
+        rewritten = [row, *flag_reuse(session, rt.settings, upload, row)]
+        rewritten += _recheck_flagged_after(session, rt.settings, upload, actor, iso(now))
         on_upload_changed(session, upload, "upload.corrected")
         session.flush()
-        rt.storage.write_result(upload.stored_name, row.document)
-        for other in repointed:
-            rt.storage.write_result(other.filename, other.document)
+        for result in {id(r): r for r in rewritten}.values():
+            rt.storage.write_result(result.filename, result.document)
         session.commit()
     return upload
+
+
+def _recheck_flagged_after(session: Session, settings: dict[str, Any], upload: Upload, actor: str,
+                           at: str) -> list[Result]:
+    """Results flagged as a reuse of this upload's payment were flagged for the value it had: each
+    is checked again (its flag cleared first), in upload order, so a corrected misreading no longer
+    flags the receipts it matched, and they point at the earliest presentation left."""
+    pointing = Result.document[("posible_reutilizacion", "upload_id")].as_integer() == upload.id
+    flagged_rows = session.scalars(select(Result).where(Result.tenant_id == upload.tenant_id, pointing,
+                                                        Result.upload_id != upload.id).order_by(Result.upload_id)).all()
+    rewritten: list[Result] = []
+    for other in flagged_rows:
+        other_upload = session.get(Upload, other.upload_id)
+        if other_upload is None or other_upload.duplicado_de is not None:
+            continue  # a duplicate of these bytes stays one whatever its fields say
+        other.document, _ = corrected_document(other.document, {}, actor, at)
+        rewritten += [other, *flag_reuse(session, settings, other_upload, other)]
+    return rewritten
 
 
 def read_review(body: Any) -> tuple[str, str | None]:

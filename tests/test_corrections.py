@@ -232,3 +232,22 @@ def test_metrics_report_corrections_per_field(keyed_app):
     assert samples[("ocr_field_corrections", "monto")] == 3 and samples[("ocr_field_corrected_results", "monto")] == 2
     assert samples[("ocr_field_corrections", "fecha")] == 0
     assert client.get("/api/metrics", headers=keyed(staff)).status_code == 403  # client keys: not theirs to see
+
+
+def test_correcting_the_earlier_receipt_clears_the_flags_its_misreading_caused(keyed_app):
+    app, rt, staff, _ = keyed_app
+    client = app.test_client()
+    first = finished(rt, "misread.png", ref="405622415499")  # the OCR misread this one's reference...
+    second = finished(rt, "later.png", ref="405622415499")   # ...as the reference of a later, other payment
+    third = finished(rt, "again.png", ref="405622415499")
+    for later in (second, third):
+        flag = client.get(f"/api/uploads/{later}", headers=keyed(staff)).get_json()["upload"]["posible_reutilizacion"]
+        assert flag["upload_id"] == first
+    patch(client, staff, first, {"referencia": "405622415411"})
+    views = [client.get(f"/api/uploads/{i}", headers=keyed(staff)).get_json()["upload"] for i in (first, second, third)]
+    assert views[0]["posible_reutilizacion"] is None
+    # The second is no reuse any more; the third still is, of the second (the earliest left).
+    assert views[1]["posible_reutilizacion"] is None and views[1]["requiere_revision"] is False
+    assert views[2]["posible_reutilizacion"]["upload_id"] == second and views[2]["requiere_revision"] is True
+    stored = json.loads((rt.storage.dirs["results"] / "later.png.json").read_text())
+    assert stored["posible_reutilizacion"] is None
