@@ -233,6 +233,10 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
                            numerosorteo="A", fechasorteo="20250711")
             wait_listed(driver, fresh)
             processed(base, staff, fresh)
+            # ...and its row follows it from "en proceso" to read, still without reloading.
+            WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(
+                "var i = document.getElementById(arguments[0]); return i && i.textContent.indexOf('En proceso') < 0 "
+                "&& i.textContent.indexOf('sin monto') < 0;", f"item-{fresh}"))
             driver.execute_script("document.activeElement.blur();")
             ActionChains(driver).send_keys("j").perform()  # from the copy to the receipt below it
             WebDriverWait(driver, WAIT).until(lambda d: "activo" in d.find_element(By.ID, f"item-{first}").get_attribute("class"))

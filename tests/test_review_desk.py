@@ -262,3 +262,15 @@ def test_with_no_key_configured_the_desk_is_open_on_this_machine_only(make_app):
     create_key(rt.db, "default")  # the first key closes the door, sessions included
     assert client.get("/review").headers["Location"].endswith("/review/login")
     assert client.get("/api/review_queue").status_code == 401
+
+
+def test_nothing_comes_from_elsewhere():
+    """No CDN: every script, style and template of the desk names no other origin."""
+    from pathlib import Path
+    web = Path(__file__).resolve().parents[1] / "web"
+    files = [*web.glob("static/*"), *web.glob("templates/*")]
+    assert len(files) >= 6
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path
+        assert "innerHTML" not in text, path  # receipt text and metadata are set as text only

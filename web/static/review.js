@@ -133,21 +133,26 @@
     });
   }
 
-  // New uploads appear on their own: ask for anything newer than the newest one shown.
+  // New uploads appear on their own, and the rows shown change as the worker and others act: the
+  // newest rows are asked for again and replace what is shown of them; older loaded pages stay.
   function poll() {
     var params = filterParams();
-    params.set("desde_id", state.topId);
-    params.set("limit", 100);
+    params.set("limit", Math.min(100, Math.max(PAGE, state.items.length)));
     api("GET", "/api/review_queue?" + params.toString()).then(function (data) {
-      if (!data.success || !data.items.length) return;
+      if (!data.success) return;
       var known = {};
       state.items.forEach(function (i) { known[i.id] = true; });
-      var fresh = data.items.filter(function (i) { return !known[i.id]; });
-      state.topId = Math.max.apply(null, [state.topId].concat(data.items.map(function (i) { return i.id; })));
-      if (!fresh.length) return;
-      state.items = fresh.concat(state.items);
-      renderList();
-      showNotice($("nuevos"), fresh.length === 1 ? "1 comprobante nuevo" : fresh.length + " comprobantes nuevos", false);
+      var fresh = data.items.filter(function (i) { return !known[i.id] && i.id > state.topId; });
+      var oldest = data.next_cursor && data.items.length ? data.items[data.items.length - 1].id : 0;
+      var older = state.items.filter(function (i) { return i.id < oldest; });
+      var before = JSON.stringify(state.items);
+      state.items = data.items.concat(older);
+      if (data.items.length) state.topId = Math.max(state.topId, data.items[0].id);
+      if (!older.length) state.cursor = data.next_cursor;
+      if (JSON.stringify(state.items) !== before) renderList();
+      if (fresh.length) {
+        showNotice($("nuevos"), fresh.length === 1 ? "1 comprobante nuevo" : fresh.length + " comprobantes nuevos", false);
+      }
     }).catch(function () {});
     loadCounts().catch(function () {});
   }
