@@ -242,6 +242,9 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
             WebDriverWait(driver, WAIT).until(lambda d: "activo" in d.find_element(By.ID, f"item-{first}").get_attribute("class"))
             ActionChains(driver).send_keys("k").perform()
             WebDriverWait(driver, WAIT).until(lambda d: "activo" in d.find_element(By.ID, f"item-{copy}").get_attribute("class"))
+            WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(
+                "var i = document.getElementById('anterior-imagen'); return !i.hidden && i.complete && i.naturalWidth > 0 "
+                "&& document.getElementById('imagen').complete;"))
             driver.execute_script("document.getElementById('recibo').scrollTop = 0;")
             screenshot(driver, tmp_path, "review-cola.png")
 
