@@ -93,7 +93,9 @@ def test_bad_values_are_refused_naming_the_field_and_nothing_is_stored(keyed_app
                        ["banco_origen", "telefono"]),
                       ({"fecha": "31/02/2025"}, ["fecha"]), ({"referencia": 12}, ["referencia"]),
                       ({"no_such_field": "1"}, ["no_such_field"]), ({"cedula": ["V-1"]}, ["cedula"]),
-                      ({"concepto": "x" * 500}, ["concepto"]), ({"tipo_transaccion": "cheque"}, ["tipo_transaccion"])):
+                      ({"concepto": "x" * 500}, ["concepto"]), ({"tipo_transaccion": "cheque"}, ["tipo_transaccion"]),
+                      ({"monto": float("nan")}, ["monto"]), ({"monto": 1e400}, ["monto"]), ({"monto": True}, ["monto"]),
+                      ({"monto": "9.999.999.999.999.999.999,99"}, ["monto"]), ({"telefono": {"a": 1}}, ["telefono"])):
         answer = patch(client, staff, upload_id, body)
         error = answer.get_json()["error"]
         assert answer.status_code == 400 and error["code"] == "invalid_field", (body, error)
