@@ -248,6 +248,19 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
             driver.execute_script("document.getElementById('recibo').scrollTop = 0;")
             screenshot(driver, tmp_path, "review-cola.png")
 
+            # Reject the new one with a note: the "r" key, then the rejected filter lists it.
+            wait_listed(driver, fresh).click()
+            WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "recibo-titulo").text.startswith(f"#{fresh}"))
+            driver.find_element(By.ID, "nota").send_keys("Monto no coincide con el banco")
+            driver.execute_script("document.activeElement.blur();")
+            ActionChains(driver).send_keys("r").perform()
+            WebDriverWait(driver, WAIT).until(lambda d: requests.get(
+                f"{base}/api/uploads/{fresh}", headers=keyed(staff), timeout=30).json()["upload"]["review"]["estado"] == "rechazado")
+            choose_state(driver, "rechazado")
+            wait_listed(driver, fresh)
+            choose_state(driver, "todos")
+            wait_listed(driver, copy).click()
+
             # The export link carries the filter and answers CSV for this session.
             href = driver.find_element(By.ID, "exportar").get_attribute("href")
             assert "estado=todos" in href

@@ -274,3 +274,12 @@ def test_nothing_comes_from_elsewhere():
         text = path.read_text()
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path
         assert "innerHTML" not in text, path  # receipt text and metadata are set as text only
+
+
+def test_a_session_ends_after_its_lifetime(make_app):
+    import time
+    app = make_app(API_KEYS=[ADMIN_KEY], SESSION_LIFETIME_HOURS=1 / 3600)  # one second
+    client, _token = signed_in(app, ADMIN_KEY)
+    assert client.get("/api/files/processed").status_code == 200
+    time.sleep(2.1)
+    assert client.get("/api/files/processed").status_code == 401
