@@ -7,8 +7,8 @@ web process.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -20,11 +20,14 @@ import config
 import metrics
 import request_context
 import routes
+import web
 from api.auth import register_authentication
+from api.browser_session import configure_sessions
 from api.errors import register_error_handlers
 from logging_setup import configure_logging
 from migrations_runner import upgrade_to_head
 from service.runtime import Runtime
+from service.secret_key import persisted_secret
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +41,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.debug = False
-    # Sessions are not used by the API, but a constant secret would be a standing risk if they were.
-    app.secret_key = settings["SESSION_SECRET"] or secrets.token_hex(32)
+    # Signs the review desk's session cookies: the same in every web process, never a constant in code.
+    app.secret_key = settings["SECRET_KEY"] or persisted_secret(Path(settings["DATA_DIR"]))
+    configure_sessions(app, settings["SESSION_LIFETIME_HOURS"])
     if settings["TRUSTED_PROXY_COUNT"] > 0:
         hops = settings["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     CORS(app, resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
-         allow_headers=["Content-Type", "Authorization", "X-API-Key", request_context.REQUEST_ID_HEADER],
+         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Tenant", request_context.REQUEST_ID_HEADER],
          expose_headers=["Retry-After", request_context.REQUEST_ID_HEADER], methods=["GET", "POST", "OPTIONS"])
 
     runtime = Runtime.from_settings(settings)
@@ -58,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     _register_request_ids(app)
     app.register_blueprint(routes.api)
+    app.register_blueprint(web.blueprint)
     app.add_url_rule("/metrics", "prometheus_metrics", routes.prometheus_metrics)
     register_authentication(app)
     _register_headers(app)
@@ -93,9 +98,12 @@ def _register_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
-        # Only JSON and metrics are served: nothing may run, load or frame anything from here.
-        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        # The API serves JSON and metrics: nothing may run, load or frame anything from it. The review
+        # desk's pages run only their own scripts and styles, and reach only this origin.
+        response.headers["Content-Security-Policy"] = web.CONTENT_SECURITY_POLICY if web.is_page(request.path) \
+            else "default-src 'none'; frame-ancestors 'none'"
         response.headers["X-Frame-Options"] = "DENY"
-        if request.path.startswith("/api") or request.path == "/metrics":
+        response.headers["Referrer-Policy"] = "same-origin"
+        if request.path.startswith("/api") or request.path == "/metrics" or web.is_private(request.path):
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -87,7 +87,10 @@ class Settings(BaseSettings):
     API_KEYS: CommaList = []
     ALLOW_ANONYMOUS: bool = False
     CORS_ORIGINS: CommaList = ["*"]
-    SESSION_SECRET: str | None = None
+    # The review desk's session cookies are signed with it; None: generated once and kept in $DATA_DIR/secret_key.
+    SECRET_KEY: str | None = Field(None, min_length=16, validation_alias=AliasChoices("SECRET_KEY", "SESSION_SECRET"))
+    SESSION_LIFETIME_HOURS: float = Field(12.0, gt=0, le=24 * 30)
+    LOGIN_RATE_LIMIT_PER_MINUTE: int = Field(10, ge=0, le=100_000)
     PROMETHEUS_MULTIPROC_DIR: Path | None = None
     # Request limits
     MAX_FILE_SIZE_MB: int = Field(16, ge=1, le=1024)

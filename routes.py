@@ -11,17 +11,18 @@ State lives in the database, so any web process (or host) can answer for work an
     api/retries.py   POST /uploads/<id>/retry, POST /batches/<request_id>/retry (admin)
     api/follow.py    GET /uploads/<id>, GET /uploads/<id>/image, PATCH /uploads/<id>/fields,
                      POST /uploads/<id>/review
+    api/review_queue.py  GET /review_queue, /review_queue/counts (the review desk's queue)
 """
 from __future__ import annotations
 
 from flask import Blueprint
 
-from api import batches, follow, ops, results, retries, uploads
+from api import batches, follow, ops, results, retries, review_queue, uploads
 from api.errors import ApiError
 from api.ops import prometheus_metrics
 
 api = Blueprint("api", __name__, url_prefix="/api")
-for part in (uploads, follow, batches, results, ops, retries):
+for part in (uploads, follow, batches, results, ops, retries, review_queue):
     api.register_blueprint(part.blueprint)
 
 __all__ = ["ApiError", "api", "prometheus_metrics"]

@@ -1,7 +1,9 @@
 """Authentication of every request and the admin check of admin endpoints.
 
 `require_principal` runs before every request: it sets `g.principal` from the key in `X-API-Key`
-or `Authorization: Bearer`, or answers 401. Health checks stay open for load balancers. A
+or `Authorization: Bearer`, or from the review desk's session cookie (api/browser_session.py: then a request that changes
+something must also carry the session's CSRF token, or it gets 403 `csrf_failed`), or answers 401.
+Health checks stay open for load balancers. A
 deployment with no key at all (it then listens on 127.0.0.1 only, or ALLOW_ANONYMOUS was set on
 purpose) treats every caller as the default tenant's admin, as the seed did.
 
@@ -14,6 +16,7 @@ from typing import Any, Callable
 
 from flask import Flask, Response, g, request
 
+from api import browser_session
 from api.errors import ApiError, error_response
 from api.inputs import runtime
 from service.access import Principal, anonymous_principal, authenticate, keys_configured
@@ -49,12 +52,26 @@ def register_authentication(app: Flask) -> None:
             if found is not None:
                 g.principal = found
                 return None
+        elif key is None and (found := _from_session(rt)) is not None:
+            if browser_session.needs_csrf() and _protected(request.path) and not browser_session.csrf_valid():
+                return error_response(403, "csrf_failed", "This session's CSRF token is missing or wrong (X-CSRF-Token)")
+            g.principal = found
+            g.signed_in = True
+            g.session_tenant = browser_session.chosen_tenant() if found.is_admin else None
+            return None
         elif key is None and not keys_configured(rt.settings, rt.db):
             g.principal = anonymous_principal(request.remote_addr)
             return None
         if request.method == "OPTIONS" or not _protected(request.path):
             return None
         return error_response(401, "unauthorized", "A valid API key is required (X-API-Key or Authorization: Bearer)")
+
+
+def _from_session(rt: Any) -> Principal | None:
+    # Only a request that carries the cookie reads it: key clients and health checks never touch sessions.
+    if browser_session.COOKIE_NAME not in request.cookies:
+        return None
+    return browser_session.session_principal(rt)
 
 
 def is_admin() -> bool:

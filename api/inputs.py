@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from api.errors import ApiError
+from service.access import tenant_id_named
 from service.queries import ReviewFilter
 from service.runtime import Runtime
 
@@ -98,11 +99,30 @@ def client_key() -> str:
     return found.client_key if found is not None else f"ip:{request.remote_addr or 'unknown'}"
 
 
+TENANT_HEADER = "X-Tenant"
+
+
 def tenant_id() -> int:
-    """The tenant whose data this request may see and change (set by api/auth.py)."""
-    return g.principal.tenant_id
+    """The tenant whose data this request may see and change: the key's own (api/auth.py), or for an
+    admin the one it names in `X-Tenant` or `?tenant=` (or chose in its review desk session)."""
+    chosen = g.get("tenant_id")
+    if chosen is None:
+        chosen = g.tenant_id = _chosen_tenant_id()
+    return chosen
 
 
+def _chosen_tenant_id() -> int:
+    principal = g.principal
+    named = request.headers.get(TENANT_HEADER) or request.args.get("tenant") or g.get("session_tenant")
+    if not named:
+        return principal.tenant_id
+    if not principal.is_admin:
+        # Whether or not the tenant exists: a client key learns nothing about other tenants.
+        raise ApiError(403, "forbidden", f"Only admin keys may choose a tenant ({TENANT_HEADER})")
+    found = tenant_id_named(runtime().db, named.strip())
+    if found is None:
+        raise ApiError(404, "tenant_not_found", f"No tenant named {named.strip()[:64]!r}", details={"field": "tenant"})
+    return found
 
 
 REVIEW_STATES = ("pendiente", "aprobado", "rechazado")

@@ -102,7 +102,12 @@ def stored_keys_exist(db: Database) -> bool:
 
 def authenticate(db: Database, supplied: str, settings_keys: list[str]) -> Principal | None:
     """The principal of a presented key, or None when no live key matches."""
-    digest = key_hash(supplied)
+    return authenticate_digest(db, key_hash(supplied), settings_keys)
+
+
+def authenticate_digest(db: Database, digest: str, settings_keys: list[str]) -> Principal | None:
+    """The principal of the key with this SHA-256, or None. A browser session keeps only the digest
+    (never the key), so a revoked key or a removed API_KEYS entry ends its sessions at once."""
     # Compare with every setting key without stopping early, so timing reveals nothing.
     matched = False
     for key in settings_keys:
@@ -114,6 +119,19 @@ def authenticate(db: Database, supplied: str, settings_keys: list[str]) -> Princ
     if record is None or not hmac.compare_digest(record.key_hash, digest):
         return None
     return Principal(record.tenant_id, record.role, record.id, "key:" + digest[:24])
+
+
+def tenant_id_named(db: Database, name: str) -> int | None:
+    if not TENANT_NAME_PATTERN.match(name):
+        return None
+    with db.session() as session:
+        return session.scalar(select(Tenant.id).where(Tenant.name == name))
+
+
+def tenant_names(db: Database) -> dict[int, str]:
+    """Every tenant's name by id (for an admin choosing one)."""
+    with db.session() as session:
+        return dict(session.execute(select(Tenant.id, Tenant.name).order_by(Tenant.name)).all())
 
 
 def anonymous_principal(remote_addr: str | None) -> Principal:

@@ -18,7 +18,7 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite"] + ([pytest.param("postgresql", marks=pytest.mark.postgres)] if TEST_DATABASE_URL else [])
 # Settings that a developer's shell could carry into the tests and change their meaning.
 ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",
-                "SESSION_SECRET", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
+                "SESSION_SECRET", "SECRET_KEY", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
                 "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS", "HOST", "ALLOW_ANONYMOUS",
                 "UPLOAD_RATE_LIMIT_PER_MINUTE", "PAYMENT_MEMORY_DAYS", "REUSE_CHECK_ACROSS_TENANTS")
 

@@ -15,7 +15,7 @@ SIZE_PENDING_ELSEWHERE: set[str] = set()
 # Lower number = lower layer. A module may import its own layer and the layers below it.
 LAYERS = {
     "main": 6, "gunicorn.conf": 6, "extract_cli": 5, "worker": 5,
-    "app": 4, "routes": 4, "api": 4,
+    "app": 4, "routes": 4, "api": 4, "web": 4,
     "service": 3,
     "main_ocr_process": 2, "aplicador_ocr": 2, "ocr": 2, "extraction": 2, "reconciliation": 2, "spatial_processor": 2, "validador_ocr": 2,
     "database": 1, "storage": 1, "migrations_runner": 1, "migrations": 1,

@@ -12,7 +12,7 @@ from config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Variables README documents that are not settings of the service itself.
-NOT_SETTINGS = {"TEST_DATABASE_URL", "ONNXTR_CACHE_DIR"}
+NOT_SETTINGS = {"TEST_DATABASE_URL", "ONNXTR_CACHE_DIR", "SESSION_SECRET"}
 
 
 @pytest.fixture

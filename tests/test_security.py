@@ -102,14 +102,14 @@ def _explode(*args, **kwargs):
 
 def test_no_secrets_in_the_repository(monkeypatch):
     """Keys and secrets come from the environment only: no defaults, nothing committed."""
-    for name in ("API_KEYS", "SESSION_SECRET"):
+    for name in ("API_KEYS", "SESSION_SECRET", "SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     settings = config.load_settings()
-    assert settings["API_KEYS"] == [] and settings["SESSION_SECRET"] is None
+    assert settings["API_KEYS"] == [] and settings["SECRET_KEY"] is None
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout.split()
     assignment = re.compile(r"""(API_KEYS|SESSION_SECRET|SECRET_KEY)["']?\s*[:=]\s*["'][^"'\s{}$<]{8,}["']"""
-                            r"""|^\s*(export\s+)?(API_KEYS|SESSION_SECRET)=[^\s$<{]{8,}"""
+                            r"""|^\s*(export\s+)?(API_KEYS|SESSION_SECRET|SECRET_KEY)=[^\s$<{]{8,}"""
                             r"""|X-API-Key:\s*[^\s"'$<{]{8,}""", re.MULTILINE)
     offenders = []
     for name in listed:
@@ -158,11 +158,15 @@ def test_cors_defaults_to_any_origin_without_credentials(client):
 
 
 # --- session secret, debug mode, errors -----------------------------------------------------------
-def test_session_secret_comes_from_the_environment_and_never_from_a_constant(make_app, monkeypatch):
-    first, second = make_app().secret_key, make_app().secret_key
-    assert first != second and len(first) >= 64  # random per process when unset, never a fixed fallback
-    monkeypatch.setenv("SESSION_SECRET", "from-the-environment")
+def test_session_secret_comes_from_the_environment_and_never_from_a_constant(make_app, monkeypatch, service_env):
+    first = make_app().secret_key
+    # Random when unset, never a fixed fallback; made once under data/ so every web process signs alike.
+    assert len(first) >= 64 and (service_env / "data" / "secret_key").read_text().strip() == first
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
     assert make_app().secret_key == "from-the-environment"
+    monkeypatch.delenv("SECRET_KEY")
+    monkeypatch.setenv("SESSION_SECRET", "the-older-variable-name")  # still read
+    assert make_app().secret_key == "the-older-variable-name"
 
 
 def test_debug_mode_cannot_be_switched_on_and_errors_show_no_internals(make_app, monkeypatch, caplog):
