@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.auth import admin_only
+from api.auth import admin_only, principal
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
 from database import Upload, UploadStatus, iso
@@ -17,6 +17,8 @@ from service.image_check import inspect_image
 from service.queries import uploads_with_status
 from service.rate_limit import acquire_quota
 from service.uploads import store_uploads
+from service.webhook_targets import TargetRefused
+from service.webhooks import UploadRoute, route_for_upload
 from storage import UploadRejected, display_name, validate_metadata
 
 blueprint = Blueprint("uploads", __name__)
@@ -74,6 +76,7 @@ def upload_files() -> Response:
     except UploadRejected as exc:
         raise ApiError(exc.status, exc.code, exc.message, details={"field": exc.field}) from None
 
+    route = _webhook_route()
     staged_files = []
     try:
         entries = []
@@ -90,7 +93,7 @@ def upload_files() -> Response:
                 raise ApiError(exc.status, exc.code, exc.message, details={"file": original, "index": index}) from None
             entries.append((original, staged, info))
         try:
-            stored = store_uploads(rt, entries, metadata, tenant_id())
+            stored = store_uploads(rt, entries, metadata, tenant_id(), route)
         except UploadRejected as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
     except OSError as exc:
@@ -108,6 +111,16 @@ def upload_files() -> Response:
             for entry in map(_file_entry, stored)
         ],
     })
+
+
+def _webhook_route() -> UploadRoute | None:
+    """Where this upload's webhooks go: the `callback_url` form field (a host the tenant registered)
+    and the key's own webhook configuration; None for the tenant's plain configuration."""
+    callback_url = request.form.get("callback_url") or None
+    try:
+        return route_for_upload(runtime().db, tenant_id(), principal().key_id, callback_url)
+    except TargetRefused as exc:
+        raise ApiError(400, exc.code, exc.message, details={"field": "callback_url"}) from None
 
 
 def _list_files(statuses: tuple[str, ...]) -> Response:

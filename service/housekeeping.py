@@ -17,6 +17,7 @@ from database import DEFAULT_TENANT_ID, Batch, BatchState, Payment, RateLimit, R
 from service.image_check import inspect_image
 from service.results import original_or_duplicate
 from service.runtime import Runtime
+from service.webhooks import enqueue_upload_event
 from storage import (
     STATUS_DIRECTORY,
     UploadRejected,
@@ -87,6 +88,9 @@ def _adopt(rt: Runtime, path: Any) -> bool:
             upload.error_code, upload.error_message = error.code, error.message
         session.add(upload)
         try:
+            session.flush()
+            if error is not None:  # failed as it is registered: its event commits with it
+                enqueue_upload_event(session, upload, "upload.failed")
             session.commit()
         except IntegrityError:
             session.rollback()
