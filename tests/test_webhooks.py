@@ -16,7 +16,6 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from database import (
-    DeliveryState,
     Upload,
     WebhookAttempt,
     WebhookConfig,
