@@ -10,10 +10,25 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
-from database import DEFAULT_TENANT_ID, Batch, BatchState, Payment, RateLimit, Result, Upload, UploadStatus, WorkerState, iso, utcnow
+from database import (
+    DEFAULT_TENANT_ID,
+    Batch,
+    BatchState,
+    DeliveryState,
+    Payment,
+    RateLimit,
+    Result,
+    Upload,
+    UploadStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WorkerState,
+    iso,
+    utcnow,
+)
 from service.image_check import inspect_image
 from service.results import original_or_duplicate
 from service.runtime import Runtime
@@ -172,6 +187,13 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         payments_forgotten = session.execute(delete(Payment).where(
             Payment.created_at < now - timedelta(days=rt.settings["PAYMENT_MEMORY_DAYS"]))).rowcount
         session.execute(delete(WorkerState).where(WorkerState.heartbeat_at < now - timedelta(days=1)))
+        # Webhook events (their deliveries and attempts go with them) once settled and past both the
+        # file retention and the retry window: the deliveries list keeps what a client can still act on.
+        unsettled = exists().where(WebhookDelivery.event_id == WebhookEvent.id,
+                                   WebhookDelivery.state.notin_(DeliveryState.FINISHED))
+        webhook_events_removed = session.execute(delete(WebhookEvent).where(
+            WebhookEvent.created_at < now - timedelta(hours=max(retention_hours, rt.settings["WEBHOOK_RETRY_HOURS"])),
+            ~unsettled).execution_options(synchronize_session=False)).rowcount
         session.commit()
     orphans, orphan_bytes = _remove_orphan_files(rt, cutoff)
     stale_temp = rt.storage.stale_temp_files(time.time() - max(retention_hours * 3600, MIN_TEMP_AGE_SECONDS))
@@ -184,6 +206,7 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         "results_removed": results_removed,
         "batches_removed": batches_removed,
         "payments_forgotten": payments_forgotten,
+        "webhook_events_removed": webhook_events_removed,
         "orphan_files_removed": orphans,
         "temp_files_removed": len(stale_temp),
         "uncommitted_uploads_removed": interrupted,

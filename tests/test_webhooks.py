@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from database import (
     Upload,
@@ -25,6 +25,7 @@ from database import (
     utcnow,
 )
 from service.access import create_key
+from service.housekeeping import purge_finished
 from service.jobs import MAX_CLAIM_ATTEMPTS, give_up_poison_uploads
 from service.results import finish_upload
 from service.webhook_delivery import backoff_seconds, deliver_due
@@ -316,3 +317,42 @@ def test_webhooks_cli_sets_shows_and_rotates(service_env, database_url):
     env["WEBHOOK_ALLOW_PRIVATE"] = "false"
     code, _, err = cli("set", "--tenant", "default", "--url", "http://127.0.0.1:9/other")
     assert code == 2 and "loopback" in err
+
+
+def test_settled_events_are_purged_after_retention_and_retry_window(make_app, receiver):
+    app = make_app(**FAST_RETRIES)
+    rt = app.extensions["ocr_runtime"]
+    client = app.test_client()
+    receiver.secret = configure(client, ADMIN_KEY, url=receiver.url)["secret"]
+    finished(rt, "old.png")
+    deliver_until(rt, lambda: receiver.accepted_ids())
+    receiver.mode = "error"
+    finished(rt, "unsettled.png")
+    with rt.db.session() as session:
+        session.execute(update(WebhookEvent).values(created_at=utcnow() - timedelta(hours=25)))
+        session.commit()
+    assert purge_finished(rt, 0)["webhook_events_removed"] == 1  # the delivered one; the pending one stays
+    with rt.db.session() as session:
+        assert session.scalars(select(WebhookEvent.upload_id)).all() != []
+        assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 0  # went with their event
+        assert [d.state for d in session.scalars(select(WebhookDelivery))] == ["pending"]
+
+
+def test_the_readme_snippet_verifies_a_signature_and_refuses_tampering():
+    from service.webhook_secrets import new_secret, signature_header
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Webhooks"):]
+    snippet = section[section.index("```python") + len("```python"):]
+    snippet = snippet[:snippet.index("```")]
+    assert len(snippet.strip().splitlines()) <= 10
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - README's own code, run as a receiver would
+    verify = namespace["verify"]
+    secret, body = new_secret(), b'{"id":"e1","type":"upload.processed"}'
+    header = signature_header(secret, int(time.time()), body)
+    assert verify(secret, header, body)
+    assert not verify(secret, header, body + b" ")
+    assert not verify(new_secret(), header, body)
+    assert not verify(secret, signature_header(secret, int(time.time()) - 3600, body), body)
+    assert not verify(secret, "garbage", body)
