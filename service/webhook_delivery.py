@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from migrations_runner import upgrade_to_head
 from service.runtime import Runtime, process_identity
 from service.webhook_secrets import SecretUnavailable, decrypt_secret, signature_header
 from service.webhook_targets import Target, TargetRefused, parse_url, resolve
+from service.webhooks import NEW_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,9 @@ def deliver_due(rt: Runtime, deliverer_id: str, pool: ThreadPoolExecutor | None 
 
 # --- the loop ------------------------------------------------------------------------------------------
 class Deliverer:
-    """Sends due deliveries until stopped; database outages back off and resume."""
+    """Sends due deliveries until stopped, WEBHOOK_CONCURRENCY at a time: a slot is refilled as soon
+    as its try ends, so one slow receiver never holds back the rest for a whole round. Database
+    outages back off and resume."""
 
     def __init__(self, rt: Runtime, deliverer_id: str | None = None) -> None:
         self.rt = rt
@@ -223,21 +226,38 @@ class Deliverer:
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _claim(self, free: int) -> list[int]:
+        upgrade_to_head(self.rt.db)
+        return claim_due(self.rt.db, self.deliverer_id, free, lease_for(self.rt.settings))
+
     def run(self) -> None:
+        settings = self.rt.settings
+        slots = settings["WEBHOOK_CONCURRENCY"]
+        in_flight: set[Future] = set()
         backoff = 0.0
-        with ThreadPoolExecutor(self.rt.settings["WEBHOOK_CONCURRENCY"], thread_name_prefix="webhook-send") as pool:
+        with ThreadPoolExecutor(slots, thread_name_prefix="webhook-send") as pool:
             while not self.stop_event.is_set():
+                NEW_EVENTS.clear()
                 try:
-                    upgrade_to_head(self.rt.db)
-                    sent = deliver_due(self.rt, self.deliverer_id, pool)
+                    claimed = self._claim(slots - len(in_flight)) if len(in_flight) < slots else []
                     backoff = 0.0
                 except Exception:  # noqa: BLE001 - the loop outlives a database outage or a bug in one round
                     backoff = min(30.0, max(1.0, backoff * 2))
-                    logger.exception("Webhook delivery round failed; retrying in %.0fs", backoff)
+                    logger.exception("Claiming webhook deliveries failed; retrying in %.0fs", backoff)
                     self.stop_event.wait(backoff)
                     continue
-                if not sent:
-                    self.stop_event.wait(self.rt.settings["WEBHOOK_POLL_INTERVAL_SECONDS"])
+                in_flight |= {pool.submit(attempt_delivery, self.rt, self.deliverer_id, d) for d in claimed}
+                if in_flight and len(in_flight) >= slots:
+                    done, in_flight = wait(in_flight, timeout=settings["WEBHOOK_POLL_INTERVAL_SECONDS"],
+                                           return_when=FIRST_COMPLETED)
+                else:
+                    if not claimed:  # nothing due: until an event is enqueued here, or the next poll
+                        NEW_EVENTS.wait(settings["WEBHOOK_POLL_INTERVAL_SECONDS"])
+                    done = {f for f in in_flight if f.done()}
+                    in_flight -= done
+                for future in done:
+                    if future.exception() is not None:  # its lease expires and the delivery is tried again
+                        logger.error("Webhook delivery failed to record: %r", future.exception())
         try:
             release(self.rt.db, self.deliverer_id)
         except Exception:  # noqa: BLE001 - unreachable database: the leases expire by themselves
@@ -250,6 +270,7 @@ class Deliverer:
 
     def stop(self) -> None:
         self.stop_event.set()
+        NEW_EVENTS.set()
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:

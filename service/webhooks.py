@@ -12,11 +12,12 @@ No URL, no event.
 """
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,9 @@ from service.webhook_secrets import encrypt_secret, new_secret
 from service.webhook_targets import TargetRefused, host_allowed, normalize_hosts, parse_url, resolve
 
 EVENT_TYPES = ("upload.processed", "upload.failed", "upload.corrected", "upload.reviewed")
+# Set when a transaction that enqueued an event commits: a deliverer in the same process (the
+# worker's) sends it at once instead of at its next poll. Other processes' deliverers poll.
+NEW_EVENTS = threading.Event()
 
 
 def key_scope(api_key_id: int | None) -> str:
@@ -190,6 +194,7 @@ def enqueue_upload_event(session: Session, upload: Upload, event_type: str,
     session.flush()  # the event before its delivery: PostgreSQL checks the foreign key at once
     session.add(WebhookDelivery(event_id=event_id, tenant_id=upload.tenant_id, config_id=config.id, url=url,
                                 state=DeliveryState.PENDING, next_attempt_at=now, window_started_at=now, created_at=now))
+    event.listen(session, "after_commit", lambda _session: NEW_EVENTS.set(), once=True)
     return event_id
 
 

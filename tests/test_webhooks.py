@@ -28,7 +28,7 @@ from service.access import create_key
 from service.housekeeping import purge_finished
 from service.jobs import MAX_CLAIM_ATTEMPTS, give_up_poison_uploads
 from service.results import finish_upload
-from service.webhook_delivery import backoff_seconds, deliver_due
+from service.webhook_delivery import Deliverer, backoff_seconds, deliver_due
 from service.webhook_targets import TargetRefused, parse_url, refusal
 from service.webhooks import save_config
 from tests.conftest import ISOLATED_ENV
@@ -356,3 +356,24 @@ def test_the_readme_snippet_verifies_a_signature_and_refuses_tampering():
     assert not verify(new_secret(), header, body)
     assert not verify(secret, signature_header(secret, int(time.time()) - 3600, body), body)
     assert not verify(secret, "garbage", body)
+
+
+def test_the_deliverer_thread_sends_as_soon_as_an_outcome_commits(make_app, receiver):
+    app = make_app(**FAST_RETRIES, WEBHOOK_POLL_INTERVAL_SECONDS=30)  # only the commit's wake-up can be this fast
+    rt = app.extensions["ocr_runtime"]
+    client = app.test_client()
+    receiver.secret = configure(client, ADMIN_KEY, url=receiver.url)["secret"]
+    deliverer = Deliverer(rt, "webhooks:test")
+    deliverer.start()
+    try:
+        time.sleep(0.3)  # its first look found nothing; now it waits for 30 s or a wake-up
+        started = time.monotonic()
+        finished(rt, "fast.png")
+        wait = time.monotonic()
+        while not receiver.accepted_ids() and time.monotonic() - started < 10:
+            time.sleep(0.01)
+        assert receiver.accepted_ids() and time.monotonic() - wait < 2
+    finally:
+        deliverer.stop()
+        deliverer.join(10)
+    assert not deliverer._thread.is_alive()

@@ -5,8 +5,11 @@ comes back answering 500 (repeats), then 200: every event arrives, none is lost,
 same id and bytes, and another tenant sees none of it. On SQLite and PostgreSQL."""
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,6 +23,7 @@ from tools.receipt_generator import generate_receipt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "bootstrap-admin-key-for-webhook-e2e-31"
 HEADERS = {"X-API-Key": ADMIN_KEY}
 SETTINGS = dict(API_KEYS=ADMIN_KEY, WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_TIMEOUT_SECONDS="2",
@@ -69,8 +73,16 @@ def wait_for(condition, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def ocr_worker(service):
-    return next(p for p in service.processes()[1:] if "worker" in " ".join(p.cmdline()))
+def start_worker(service, log_name):
+    """`python main.py worker` (OCR and, in its own thread, the deliverer) beside gunicorn, on the
+    service's settings; ready once its heartbeat says so."""
+    with open(service.storage_root.parent / f"{log_name}.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "main.py", "worker"], cwd=ROOT, env=service.env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    wait_for(lambda: any(w["pid"] == process.pid and w["state"] == "ready" for w in
+                         requests.get(f"{service.base}/api/status", headers=HEADERS, timeout=10).json()["worker"]["workers"]),
+             120, "the worker")
+    return process
 
 
 def test_every_event_arrives_once_accepted_through_hangs_outages_errors_and_a_killed_worker(tmp_path, database_url):
@@ -79,9 +91,12 @@ def test_every_event_arrives_once_accepted_through_hangs_outages_errors_and_a_ki
     other_key, _ = create_key(db, "other", role="admin")
     db.dispose()
     receiver = Receiver().start()
+    worker = None
     try:
-        with running_service(tmp_path / "storage", database_url, print_log_tail=True, **SETTINGS) as service:
+        with running_service(tmp_path / "storage", database_url, print_log_tail=True, WORKER_ENABLED="false",
+                             **SETTINGS) as service:
             base = service.base
+            worker = start_worker(service, "worker-1")
             configured = requests.put(f"{base}/api/webhooks/config", headers=HEADERS, json={"url": receiver.url},
                                       timeout=10).json()
             receiver.secret = configured["secret"]
@@ -102,12 +117,12 @@ def test_every_event_arrives_once_accepted_through_hangs_outages_errors_and_a_ki
             assert hanging_median <= 2 * healthy_median + 1.0, (healthy, hanging)
 
             # 3. The worker (and its deliverer) is killed with deliveries in flight; the receiver goes down.
-            killed = ocr_worker(service)
-            killed.send_signal(signal.SIGKILL)
+            worker.kill()  # SIGKILL: no clean-up, claims left behind
+            worker.wait(timeout=30)
             receiver.stop()
             receiver.mode = "ok"
+            worker = start_worker(service, "worker-2")
             later = [upload_and_wait(base, seed) for seed in (46, 47)]
-            assert ocr_worker(service).pid != killed.pid  # processed by the restarted worker
             wait_for(lambda: any("ConnectionError" in (h["error"] or "") for d in all_deliveries(base)
                                  for h in d["history"]), 60, "a refused attempt")
 
@@ -149,5 +164,35 @@ def test_every_event_arrives_once_accepted_through_hangs_outages_errors_and_a_ki
             assert resent.status_code == 200
             wait_for(lambda: len(receiver.requests_by_id()[listed[0]["event_id"]]) >= 2
                      and all_deliveries(base)[0]["state"] == "delivered", 30, "the resend")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+    finally:
+        receiver.stop()
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+
+
+def test_main_py_webhooks_deliver_runs_the_deliverer_alone(tmp_path, database_url):
+    receiver = Receiver().start()
+    try:
+        with running_service(tmp_path / "storage", database_url, WORKER_ENABLED="false", **SETTINGS) as service:
+            base = service.base
+            receiver.secret = requests.put(f"{base}/api/webhooks/config", headers=HEADERS, json={"url": receiver.url},
+                                           timeout=10).json()["secret"]
+            receipt = generate_receipt(50, variant="clean")
+            requests.post(f"{base}/api/upload", headers=HEADERS, timeout=30,
+                          files={"files": ("r.png", receipt.image_bytes, "image/png")}).raise_for_status()
+            batch = requests.post(f"{base}/api/ocr/process_batch", headers=HEADERS, json={}, timeout=300).json()
+            assert batch["files_processed"] == 1, batch
+            time.sleep(1.5)
+            assert [d["state"] for d in all_deliveries(base)] == ["pending"] and receiver.received == []  # no deliverer
+            alone = subprocess.Popen([sys.executable, "main.py", "webhooks", "deliver"], cwd=ROOT, env=service.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: [d["state"] for d in all_deliveries(base)] == ["delivered"], 60, "the delivery")
+                assert len(receiver.accepted_ids()) == 1
+            finally:
+                alone.send_signal(signal.SIGTERM)
+                assert alone.wait(timeout=30) == 0
     finally:
         receiver.stop()
