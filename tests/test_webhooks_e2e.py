@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -194,5 +195,36 @@ def test_main_py_webhooks_deliver_runs_the_deliverer_alone(tmp_path, database_ur
             finally:
                 alone.send_signal(signal.SIGTERM)
                 assert alone.wait(timeout=30) == 0
+    finally:
+        receiver.stop()
+
+
+def test_gunicorn_restarts_a_killed_ocr_worker_and_its_deliverer_resumes(tmp_path, database_url):
+    receiver = Receiver().start()
+    try:
+        with running_service(tmp_path / "storage", database_url, **SETTINGS) as service:
+            base = service.base
+            receiver.secret = requests.put(f"{base}/api/webhooks/config", headers=HEADERS, json={"url": receiver.url},
+                                           timeout=10).json()["secret"]
+            receiver.stop()  # down: the first event waits in the outbox
+            first, _ = upload_and_wait(base, 60)
+
+            def ocr_workers():
+                found = []
+                for process in service.processes()[1:]:
+                    try:
+                        if "worker" in " ".join(process.cmdline()):
+                            found.append(process)
+                    except psutil.Error:  # the killed one, a zombie until reaped
+                        pass
+                return found
+
+            killed = ocr_workers()[0]
+            killed.send_signal(signal.SIGKILL)
+            wait_for(lambda: [p.pid for p in ocr_workers()] not in ([], [killed.pid]), 60, "a new OCR worker")
+            receiver.start()
+            second, _ = upload_and_wait(base, 61)
+            wait_for(lambda: len(receiver.accepted_ids()) == 2, 60, "both events")
+            assert sorted(d["upload_id"] for d in all_deliveries(base)) == [first, second]
     finally:
         receiver.stop()
