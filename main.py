@@ -46,6 +46,8 @@ def serve() -> int:
 
 
 def run_worker() -> int:
+    import logging  # noqa: PLC0415
+
     from logging_setup import configure_logging  # noqa: PLC0415
     from service.runtime import Runtime  # noqa: PLC0415 - the worker's imports load onnxruntime
     from service.webhook_delivery import Deliverer  # noqa: PLC0415
@@ -56,7 +58,7 @@ def run_worker() -> int:
     rt = Runtime.from_settings(settings)
     worker = Worker(rt)
     # Webhooks go out from a thread of their own (with its own sending threads): OCR never waits on a receiver.
-    deliverer = Deliverer(rt, worker.worker_id.replace("worker:", "webhooks:", 1)) \
+    deliverer = Deliverer(rt, worker.worker_id.replace("worker:", "webhooks:", 1), outage_log_level=logging.DEBUG) \
         if settings["WEBHOOK_DELIVER_IN_WORKER"] else None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: (worker.stop(), deliverer and deliverer.stop()))

@@ -25,6 +25,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from database import Database, DeliveryState, WebhookAttempt, WebhookConfig, WebhookDelivery, WebhookEvent, database_now
 from migrations_runner import upgrade_to_head
@@ -54,8 +55,10 @@ class _PinnedAdapter(HTTPAdapter):
                                  assert_hostname=self._host_name, **pool_kwargs)
 
 
-def post_to(target: Target, address: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST `body` to the target at `address`; the status code. Redirects are not followed."""
+def post_to(target: Target, address: str, body: bytes, headers: dict[str, str], timeout: float,
+            verify: bool | str = True) -> int:
+    """POST `body` to the target at `address`; the status code. Redirects are not followed.
+    `verify`: requests' certificate check (True: the system's CAs; a path: those CAs, for tests)."""
     literal = f"[{address}]" if ":" in address else address
     default_port = 443 if target.scheme == "https" else 80
     host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
@@ -66,7 +69,7 @@ def post_to(target: Target, address: str, body: bytes, headers: dict[str, str], 
         session.mount(f"{target.scheme}://", _PinnedAdapter(target.host))
         with session.post(f"{target.scheme}://{literal}:{target.port}{target.path}", data=body,
                           headers={**headers, "Host": host_header}, timeout=(timeout, timeout),
-                          allow_redirects=False, stream=True) as response:
+                          allow_redirects=False, stream=True, verify=verify) as response:
             response.raw.read(4096, decode_content=False)  # enough to end the exchange; the body is not ours
             return response.status_code
 
@@ -220,9 +223,11 @@ class Deliverer:
     as its try ends, so one slow receiver never holds back the rest for a whole round. Database
     outages back off and resume."""
 
-    def __init__(self, rt: Runtime, deliverer_id: str | None = None) -> None:
+    def __init__(self, rt: Runtime, deliverer_id: str | None = None, outage_log_level: int = logging.WARNING) -> None:
         self.rt = rt
         self.deliverer_id = deliverer_id or process_identity("webhooks")
+        # Inside the worker process its loop already reports a database outage; alone, this one does.
+        self.outage_log_level = outage_log_level
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -241,9 +246,13 @@ class Deliverer:
                 try:
                     claimed = self._claim(slots - len(in_flight)) if len(in_flight) < slots else []
                     backoff = 0.0
-                except Exception:  # noqa: BLE001 - the loop outlives a database outage or a bug in one round
+                except Exception as exc:  # noqa: BLE001 - the loop outlives a database outage or a bug in one round
                     backoff = min(30.0, max(1.0, backoff * 2))
-                    logger.exception("Claiming webhook deliveries failed; retrying in %.0fs", backoff)
+                    if isinstance(exc, (DBAPIError, OSError)):
+                        logger.log(self.outage_log_level, "Database unavailable for webhook delivery (%s); retrying "
+                                   "in %.0fs", type(exc).__name__, backoff)
+                    else:
+                        logger.exception("Claiming webhook deliveries failed; retrying in %.0fs", backoff)
                     self.stop_event.wait(backoff)
                     continue
                 in_flight |= {pool.submit(attempt_delivery, self.rt, self.deliverer_id, d) for d in claimed}

@@ -8,10 +8,11 @@ import json
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 from sqlalchemy import func, select, update
 
@@ -28,8 +29,9 @@ from service.access import create_key
 from service.housekeeping import purge_finished
 from service.jobs import MAX_CLAIM_ATTEMPTS, give_up_poison_uploads
 from service.results import finish_upload
-from service.webhook_delivery import Deliverer, backoff_seconds, deliver_due
-from service.webhook_targets import TargetRefused, parse_url, refusal
+from service.webhook_delivery import Deliverer, backoff_seconds, deliver_due, event_body, post_to
+from service.webhook_secrets import signature_header
+from service.webhook_targets import Target, TargetRefused, parse_url, refusal
 from service.webhooks import save_config
 from tests.conftest import ISOLATED_ENV
 from tests.webhook_receiver import Receiver
@@ -377,3 +379,50 @@ def test_the_deliverer_thread_sends_as_soon_as_an_outcome_commits(make_app, rece
         deliverer.stop()
         deliverer.join(10)
     assert not deliverer._thread.is_alive()
+
+
+def _certificates(directory, host):
+    """A test CA and a certificate it signed for `host`: (CA file, certificate file, key file)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook test CA")])
+
+    def build(subject, public_key, extension):
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public_key)
+                .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
+                .not_valid_after(now + timedelta(hours=1)).add_extension(extension, critical=False)
+                .sign(ca_key, hashes.SHA256()))
+
+    ca = build(ca_name, ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=None))
+    leaf = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]), key.public_key(),
+                 x509.SubjectAlternativeName([x509.DNSName(host)]))
+    files = [directory / name for name in ("ca.pem", "cert.pem", "key.pem")]
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return [str(f) for f in files]
+
+
+def test_https_goes_to_the_checked_address_and_still_verifies_the_host_name(tmp_path):
+    ca, certificate, key = _certificates(tmp_path, "hooks.test")
+    receiver = Receiver(secret="whsec_test").start(tls=(certificate, key))
+    try:
+        body = event_body({"id": "e-tls", "type": "upload.processed"})
+        headers = {"Content-Type": "application/json", "X-Webhook-Id": "e-tls",
+                   "X-Signature": signature_header("whsec_test", int(time.time()), body)}
+        # hooks.test resolves nowhere: the connection goes to the address given, TLS checks the name.
+        target = Target("https", "hooks.test", receiver.port, "/ocr")
+        assert post_to(target, "127.0.0.1", body, headers, 5, verify=ca) == 200
+        assert receiver.received[0]["valid"] and receiver.received[0]["host"] == f"hooks.test:{receiver.port}"
+        with pytest.raises(requests.exceptions.SSLError):  # a certificate for another name is refused
+            post_to(Target("https", "other.test", receiver.port, "/ocr"), "127.0.0.1", body, headers, 5, verify=ca)
+        with pytest.raises(requests.exceptions.SSLError):  # and so is one no trusted CA signed
+            post_to(target, "127.0.0.1", body, headers, 5)
+    finally:
+        receiver.stop()

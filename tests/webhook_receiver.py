@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +32,8 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/ocr"
 
-    def start(self) -> "Receiver":
+    def start(self, tls: tuple[str, str] | None = None) -> "Receiver":
+        """Listening (again, on the same port once it had one); `tls`: (certificate, key) files for HTTPS."""
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,6 +49,7 @@ class Receiver:
                 valid = receiver.secret is not None and verify(receiver.secret, self.headers.get("X-Signature", ""), body)
                 with receiver.lock:
                     receiver.received.append({"id": event["id"], "header_id": self.headers.get("X-Webhook-Id"),
+                                              "host": self.headers.get("Host"),
                                               "event": event, "body": body, "valid": valid, "mode": receiver.mode})
                 status = 200 if receiver.mode == "ok" and valid else 500 if receiver.mode == "error" else 401
                 self.send_response(status)
@@ -57,6 +60,10 @@ class Receiver:
         self.release.clear()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
