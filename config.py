@@ -110,6 +110,16 @@ class Settings(BaseSettings):
     CLAIM_LEASE_SECONDS: int = Field(300, ge=1, le=86400)
     INBOX_ADOPT_MIN_AGE_SECONDS: float = Field(5.0, ge=0, le=86400)
     PRELOAD_MODELS: bool = True
+    # Webhooks
+    WEBHOOK_ALLOW_PRIVATE: bool = False
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=60)
+    WEBHOOK_RETRY_HOURS: float = Field(24.0, gt=0, le=24 * 30)
+    WEBHOOK_BACKOFF_BASE_SECONDS: float = Field(10.0, gt=0, le=86400)
+    WEBHOOK_BACKOFF_MAX_SECONDS: float = Field(3600.0, gt=0, le=86400)
+    WEBHOOK_POLL_INTERVAL_SECONDS: float = Field(1.0, gt=0, le=3600)
+    WEBHOOK_CONCURRENCY: int = Field(4, ge=1, le=64)
+    WEBHOOK_DELIVER_IN_WORKER: bool = True
+    WEBHOOK_SECRETS_KEY: str | None = None
     # OCR engine
     OCR_DEFAULT_PROFILE: str = "ultra_rapido"
     OCR_MODELS_DIR: Path = Field(BASE_DIR / "models", validation_alias=AliasChoices("OCR_MODELS_DIR", "ONNXTR_CACHE_DIR"))

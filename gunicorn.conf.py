@@ -10,12 +10,13 @@ inherited by every web process and the OCR worker; the files of a process that e
 """
 import glob
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import psutil  # noqa: E402
 
 # Every global here named like a gunicorn setting is read as one ("config" is): import under another name.
 import config as service_config  # noqa: E402
@@ -98,7 +99,7 @@ class WorkerSupervisor:
     """Keeps one OCR worker process running beside the gunicorn master."""
 
     def __init__(self) -> None:
-        self.process = None
+        self.process = None  # a psutil.Process
         self.stopping = threading.Event()
         self.thread = None
 
@@ -109,8 +110,12 @@ class WorkerSupervisor:
 
     def _spawn(self):
         env = dict(os.environ, OCR_WORKER_PARENT_PID=str(os.getpid()))
-        # Its own session: a terminal's Ctrl-C reaches the master only, which then stops it in order.
-        return subprocess.Popen([sys.executable, MAIN, "worker"], env=env, start_new_session=True)
+        # posix_spawn, not subprocess.Popen: Popen waits on a pipe until the child has exec'd, and a
+        # web worker the master forks meanwhile inherits that pipe and holds it for its whole life,
+        # so Popen never returned and a dead OCR worker was never restarted. setsid: its own
+        # session, so a terminal's Ctrl-C reaches the master only, which then stops it in order.
+        pid = os.posix_spawn(sys.executable, [sys.executable, MAIN, "worker"], env, setsid=True)
+        return psutil.Process(pid)
 
     def _supervise(self) -> None:
         backoff = 1.0
@@ -118,11 +123,11 @@ class WorkerSupervisor:
             started = time.monotonic()
             self.process = self._spawn()
             self.log.info("OCR worker started (pid %s)", self.process.pid)
+            # None when the master's SIGCHLD handler reaped it first.
             code = self.process.wait()
             _mark_dead(self.process.pid)
             if self.stopping.is_set():
                 return
-            # The master's SIGCHLD handler may reap the child first; then the code reads 0.
             self.log.warning("OCR worker (pid %s) exited with %s; restarting in %.0fs", self.process.pid, code, backoff)
             if self.stopping.wait(backoff):
                 return
@@ -131,13 +136,15 @@ class WorkerSupervisor:
     def stop(self) -> None:
         self.stopping.set()
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None or not process.is_running():
             return
-        process.terminate()
         try:
+            process.terminate()
             process.wait(timeout=graceful_timeout)
-        except subprocess.TimeoutExpired:
+        except psutil.TimeoutExpired:
             process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 _supervisor = WorkerSupervisor()

@@ -7,6 +7,9 @@
     python main.py keys create --tenant NAME [--role client|admin] [--name LABEL]
                                            a new API key, printed once (stored only as a hash)
     python main.py keys list | keys revoke ID
+    python main.py webhooks set --tenant NAME [--key-id ID] [--url URL | --no-url] [--allowed-host H ...]
+                               [--rotate-secret]     a tenant's (or key's) webhook; a new secret is printed once
+    python main.py webhooks show --tenant NAME | webhooks deliver (the deliverer alone)
     python main.py extract PATH [PATH...] [--profile P]
                                            OCR + extraction of files or directories without the
                                            server or a database; one JSON line per file as it finishes
@@ -43,16 +46,42 @@ def serve() -> int:
 
 
 def run_worker() -> int:
+    import logging  # noqa: PLC0415
+
     from logging_setup import configure_logging  # noqa: PLC0415
     from service.runtime import Runtime  # noqa: PLC0415 - the worker's imports load onnxruntime
+    from service.webhook_delivery import Deliverer  # noqa: PLC0415
     from worker import Worker  # noqa: PLC0415
 
     settings = config.load_settings()
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
-    worker = Worker(Runtime.from_settings(settings))
+    rt = Runtime.from_settings(settings)
+    worker = Worker(rt)
+    # Webhooks go out from a thread of their own (with its own sending threads): OCR never waits on a receiver.
+    deliverer = Deliverer(rt, worker.worker_id.replace("worker:", "webhooks:", 1), outage_log_level=logging.DEBUG) \
+        if settings["WEBHOOK_DELIVER_IN_WORKER"] else None
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
+        signal.signal(signum, lambda *_: (worker.stop(), deliverer and deliverer.stop()))
+    if deliverer is not None:
+        deliverer.start()
     worker.run()
+    if deliverer is not None:
+        deliverer.stop()
+        deliverer.join(timeout=settings["WEBHOOK_TIMEOUT_SECONDS"] * 2 + 5)
+    return 0
+
+
+def run_deliverer() -> int:
+    from logging_setup import configure_logging  # noqa: PLC0415
+    from service.runtime import Runtime  # noqa: PLC0415
+    from service.webhook_delivery import Deliverer  # noqa: PLC0415
+
+    settings = config.load_settings()
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    deliverer = Deliverer(Runtime.from_settings(settings))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: deliverer.stop())
+    deliverer.run()
     return 0
 
 
@@ -106,6 +135,39 @@ def keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def webhooks(args: argparse.Namespace) -> int:
+    if args.webhooks_command == "deliver":
+        return run_deliverer()
+    from service.webhook_secrets import SecretUnavailable  # noqa: PLC0415
+    from service.webhook_targets import TargetRefused  # noqa: PLC0415
+    from service.webhooks import config_view, save_config, tenant_configs, tenant_id_named  # noqa: PLC0415
+
+    db = _migrated_database()
+    settings = config.load_settings()
+    try:
+        tenant = tenant_id_named(db, args.tenant)
+        if args.webhooks_command == "show":
+            for entry in tenant_configs(db, tenant):
+                print(json.dumps(config_view(entry)))
+            return 0
+        changes: dict[str, Any] = {}
+        if args.url is not None or args.no_url:
+            changes["url"] = None if args.no_url else args.url
+        if args.allowed_host is not None:
+            changes["allowed_hosts"] = args.allowed_host
+        saved = save_config(db, settings, tenant, args.key_id, rotate_secret=args.rotate_secret, **changes)
+        answer = {"success": True, "config": config_view(saved.config)}
+        if saved.secret is not None:
+            answer.update(secret=saved.secret, note="shown once; --rotate-secret makes a new one")
+        print(json.dumps(answer))
+    except (TargetRefused, SecretUnavailable) as exc:
+        print(f"webhooks: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
 def image_paths(arguments: list[str]) -> Iterator[Path]:
     """Files as given, and the files inside each directory (sorted, hidden ones skipped, not recursive)."""
     for argument in arguments:
@@ -136,6 +198,19 @@ def cli(argv: list[str]) -> int:
     create_cmd.add_argument("--name", default=None, help="a label for the key")
     keys_cmd.add_parser("list", help="every key: id, tenant, role, label, prefix, revoked")
     keys_cmd.add_parser("revoke", help="revoke a key by id").add_argument("id", type=int)
+    hooks_cmd = commands.add_parser("webhooks", help="webhook configuration and delivery").add_subparsers(
+        dest="webhooks_command", required=True)
+    set_cmd = hooks_cmd.add_parser("set", help="create or change a tenant's (or key's) webhook configuration")
+    set_cmd.add_argument("--tenant", required=True, help="tenant name")
+    set_cmd.add_argument("--key-id", type=int, default=None, help="configure this key of the tenant instead")
+    set_cmd.add_argument("--url", default=None, help="callback URL (http or https)")
+    set_cmd.add_argument("--no-url", action="store_true", help="remove the callback URL")
+    set_cmd.add_argument("--allowed-host", action="append", default=None,
+                         help="a host a per-upload callback_url may name (repeat; replaces the list)")
+    set_cmd.add_argument("--rotate-secret", action="store_true", help="a new signing secret, printed once")
+    hooks_cmd.add_parser("show", help="a tenant's webhook configurations (never the secret)").add_argument(
+        "--tenant", required=True)
+    hooks_cmd.add_parser("deliver", help="run the webhook deliverer alone, until stopped")
     extract_cmd = commands.add_parser("extract", help="OCR and extract fields from image files or directories")
     extract_cmd.add_argument("images", nargs="+", help="image files, or directories of them")
     extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_PROFILES))
@@ -146,6 +221,8 @@ def cli(argv: list[str]) -> int:
         return migrate()
     if args.command == "keys":
         return keys(args)
+    if args.command == "webhooks":
+        return webhooks(args)
     if args.command == "extract":
         return extract(args.images, args.profile)
     return serve()

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.auth import admin_only
+from api.auth import admin_only, principal
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, review_filter_arg, runtime, tenant_id
 from database import Upload, UploadStatus, iso
@@ -18,6 +18,8 @@ from service.image_check import inspect_image
 from service.queries import ReviewFilter, uploads_with_status
 from service.rate_limit import acquire_quota
 from service.uploads import store_uploads
+from service.webhook_targets import TargetRefused
+from service.webhooks import UploadRoute, route_for_upload
 from storage import UploadRejected, display_name, validate_metadata
 
 blueprint = Blueprint("uploads", __name__)
@@ -76,6 +78,7 @@ def upload_files() -> Response:
     except UploadRejected as exc:
         raise ApiError(exc.status, exc.code, exc.message, details={"field": exc.field}) from None
 
+    route = _webhook_route()
     staged_files = []
     try:
         entries = []
@@ -103,7 +106,7 @@ def upload_files() -> Response:
                 record_response(session, tenant, key, _upload_payload(uploads))
 
         try:
-            stored = store_uploads(rt, entries, metadata, tenant, before_commit=remember)
+            stored = store_uploads(rt, entries, metadata, tenant, route, before_commit=remember)
         except BaseException as exc:
             if key is not None:
                 abandon(rt, tenant, key)
@@ -153,6 +156,16 @@ def _hold_key(rt: Any, key: str, print_: str) -> dict[str, Any] | None:
     except KeyInProgress:
         raise ApiError(409, "idempotency_key_in_progress", "A request with this Idempotency-Key is still being "
                        "stored; retry shortly", retry_after=1, details={"field": "Idempotency-Key"}) from None
+
+
+def _webhook_route() -> UploadRoute | None:
+    """Where this upload's webhooks go: the `callback_url` form field (a host the tenant registered)
+    and the key's own webhook configuration; None for the tenant's plain configuration."""
+    callback_url = request.form.get("callback_url") or None
+    try:
+        return route_for_upload(runtime().db, tenant_id(), principal().key_id, callback_url)
+    except TargetRefused as exc:
+        raise ApiError(400, exc.code, exc.message, details={"field": "callback_url"}) from None
 
 
 def _list_files(statuses: tuple[str, ...], filtered: bool = False) -> Response:

@@ -31,10 +31,21 @@ from database.models import (
     WorkerState,
 )
 from database.reviews import Correction, IdempotencyKey, Review, ReviewState
+from database.webhooks import (
+    TENANT_SCOPE,
+    DeliveryState,
+    WebhookAttempt,
+    WebhookConfig,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookUploadRoute,
+)
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_SECONDS", "Base", "Database", "JSONType", "database_now", "iso", "make_engine", "utcnow",
     "DEFAULT_TENANT_ID", "DEFAULT_TENANT_NAME", "RESULT_TEXT_FIELDS", "ApiKey", "Batch", "BatchState", "Payment",
     "RateLimit", "Result", "Role", "Tenant", "Upload", "UploadStatus", "WorkerState",
     "Correction", "IdempotencyKey", "Review", "ReviewState",
+    "TENANT_SCOPE", "DeliveryState", "WebhookAttempt", "WebhookConfig", "WebhookDelivery", "WebhookEvent",
+    "WebhookUploadRoute",
 ]

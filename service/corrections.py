@@ -26,6 +26,7 @@ from service.access import Principal
 from service.results import set_field_columns
 from service.reuse import flag_reuse
 from service.runtime import Runtime
+from service.webhooks import enqueue_upload_event
 from validador_ocr import ValidadorOCR
 
 MAX_NOTE_CHARS = 2000
@@ -68,11 +69,13 @@ def actor_name(rt: Runtime, principal: Principal | None) -> str:
     return name or f"key:{principal.key_id}"
 
 
-def on_upload_changed(session: Session, upload: Upload, event: str) -> None:
+def on_upload_changed(session: Session, upload: Upload, event: str, document: dict[str, Any] | None = None) -> None:
     """Called inside the transaction of every correction (`upload.corrected`) and review
-    (`upload.reviewed`), before its commit. The place where, at merge time, the webhooks branch's
-    `service.webhooks.enqueue_upload_event(session, upload, event)` and, after a correction, the
-    recon branch's reconciliation of the upload are called."""
+    (`upload.reviewed`), before its commit: the webhook event is written with the change, so a
+    receiver hears of every change that committed and of none that did not."""
+    if document is None:
+        document = session.scalar(select(Result.document).where(Result.upload_id == upload.id))
+    enqueue_upload_event(session, upload, event, document)
 
 
 def read_values(values: Any) -> dict[str, str | None]:
@@ -153,7 +156,7 @@ def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[
         set_field_columns(row, document["extracted_fields"])
         rewritten = [row, *flag_reuse(session, rt.settings, upload, row)]
         rewritten += _recheck_flagged_after(session, rt.settings, upload, actor, iso(now))
-        on_upload_changed(session, upload, "upload.corrected")
+        on_upload_changed(session, upload, "upload.corrected", document)
         session.flush()
         for result in {id(r): r for r in rewritten}.values():
             rt.storage.write_result(result.filename, result.document)

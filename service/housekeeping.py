@@ -10,14 +10,30 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
-from database import DEFAULT_TENANT_ID, Batch, BatchState, Payment, RateLimit, Result, Upload, UploadStatus, WorkerState, iso, utcnow
+from database import (
+    DEFAULT_TENANT_ID,
+    Batch,
+    BatchState,
+    DeliveryState,
+    Payment,
+    RateLimit,
+    Result,
+    Upload,
+    UploadStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WorkerState,
+    iso,
+    utcnow,
+)
 from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
 from service.results import original_or_duplicate
 from service.runtime import Runtime
+from service.webhooks import enqueue_upload_event
 from storage import (
     STATUS_DIRECTORY,
     UploadRejected,
@@ -88,6 +104,9 @@ def _adopt(rt: Runtime, path: Any) -> bool:
             upload.error_code, upload.error_message = error.code, error.message
         session.add(upload)
         try:
+            session.flush()
+            if error is not None:  # failed as it is registered: its event commits with it
+                enqueue_upload_event(session, upload, "upload.failed")
             session.commit()
         except IntegrityError:
             session.rollback()
@@ -170,6 +189,13 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
             Payment.created_at < now - timedelta(days=rt.settings["PAYMENT_MEMORY_DAYS"]))).rowcount
         session.execute(delete(WorkerState).where(WorkerState.heartbeat_at < now - timedelta(days=1)))
         keys_expired = purge_expired_keys(session)
+        # Webhook events (their deliveries and attempts go with them) once settled and past both the
+        # file retention and the retry window: the deliveries list keeps what a client can still act on.
+        unsettled = exists().where(WebhookDelivery.event_id == WebhookEvent.id,
+                                   WebhookDelivery.state.notin_(DeliveryState.FINISHED))
+        webhook_events_removed = session.execute(delete(WebhookEvent).where(
+            WebhookEvent.created_at < now - timedelta(hours=max(retention_hours, rt.settings["WEBHOOK_RETRY_HOURS"])),
+            ~unsettled).execution_options(synchronize_session=False)).rowcount
         session.commit()
     orphans, orphan_bytes = _remove_orphan_files(rt, cutoff)
     stale_temp = rt.storage.stale_temp_files(time.time() - max(retention_hours * 3600, MIN_TEMP_AGE_SECONDS))
@@ -183,6 +209,7 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
         "batches_removed": batches_removed,
         "payments_forgotten": payments_forgotten,
         "idempotency_keys_expired": keys_expired,
+        "webhook_events_removed": webhook_events_removed,
         "orphan_files_removed": orphans,
         "temp_files_removed": len(stale_temp),
         "uncommitted_uploads_removed": interrupted,

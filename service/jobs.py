@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 
 from database import Batch, BatchState, Database, Result, Upload, UploadStatus, WorkerState, database_now
 from service.runtime import Runtime, new_request_id
+from service.webhooks import enqueue_upload_event
 from storage import remove_file
 
 logger = logging.getLogger(__name__)
@@ -156,14 +157,18 @@ def give_up_poison_uploads(rt: Runtime) -> int:
     """Rows that failed MAX_CLAIM_ATTEMPTS rounds (or killed as many workers) are errors, not work."""
     with rt.db.session() as session:
         now = database_now(session)
-        names = session.scalars(
+        given_up = session.scalars(
             update(Upload)
             .where(_retryable(now), Upload.attempts >= MAX_CLAIM_ATTEMPTS)
             .values(status=UploadStatus.ERROR, processed_at=now, claimed_by=None, lease_expires_at=None,
                     error_code="too_many_attempts",
                     error_message=f"Processing was interrupted {MAX_CLAIM_ATTEMPTS} times")
-            .returning(Upload.stored_name)
+            .returning(Upload.id)
         ).all()
+        names = []
+        for upload in session.scalars(select(Upload).where(Upload.id.in_(given_up))).all() if given_up else []:
+            enqueue_upload_event(session, upload, "upload.failed")  # in the transaction that fails it
+            names.append(upload.stored_name)
         session.commit()
     for name in names:
         rt.storage.move(name, "errors")

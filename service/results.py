@@ -19,6 +19,7 @@ import metrics
 from database import RESULT_TEXT_FIELDS, Result, Upload, UploadStatus, iso, utcnow
 from service.reuse import flag_reuse
 from service.runtime import Runtime
+from service.webhooks import enqueue_upload_event
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
         repointed = flag_reuse(session, rt.settings, upload, row)
         session.add(row)
         session.flush()
+        # The event commits with the outcome or not at all (the outbox): never one without the other.
+        finished = session.get(Upload, upload.id)
+        enqueue_upload_event(session, finished, "upload.failed" if failed else "upload.processed", row.document)
         rt.storage.write_result(upload.stored_name, row.document)
         for other in repointed:
             rt.storage.write_result(other.filename, other.document)

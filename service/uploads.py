@@ -10,6 +10,7 @@ from database import DEFAULT_TENANT_ID, Upload
 from service.results import original_or_duplicate
 from service.runtime import Runtime
 from service.wakeup import announce_new_work
+from service.webhooks import UploadRoute, add_upload_route
 from storage import UploadRejected, build_stored_name
 
 NAME_ATTEMPTS = 1000
@@ -28,7 +29,7 @@ def _free_name(session: Any, rt: Runtime, metadata: dict[str, str], extension: s
 
 
 def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dict[str, str],
-                  tenant_id: int = DEFAULT_TENANT_ID,
+                  tenant_id: int = DEFAULT_TENANT_ID, route: UploadRoute | None = None,
                   before_commit: Callable[[Any, list[Upload]], None] | None = None) -> list[Upload]:
     """Records and files of one request, all or nothing.
 
@@ -48,6 +49,7 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                                     tenant_id=tenant_id, **original_or_duplicate(session, tenant_id, item.sha256))
                     session.add(upload)
                     session.flush()
+                    add_upload_route(session, upload, route)  # where its webhooks go, with the upload itself
                     rt.storage.publish(item, name)
                     published.append((item, name))
                     uploads.append(upload)

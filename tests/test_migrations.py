@@ -203,3 +203,58 @@ def test_concurrent_start_ups_migrate_once(empty_database_url, tmp_path):
     db = Database(empty_database_url)
     assert schema_differences(db) == []
     db.dispose()
+
+
+WEBHOOK_TABLES = ("webhook_configs", "webhook_upload_routes", "webhook_events", "webhook_deliveries", "webhook_attempts")
+
+
+def test_webhook_rows_survive_the_upgrade_to_head(empty_database_url):
+    """Rows in every table of 0004_webhooks are still there, unchanged, once later revisions ran."""
+    from alembic import command
+
+    from migrations_runner import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0004_webhooks")
+    tables = MetaData()
+    tables.reflect(engine, only=("uploads", "api_keys", *WEBHOOK_TABLES))
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(tables.tables["api_keys"].insert(), [{
+            "tenant_id": 1, "role": "admin", "name": "bot", "key_hash": "h" * 64, "key_prefix": "ocrk_x", "created_at": now}])
+        connection.execute(tables.tables["uploads"].insert(), [{
+            "stored_name": "w.png", "original_name": "w.png", "sha256": "c" * 64, "size_bytes": 1, "metadata": {},
+            "source": "upload", "status": "processed", "created_at": now, "attempts": 1, "tenant_id": 1}])
+        connection.execute(tables.tables["webhook_configs"].insert(), [
+            {"tenant_id": 1, "scope": "tenant", "url": "https://hooks.example.org/ocr", "allowed_hosts": ["a.example"],
+             "secret_encrypted": "gAAAA-encrypted", "secret_prefix": "whsec_abcdef", "secret_rotated_at": now,
+             "created_at": now, "updated_at": now},
+            {"tenant_id": 1, "scope": "key:1", "api_key_id": 1, "url": None, "allowed_hosts": [],
+             "secret_encrypted": "gAAAA-other", "secret_prefix": "whsec_ghijkl", "secret_rotated_at": now,
+             "created_at": now, "updated_at": now}])
+        connection.execute(tables.tables["webhook_upload_routes"].insert(), [
+            {"upload_id": 1, "tenant_id": 1, "api_key_id": 1, "callback_url": "https://a.example/x?ñ=1"}])
+        connection.execute(tables.tables["webhook_events"].insert(), [
+            {"id": "0b7c6f1e-2f0a-4c52-9d8e-3f1d2a4b5c6d", "tenant_id": 1, "upload_id": 1, "type": "upload.processed",
+             "payload": {"id": "0b7c6f1e-2f0a-4c52-9d8e-3f1d2a4b5c6d", "data": {"nombre": "Añá"}}, "created_at": now}])
+        connection.execute(tables.tables["webhook_deliveries"].insert(), [
+            {"event_id": "0b7c6f1e-2f0a-4c52-9d8e-3f1d2a4b5c6d", "tenant_id": 1, "config_id": 1,
+             "url": "https://hooks.example.org/ocr", "state": "pending", "attempts": 1, "next_attempt_at": now,
+             "window_started_at": now, "last_status_code": 503, "last_error": "HTTP 503", "created_at": now}])
+        connection.execute(tables.tables["webhook_attempts"].insert(), [
+            {"delivery_id": 1, "attempted_at": now, "status_code": 503, "error": "HTTP 503", "duration_ms": 12.5}])
+    engine.dispose()
+    webhook_only = MetaData()
+    for name in WEBHOOK_TABLES:
+        tables.tables[name].to_metadata(webhook_only)
+    before_db = Database(empty_database_url)
+    before = _contents(before_db, webhook_only)
+    before_db.dispose()
+    assert all(before.values())
+
+    db = Database(empty_database_url)
+    upgrade_to_head(db)
+    assert _contents(db, webhook_only) == before
+    assert schema_differences(db) == []
+    db.dispose()
