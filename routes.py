@@ -9,17 +9,19 @@ State lives in the database, so any web process (or host) can answer for work an
     api/ops.py       GET /status, /health, /health/live, /health/ready, /config,
                      /config/extraction_rules, /metrics, /metrics/batch
     api/retries.py   POST /uploads/<id>/retry, POST /batches/<request_id>/retry (admin)
+    api/statements.py POST/GET /statements, GET /statements/<id>/movements,
+                     GET /conciliacion/no_conciliados, GET /conciliacion/resumen
 """
 from __future__ import annotations
 
 from flask import Blueprint
 
-from api import batches, ops, results, retries, uploads
+from api import batches, ops, results, retries, statements, uploads
 from api.errors import ApiError
 from api.ops import prometheus_metrics
 
 api = Blueprint("api", __name__, url_prefix="/api")
-for part in (uploads, batches, results, ops, retries):
+for part in (uploads, batches, results, ops, retries, statements):
     api.register_blueprint(part.blueprint)
 
 __all__ = ["ApiError", "api", "prometheus_metrics"]

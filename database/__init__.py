@@ -30,9 +30,11 @@ from database.models import (
     UploadStatus,
     WorkerState,
 )
+from database.statements import BankStatement, Conciliacion, StatementMovement
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_SECONDS", "Base", "Database", "JSONType", "database_now", "iso", "make_engine", "utcnow",
     "DEFAULT_TENANT_ID", "DEFAULT_TENANT_NAME", "RESULT_TEXT_FIELDS", "ApiKey", "Batch", "BatchState", "Payment",
     "RateLimit", "Result", "Role", "Tenant", "Upload", "UploadStatus", "WorkerState",
+    "BankStatement", "Conciliacion", "StatementMovement",
 ]

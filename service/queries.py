@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, exists, func, select
 
-from database import Batch, BatchState, Result, Upload
+from database import Batch, BatchState, Conciliacion, Result, Upload
 from service.monitoring import counts_by
 from service.runtime import Runtime
 
@@ -66,6 +66,7 @@ class ResultFilter:
     request_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    conciliacion: str | None = None  # the receipt's reconciliation state
 
     def apply(self, query: Any) -> Any:
         query = query.where(Result.tenant_id == self.tenant_id)
@@ -75,6 +76,9 @@ class ResultFilter:
             query = query.where(Result.created_at >= self.since)
         if self.until:
             query = query.where(Result.created_at <= self.until)
+        if self.conciliacion:
+            query = query.where(exists().where(Conciliacion.upload_id == Result.upload_id,
+                                               Conciliacion.estado == self.conciliacion))
         return query
 
 
