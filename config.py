@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     # Reconciliation with bank statements
     RECONCILIATION_DATE_WINDOW_DAYS: int = Field(1, ge=0, le=31)
     STATEMENT_MAX_FILE_MB: int = Field(10, ge=1, le=1024)
+    STATEMENT_FORMATS_DIR: Path = BASE_DIR / "config" / "statements"
 
     @field_validator("API_KEYS", "CORS_ORIGINS", "EXTRACTION_REQUIRED_FIELDS", mode="before")
     @classmethod

@@ -12,7 +12,6 @@ from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
 from database import utcnow
 from reconciliation import AUTO, StatementError
-from reconciliation.spec import load_specs
 from service.blocking import run_blocking
 from service.statement_queries import (
     daily_summary,
@@ -23,7 +22,7 @@ from service.statement_queries import (
     statements_page,
     unmatched_credits_page,
 )
-from service.statements import parse, store_statement
+from service.statements import formats, parse, store_statement
 from storage import display_name
 
 blueprint = Blueprint("statements", __name__)
@@ -52,7 +51,7 @@ def _statement_file() -> tuple[str, bytes]:
 
 def _format_arg() -> str:
     format_id = (request.form.get("format") or AUTO).strip()
-    known = sorted(load_specs())
+    known = sorted(formats(runtime()))
     if format_id != AUTO and format_id not in known:
         raise ApiError(400, "invalid_parameter", f"format must be 'auto' or one of: {', '.join(known)}",
                        details={"field": "format", "formatos": known})
@@ -66,7 +65,7 @@ def upload_statement() -> Response:
     filename, data = _statement_file()
     try:
         # Parsing a large spreadsheet is CPU work: off the event loop of a gevent web process.
-        parsed = run_blocking(parse, data, format_id)
+        parsed = run_blocking(parse, rt, data, format_id)
     except StatementError as exc:
         error = exc.to_error()
         details = {k: error[k] for k in ("linea", "formato", "candidatos") if k in error}

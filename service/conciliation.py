@@ -41,9 +41,10 @@ MAX_EXPANSION_ROUNDS = 12
 RETRIES = 3
 
 
-@lru_cache(maxsize=1)
-def _specs() -> dict[str, FormatSpec]:
-    return load_specs()
+@lru_cache(maxsize=4)
+def specs_in(directory: str) -> dict[str, FormatSpec]:
+    """The formats of STATEMENT_FORMATS_DIR, read once per process (a change needs a restart)."""
+    return load_specs(directory)
 
 
 def window_of(rt: Runtime) -> timedelta:
@@ -83,13 +84,13 @@ def _stored_statements(session: Any, tenant_id: int) -> list[BankStatement]:
                                 .order_by(BankStatement.id)))
 
 
-def _statements(stored_statements: list[BankStatement], credits: list[StatementMovement]) -> list[Statement]:
+def _statements(specs: dict[str, FormatSpec], stored_statements: list[BankStatement],
+                credits: list[StatementMovement]) -> list[Statement]:
     """Every stored statement of the tenant (their spans decide `pendiente` / `no_encontrado`),
     each holding the component's credits it brought."""
     by_statement: dict[int, list[Movement]] = defaultdict(list)
     for row in credits:
         by_statement[row.statement_id].append(_library_movement(row))
-    specs = _specs()
     statements = []
     for stored in stored_statements:
         spec = specs.get(stored.format)
@@ -210,12 +211,13 @@ def _run(rt: Runtime, session: Any, tenant_id: int, components: list[Component],
     once, so a credit moving from one receipt to another is freed before it is taken."""
     window = window_of(rt)
     stored = _stored_statements(session, tenant_id)
+    specs = specs_in(str(rt.settings["STATEMENT_FORMATS_DIR"]))
     outcomes: dict[int, dict] = {}
     for component in _merged(components):
         rows = [component.receipts[uid] for uid in sorted(component.receipts)]
-        outcomes.update(_outcomes(stored, rows, list(component.credits.values()), window))
+        outcomes.update(_outcomes(specs, stored, rows, list(component.credits.values()), window))
     if loose:
-        outcomes.update(_outcomes(stored, loose, [], window))
+        outcomes.update(_outcomes(specs, stored, loose, [], window))
     if outcomes:
         _store(rt, session, tenant_id, outcomes, force)
     return Counter(o["estado"] for o in outcomes.values())
@@ -235,9 +237,9 @@ def _merged(components: list[Component]) -> list[Component]:
     return merged
 
 
-def _outcomes(stored: list[BankStatement], rows: list[Any], credits: list[StatementMovement],
-              window: timedelta) -> dict[int, dict]:
-    report = reconcile([_receipt(r) for r in rows], _statements(stored, credits),
+def _outcomes(specs: dict[str, FormatSpec], stored: list[BankStatement], rows: list[Any],
+              credits: list[StatementMovement], window: timedelta) -> dict[int, dict]:
+    report = reconcile([_receipt(r) for r in rows], _statements(specs, stored, credits),
                        MatchSettings(date_window_days=window.days))
     ids = {c.fingerprint: (c.id, c.statement_id) for c in credits}
     return {r.upload_id: _with_ids(report.results[str(r.upload_id)], ids) for r in rows}

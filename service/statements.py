@@ -18,7 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from database import BankStatement, StatementMovement
 from reconciliation import ESTADOS, Statement, parse_statement
-from service.conciliation import lock_tenant, reconcile_period
+from reconciliation.spec import FormatSpec
+from service.conciliation import lock_tenant, reconcile_period, specs_in
 from service.runtime import Runtime
 
 INSERT_CHUNK = 500  # rows per INSERT: far below SQLite's 32,766 bound parameters (17 columns each)
@@ -30,9 +31,13 @@ class StoredStatement:
     outcome: dict[str, int]  # receipts reconciled by this upload, by state
 
 
-def parse(data: bytes, format_id: str) -> Statement:
+def formats(rt: Runtime) -> dict[str, FormatSpec]:
+    return specs_in(str(rt.settings["STATEMENT_FORMATS_DIR"]))
+
+
+def parse(rt: Runtime, data: bytes, format_id: str) -> Statement:
     """The export's movements (StatementError naming the line otherwise); CPU only, no database."""
-    return parse_statement(data, format_id)
+    return parse_statement(data, format_id, rt.settings["STATEMENT_FORMATS_DIR"])
 
 
 def _movement_rows(tenant_id: int, statement_id: int, parsed: Statement) -> list[dict[str, Any]]:
