@@ -19,9 +19,7 @@ import copy
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -29,15 +27,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from database import BankStatement, Conciliacion, Result, StatementMovement, Tenant, utcnow
-from reconciliation import CREDIT, MatchSettings, Movement, Receipt, Statement, reconcile
+from reconciliation import MatchSettings, Movement, Statement, reconcile
 from reconciliation.spec import FormatSpec, load_specs
+from service.conciliation_scope import RECEIPT_COLUMNS, Component, components_for, previous_seeds, receipt_of
 from service.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-# A component whose dates keep chaining past this many rounds is cut there (a safety bound; with
-# a window of days it takes months of daily receipts of one amount, each a day from the next).
-MAX_EXPANSION_ROUNDS = 12
 RETRIES = 3
 
 
@@ -61,17 +57,6 @@ def lock_tenant(session: Any, tenant_id: int) -> None:
 
 
 # --- what the library is given -----------------------------------------------------------------
-RECEIPT_COLUMNS = (Result.upload_id, Result.monto, Result.fecha, Result.referencia, Result.telefono, Result.cedula,
-                   Result.banco_origen, Result.banco_destino)
-
-
-def _receipt(row: Any) -> Receipt:
-    fields = {"monto": None if row.monto is None else f"{row.monto:.2f}", "fecha": (row.fecha or "")[:10] or None,
-              "referencia": row.referencia, "telefono": row.telefono, "cedula": row.cedula,
-              "banco_origen": row.banco_origen, "banco_destino": row.banco_destino}
-    return Receipt.from_fields(row.upload_id, fields)
-
-
 def _library_movement(row: StatementMovement) -> Movement:
     return Movement(line=row.line, date=row.movement_date, time=row.movement_time, reference=row.reference,
                     description=row.description, direction=row.direction, amount=row.amount, balance=row.balance,
@@ -101,40 +86,6 @@ def _statements(specs: dict[str, FormatSpec], stored_statements: list[BankStatem
             reference_suffix_length=spec.reference_suffix_length if spec else 8,
             internal_reference_prefixes=spec.internal_reference_prefixes if spec else ()))
     return statements
-
-
-@dataclass
-class Component:
-    receipts: dict[int, Any]  # upload id -> receipt row
-    credits: dict[int, StatementMovement]  # movement id -> row
-
-
-def _iso(day: date) -> str:
-    return day.isoformat()
-
-
-def _component(session: Any, tenant_id: int, amount: Any, low: date, high: date, window: timedelta) -> Component:
-    """The receipts and credits of `amount` whose dates chain, within the window, to [low, high]."""
-    receipts: dict[int, Any] = {}
-    credits: dict[int, StatementMovement] = {}
-    for _ in range(MAX_EXPANSION_ROUNDS):
-        for row in session.scalars(select(StatementMovement).where(
-                StatementMovement.tenant_id == tenant_id, StatementMovement.amount == amount,
-                StatementMovement.movement_date >= low - window, StatementMovement.movement_date <= high + window,
-                StatementMovement.direction == CREDIT, StatementMovement.is_charge.is_(False))):
-            credits[row.id] = row
-        days = [low, high, *(c.movement_date for c in credits.values())]
-        first, last = min(days) - window, max(days) + window
-        for row in session.execute(select(*RECEIPT_COLUMNS).where(
-                Result.tenant_id == tenant_id, Result.monto == amount, Result.processing_status == "success",
-                Result.fecha >= _iso(first), Result.fecha < _iso(last + timedelta(days=1)))):
-            receipts[row.upload_id] = row
-        dates = [d for d in (_receipt(r).fecha for r in receipts.values()) if d]
-        new_low, new_high = min([low, *dates]), max([high, *dates])
-        if (new_low, new_high) == (low, high):
-            break
-        low, high = new_low, new_high
-    return Component(receipts, credits)
 
 
 # --- what is stored --------------------------------------------------------------------------------
@@ -194,9 +145,7 @@ def _store(rt: Runtime, session: Any, tenant_id: int, outcomes: dict[int, dict],
         validacion["requiere_revision"] = bool(row.base_requiere_revision) or bool(new.get("requiere_revision"))
         result.document = document
     session.flush()
-    for uid in changed:
-        if uid in results:
-            rt.storage.write_result(results[uid].filename, results[uid].document)
+    rt.storage.write_results([(results[uid].filename, results[uid].document) for uid in changed if uid in results])
 
 
 def _movement_id(conciliacion: dict) -> int | None:
@@ -213,7 +162,7 @@ def _run(rt: Runtime, session: Any, tenant_id: int, components: list[Component],
     stored = _stored_statements(session, tenant_id)
     specs = specs_in(str(rt.settings["STATEMENT_FORMATS_DIR"]))
     outcomes: dict[int, dict] = {}
-    for component in _merged(components):
+    for component in components:
         rows = [component.receipts[uid] for uid in sorted(component.receipts)]
         outcomes.update(_outcomes(specs, stored, rows, list(component.credits.values()), window))
     if loose:
@@ -223,60 +172,12 @@ def _run(rt: Runtime, session: Any, tenant_id: int, components: list[Component],
     return Counter(o["estado"] for o in outcomes.values())
 
 
-def _merged(components: list[Component]) -> list[Component]:
-    """Components of one amount that share a receipt or a credit are one component."""
-    merged: list[Component] = []
-    for component in components:
-        for other in merged:
-            if set(other.receipts) & set(component.receipts) or set(other.credits) & set(component.credits):
-                other.receipts.update(component.receipts)
-                other.credits.update(component.credits)
-                break
-        else:
-            merged.append(Component(dict(component.receipts), dict(component.credits)))
-    return merged
-
-
 def _outcomes(specs: dict[str, FormatSpec], stored: list[BankStatement], rows: list[Any],
               credits: list[StatementMovement], window: timedelta) -> dict[int, dict]:
-    report = reconcile([_receipt(r) for r in rows], _statements(specs, stored, credits),
+    report = reconcile([receipt_of(r) for r in rows], _statements(specs, stored, credits),
                        MatchSettings(date_window_days=window.days))
     ids = {c.fingerprint: (c.id, c.statement_id) for c in credits}
     return {r.upload_id: _with_ids(report.results[str(r.upload_id)], ids) for r in rows}
-
-
-def _components_for(session: Any, tenant_id: int, rows: list[Any], window: timedelta,
-                    also: list[tuple[Any, date]] = ()) -> tuple[list[Component], list]:
-    """One component per amount around these receipt rows (and these (amount, day) seeds); those
-    without amount or date apart."""
-    by_amount: dict[Any, list[date]] = defaultdict(list)
-    loose = []
-    for row in rows:
-        receipt = _receipt(row)
-        if receipt.monto is None or receipt.fecha is None:
-            loose.append(row)
-        else:
-            by_amount[row.monto].append(receipt.fecha)
-    for amount, day in also:
-        by_amount[amount].append(day)
-    components = [_component(session, tenant_id, amount, min(days), max(days), window)
-                  for amount, days in by_amount.items()]
-    return components, loose
-
-
-def _previous_seeds(evidence: dict | None) -> list[tuple[Any, date]]:
-    """(amount, day) of the credits a receipt's previous state named: after a correction or a
-    reprocessing, the receipts that competed with it for them are decided again."""
-    found = []
-    evidence = evidence or {}
-    movements = [evidence.get("movimiento"), (evidence.get("reutilizacion") or {}).get("movimiento"),
-                 *(c.get("movimiento") for c in evidence.get("candidatos", ()))]
-    for movement in movements:
-        try:
-            found.append((Decimal(movement["monto"]), date.fromisoformat(movement["fecha"])))
-        except (TypeError, KeyError, ValueError, ArithmeticError):
-            continue
-    return found
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -293,11 +194,11 @@ def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
                     Result.processing_status == "success")).first()
                 previous = session.scalar(select(Conciliacion).where(
                     Conciliacion.upload_id == upload_id, Conciliacion.tenant_id == tenant_id))
-                seeds = _previous_seeds(previous.evidence if previous else None)
+                seeds = previous_seeds(previous.evidence if previous else None)
                 if row is None and previous is not None:  # reprocessed into an error: it pays for nothing now
                     session.delete(previous)
                     session.flush()
-                components, loose = _components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
+                components, loose = components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
                 _run(rt, session, tenant_id, components, loose, force=frozenset({upload_id}))
                 estado = session.scalar(select(Conciliacion.estado).where(Conciliacion.upload_id == upload_id))
                 session.commit()
@@ -317,8 +218,9 @@ def reconcile_period(rt: Runtime, session: Any, tenant_id: int, first: date, las
     window = window_of(rt)
     rows = list(session.execute(select(*RECEIPT_COLUMNS).where(
         Result.tenant_id == tenant_id, Result.processing_status == "success",
-        Result.fecha >= _iso(first - window), Result.fecha < _iso(last + window + timedelta(days=1)))))
-    components, loose = _components_for(session, tenant_id, rows, window)
+        Result.fecha >= (first - window).isoformat(),
+        Result.fecha < (last + window + timedelta(days=1)).isoformat())))
+    components, loose = components_for(session, tenant_id, rows, window, period=(first, last))
     return _run(rt, session, tenant_id, components, loose)
 
 
