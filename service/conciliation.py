@@ -103,9 +103,11 @@ def _with_ids(conciliacion: dict, ids: dict[str, tuple[int, int]]) -> dict:
     return result
 
 
-def _store(rt: Runtime, session: Any, tenant_id: int, outcomes: dict[int, dict], force: frozenset[int]) -> None:
-    """Write each receipt's new state: its row, its document and result file; unchanged ones are
-    left alone, except those in `force` (a document just written by the worker or a correction)."""
+def _store(session: Any, tenant_id: int, outcomes: dict[int, dict], force: frozenset[int],
+           files: list[tuple[str, dict]]) -> None:
+    """Write each receipt's new state: its row and its document, and add its result file to
+    `files`; unchanged ones are left alone, except those in `force` (a document just written by
+    the worker or a correction)."""
     existing = {row.upload_id: row for row in session.scalars(
         select(Conciliacion).where(Conciliacion.upload_id.in_(list(outcomes))))}
     changed = {uid: new for uid, new in outcomes.items()
@@ -145,7 +147,7 @@ def _store(rt: Runtime, session: Any, tenant_id: int, outcomes: dict[int, dict],
         validacion["requiere_revision"] = bool(row.base_requiere_revision) or bool(new.get("requiere_revision"))
         result.document = document
     session.flush()
-    rt.storage.write_results([(results[uid].filename, results[uid].document) for uid in changed if uid in results])
+    files.extend((results[uid].filename, results[uid].document) for uid in changed if uid in results)
 
 
 def _movement_id(conciliacion: dict) -> int | None:
@@ -155,7 +157,7 @@ def _movement_id(conciliacion: dict) -> int | None:
 
 
 def _run(rt: Runtime, session: Any, tenant_id: int, components: list[Component], loose: list[Any],
-         force: frozenset[int] = frozenset()) -> Counter:
+         files: list[tuple[str, dict]], force: frozenset[int] = frozenset()) -> Counter:
     """Reconcile the components (and receipts without amount or date) and store every outcome at
     once, so a credit moving from one receipt to another is freed before it is taken."""
     window = window_of(rt)
@@ -168,7 +170,7 @@ def _run(rt: Runtime, session: Any, tenant_id: int, components: list[Component],
     if loose:
         outcomes.update(_outcomes(specs, stored, loose, [], window))
     if outcomes:
-        _store(rt, session, tenant_id, outcomes, force)
+        _store(session, tenant_id, outcomes, force, files)
     return Counter(o["estado"] for o in outcomes.values())
 
 
@@ -199,10 +201,12 @@ def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
                     session.delete(previous)
                     session.flush()
                 components, loose = components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
-                _run(rt, session, tenant_id, components, loose, force=frozenset({upload_id}))
+                files: list[tuple[str, dict]] = []
+                _run(rt, session, tenant_id, components, loose, files, force=frozenset({upload_id}))
                 estado = session.scalar(select(Conciliacion.estado).where(Conciliacion.upload_id == upload_id))
                 session.commit()
-                return estado
+            write_files(rt, files)
+            return estado
         except IntegrityError:
             # Another process gave one of these credits away meanwhile: read again and decide again.
             if attempt == RETRIES - 1:
@@ -211,9 +215,18 @@ def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
     return None
 
 
-def reconcile_period(rt: Runtime, session: Any, tenant_id: int, first: date, last: date) -> Counter:
+def write_files(rt: Runtime, files: list[tuple[str, dict]]) -> None:
+    """The result files of a committed run. After the commit, so the tenant's lock (and SQLite's
+    write lock) is not held over thousands of file writes; the database is what every read path
+    serves, and a file a crash left stale is rewritten by the receipt's next run."""
+    rt.storage.write_results(files)
+
+
+def reconcile_period(rt: Runtime, session: Any, tenant_id: int, first: date, last: date,
+                     files: list[tuple[str, dict]]) -> Counter:
     """Inside the caller's transaction (a statement upload): every receipt whose state the days
-    from `first` to `last` can change. Returns the count of each state among them."""
+    from `first` to `last` can change, their result files added to `files` (for write_files
+    after the commit). Returns the count of each state among them."""
     lock_tenant(session, tenant_id)
     window = window_of(rt)
     rows = list(session.execute(select(*RECEIPT_COLUMNS).where(
@@ -221,7 +234,7 @@ def reconcile_period(rt: Runtime, session: Any, tenant_id: int, first: date, las
         Result.fecha >= (first - window).isoformat(),
         Result.fecha < (last + window + timedelta(days=1)).isoformat())))
     components, loose = components_for(session, tenant_id, rows, window, period=(first, last))
-    return _run(rt, session, tenant_id, components, loose)
+    return _run(rt, session, tenant_id, components, loose, files)
 
 
 def reconcile_after_finish(rt: Runtime, tenant_id: int, upload_id: int) -> None:
@@ -233,4 +246,4 @@ def reconcile_after_finish(rt: Runtime, tenant_id: int, upload_id: int) -> None:
         logger.exception("Reconciliation of upload %s failed", upload_id)
 
 
-__all__ = ["lock_tenant", "reconcile_after_finish", "reconcile_period", "reconcile_upload"]
+__all__ = ["lock_tenant", "reconcile_after_finish", "reconcile_period", "reconcile_upload", "write_files"]

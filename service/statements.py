@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from database import BankStatement, StatementMovement
 from reconciliation import ESTADOS, Statement, parse_statement
 from reconciliation.spec import FormatSpec
-from service.conciliation import lock_tenant, reconcile_period, specs_in
+from service.conciliation import lock_tenant, reconcile_period, specs_in, write_files
 from service.runtime import Runtime
 
 INSERT_CHUNK = 500  # rows per INSERT: far below SQLite's 32,766 bound parameters (17 columns each)
@@ -72,6 +72,8 @@ def store_statement(rt: Runtime, tenant_id: int, filename: str, data: bytes, par
         _insert_new(session, _movement_rows(tenant_id, stored.id, parsed))
         stored.movements_added = session.scalar(
             select(func.count()).select_from(StatementMovement).where(StatementMovement.statement_id == stored.id))
-        states: Counter = reconcile_period(rt, session, tenant_id, *covers) if covers else Counter()
+        files: list[tuple[str, dict]] = []
+        states: Counter = reconcile_period(rt, session, tenant_id, *covers, files) if covers else Counter()
         session.commit()
+    write_files(rt, files)
     return StoredStatement(stored, {estado: states.get(estado, 0) for estado in ESTADOS})
