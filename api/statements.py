@@ -28,6 +28,7 @@ from storage import display_name
 blueprint = Blueprint("statements", __name__)
 MAX_SUMMARY_DAYS = 366
 DEFAULT_SUMMARY_DAYS = 31
+MAX_ROW_ID = 2**31 - 1
 
 
 def _statement_file() -> tuple[str, bytes]:
@@ -89,7 +90,8 @@ def _movement_with_receipt(row: Any) -> dict[str, Any]:
 @blueprint.get("/statements/<int:statement_id>/movements")
 def statement_movements(statement_id: int) -> Response:
     rt = runtime()
-    if statement_of(rt, tenant_id(), statement_id) is None:
+    # Beyond a 32-bit id PostgreSQL refuses the query itself: no such statement either way.
+    if statement_id > MAX_ROW_ID or statement_of(rt, tenant_id(), statement_id) is None:
         raise ApiError(404, "not_found", "No statement with this id")
     page = movements_page(rt, tenant_id(), statement_id, limit_arg(), cursor_arg())
     return ok({"count": len(page.rows), "movements": [_movement_with_receipt(r) for r in page.rows],

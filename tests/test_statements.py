@@ -220,7 +220,18 @@ def test_size_limit_and_bad_parameters(make_app):
         answer = client.get(path, headers=H, query_string=params)
         assert answer.status_code == 400, (path, params)
         assert answer.get_json()["success"] is False and answer.get_json()["error"]["code"] == "invalid_parameter"
-    assert client.get("/api/statements/999/movements", headers=H).status_code == 404
+    for statement_id in ("999", "99999999999999999999", "0"):
+        answer = client.get(f"/api/statements/{statement_id}/movements", headers=H)
+        assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"
+    for hostile in ("../../etc/passwd", "auto\x00", "a" * 5000, "bnc_tsv' OR 1=1 --"):
+        answer = client.post("/api/statements", headers=H, content_type="multipart/form-data",
+                             data={"format": hostile, "file": (io.BytesIO(b"Fecha\tReferencia\n"), "x.tsv")})
+        assert answer.status_code == 400 and answer.get_json()["error"]["details"]["field"] == "format"
+    for garbage in (bytes(range(256)) * 40, b"PK\x03\x04" + b"\x00" * 500, b"<html><table><tr><td>1</td></tr>" * 200,
+                    "Fecha;Referencia;Descripción;Monto\n01/02/2025;123;ñ;12,3x\n".encode("utf-16")):
+        answer = client.post("/api/statements", headers=H, content_type="multipart/form-data",
+                             data={"file": (io.BytesIO(garbage), "x.xls")})
+        assert 400 <= answer.status_code < 500 and answer.get_json()["success"] is False
 
 
 def test_another_tenant_sees_none_of_it(service):
