@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from api.errors import ApiError
+from reconciliation import ESTADOS
 from service.runtime import Runtime
 
 DEFAULT_LIST_LIMIT = 100
@@ -89,6 +90,15 @@ def time_arg(name: str) -> datetime | None:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO 8601 date or time",
                        details={"field": name}) from None
     return moment
+
+
+def conciliacion_arg() -> str | None:
+    """The `conciliacion` filter of a list: a reconciliation state, or None for all."""
+    value = request.args.get("conciliacion")
+    if value is not None and value not in ESTADOS:
+        raise ApiError(400, "invalid_parameter", f"conciliacion must be one of {', '.join(ESTADOS)}",
+                       details={"field": "conciliacion"})
+    return value
 
 
 def client_key() -> str:

@@ -10,8 +10,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
-from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id, time_arg
-from reconciliation import ESTADOS
+from api.inputs import conciliacion_arg, cursor_arg, cursor_for, limit_arg, runtime, tenant_id, time_arg
 from service.queries import ResultFilter, result_of, result_texts
 from storage import is_plain_name
 
@@ -40,11 +39,7 @@ def _result_filter() -> ResultFilter:
     since, until = time_arg("since"), time_arg("until")
     if since and until and since > until:
         raise ApiError(400, "invalid_parameter", "since must not be after until", details={"field": "since"})
-    conciliacion = request.args.get("conciliacion")
-    if conciliacion is not None and conciliacion not in ESTADOS:
-        raise ApiError(400, "invalid_parameter", f"conciliacion must be one of {', '.join(ESTADOS)}",
-                       details={"field": "conciliacion"})
-    return ResultFilter(tenant_id(), request_id, since, until, conciliacion)
+    return ResultFilter(tenant_id(), request_id, since, until, conciliacion_arg())
 
 
 def _rows(rt: Any, which: ResultFilter, limit: int | None, after: int = 0) -> Iterator[tuple[int, str]]:

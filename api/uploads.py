@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.auth import admin_only
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
-from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
+from api.inputs import client_key, conciliacion_arg, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
 from service.image_check import inspect_image
@@ -110,8 +110,8 @@ def upload_files() -> Response:
     })
 
 
-def _list_files(statuses: tuple[str, ...]) -> Response:
-    page = uploads_with_status(runtime(), tenant_id(), statuses, limit_arg(), cursor_arg())
+def _list_files(statuses: tuple[str, ...], conciliacion: str | None = None) -> Response:
+    page = uploads_with_status(runtime(), tenant_id(), statuses, limit_arg(), cursor_arg(), conciliacion)
     return ok({"count": len(page.rows), "files": [_file_entry(u) for u in page.rows],
                "next_cursor": cursor_for(page.last_id)})
 
@@ -123,7 +123,7 @@ def files_pending() -> Response:
 
 @blueprint.get("/files/processed")
 def files_processed() -> Response:
-    return _list_files(UploadStatus.FINISHED)
+    return _list_files(UploadStatus.FINISHED, conciliacion_arg())
 
 
 @blueprint.post("/clean")

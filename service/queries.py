@@ -32,10 +32,13 @@ def _page(session: Any, query: Any, id_column: Any, after_id: int, limit: int) -
     return Page(rows=rows, last_id=rows[-1][0] if more else None)
 
 
-def uploads_with_status(rt: Runtime, tenant_id: int, statuses: tuple[str, ...], limit: int, after_id: int = 0) -> Page:
+def uploads_with_status(rt: Runtime, tenant_id: int, statuses: tuple[str, ...], limit: int, after_id: int = 0,
+                        conciliacion: str | None = None) -> Page:
+    query = select(Upload.id, Upload).where(Upload.tenant_id == tenant_id, Upload.status.in_(statuses))
+    if conciliacion:
+        query = query.where(exists().where(Conciliacion.upload_id == Upload.id, Conciliacion.estado == conciliacion))
     with rt.db.session() as session:
-        page = _page(session, select(Upload.id, Upload).where(Upload.tenant_id == tenant_id, Upload.status.in_(statuses)),
-                     Upload.id, after_id, limit)
+        page = _page(session, query, Upload.id, after_id, limit)
     return Page(rows=[row[1] for row in page.rows], last_id=page.last_id)
 
 

@@ -105,6 +105,8 @@ def test_every_receipt_gets_its_expected_state_and_never_another_credit(service,
         assert sorted(d["filename"] for d in listed) == want, estado
         exported = client.get("/api/extract_results/export", headers=H, query_string={"conciliacion": estado})
         assert sorted(json.loads(line)["filename"] for line in exported.get_data(as_text=True).splitlines()) == want
+        files = all_pages(client, "/api/files/processed", "files", conciliacion=estado)
+        assert sorted(f["stored_name"] for f in files) == want
 
     # Each credit lists the receipt it pays; the rest is money with no receipt.
     movements = all_pages(client, f"/api/statements/{statement['id']}/movements", "movements", limit=50)
@@ -216,7 +218,8 @@ def test_size_limit_and_bad_parameters(make_app):
                          ("/api/conciliacion/no_conciliados", {"cursor": "nonsense"}),
                          ("/api/statements", {"limit": "0"}),
                          ("/api/extract_results", {"conciliacion": "pagado"}),
-                         ("/api/extract_results/export", {"conciliacion": "x"})):
+                         ("/api/extract_results/export", {"conciliacion": "x"}),
+                         ("/api/files/processed", {"conciliacion": "CONCILIADO"})):
         answer = client.get(path, headers=H, query_string=params)
         assert answer.status_code == 400, (path, params)
         assert answer.get_json()["success"] is False and answer.get_json()["error"]["code"] == "invalid_parameter"
