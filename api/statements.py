@@ -22,7 +22,7 @@ from service.statement_queries import (
     statements_page,
     unmatched_credits_page,
 )
-from service.statements import formats, parse, store_statement
+from service.statements import StoredStatement, formats, parse, store_statement
 from storage import display_name
 
 blueprint = Blueprint("statements", __name__)
@@ -59,19 +59,24 @@ def _format_arg() -> str:
     return format_id
 
 
+def _parse_and_store(rt: Any, tenant: int, filename: str, data: bytes, format_id: str) -> StoredStatement:
+    return store_statement(rt, tenant, filename, data, parse(rt, data, format_id))
+
+
 @blueprint.post("/statements")
 def upload_statement() -> Response:
     rt = runtime()
     format_id = _format_arg()
     filename, data = _statement_file()
+    tenant = tenant_id()
     try:
-        # Parsing a large spreadsheet is CPU work: off the event loop of a gevent web process.
-        parsed = run_blocking(parse, rt, data, format_id)
+        # Parsing a large export, and reconciling thousands of receipts against it, take
+        # seconds: off the event loop of a gevent web process, which goes on serving the others.
+        stored = run_blocking(_parse_and_store, rt, tenant, filename, data, format_id)
     except StatementError as exc:
         error = exc.to_error()
         details = {k: error[k] for k in ("linea", "formato", "candidatos") if k in error}
         raise ApiError(400, exc.code, str(exc), details=details) from None
-    stored = store_statement(rt, tenant_id(), filename, data, parsed)
     return ok({"statement": statement_entry(stored.statement), "conciliacion": stored.outcome}, status=201)
 
 

@@ -22,7 +22,7 @@ from reconciliation.spec import FormatSpec
 from service.conciliation import lock_tenant, reconcile_period, specs_in, write_files
 from service.runtime import Runtime
 
-INSERT_CHUNK = 500  # rows per INSERT: far below SQLite's 32,766 bound parameters (17 columns each)
+INSERT_CHUNK = 1000  # rows per executemany
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,11 @@ def _movement_rows(tenant_id: int, statement_id: int, parsed: Statement) -> list
 
 def _insert_new(session: Any, rows: list[dict[str, Any]]) -> None:
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # One statement compiled once, the rows as executemany parameters (batched into multi-row
+    # INSERTs by SQLAlchemy's insertmanyvalues on both dialects).
+    statement = insert(StatementMovement).on_conflict_do_nothing(index_elements=["tenant_id", "fingerprint"])
     for start in range(0, len(rows), INSERT_CHUNK):
-        statement = insert(StatementMovement).values(rows[start:start + INSERT_CHUNK])
-        session.execute(statement.on_conflict_do_nothing(index_elements=["tenant_id", "fingerprint"]))
+        session.execute(statement, rows[start:start + INSERT_CHUNK])
 
 
 def store_statement(rt: Runtime, tenant_id: int, filename: str, data: bytes, parsed: Statement) -> StoredStatement:
