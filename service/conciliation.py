@@ -123,7 +123,10 @@ def _store(session: Any, tenant_id: int, outcomes: dict[int, dict], force: froze
             freed = True
     if freed:
         session.flush()
-    results = {r.upload_id: r for r in session.scalars(select(Result).where(Result.upload_id.in_(list(changed))))}
+    # FOR UPDATE (PostgreSQL; SQLite's write lock is already held): a document is read, changed
+    # and written back, and the reuse check of a receipt finishing now may be changing it too.
+    results = {r.upload_id: r for r in session.scalars(
+        select(Result).where(Result.upload_id.in_(list(changed))).order_by(Result.upload_id).with_for_update())}
     now = utcnow()
     for uid, new in changed.items():
         result = results.get(uid)
