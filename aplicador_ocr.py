@@ -68,10 +68,11 @@ def release_freed_memory() -> None:
 def inference_streams(configured: int) -> int:
     """Pages this process reads at the same time, each by its own copy of the models.
 
-    0 picks one per core, at most 2: on a small machine two single-threaded copies keep both cores
-    busy through the Python parts between inferences (decoding, crops, CTC, rows), where one copy
-    with two onnxruntime threads leaves a core idle. Always 1 in a gevent-patched process (a web
-    process reading a batch), whose threads are greenlets.
+    0 picks one per core, at most 2: two single-threaded copies keep both cores busy through the
+    Python parts between inferences (decoding, crops, CTC, rows), where one copy with two
+    onnxruntime threads leaves a core idle, and spin less on a busy host; they cost 100-160 MB more
+    peak RSS (two pages' activations at once), so the default (OCR_INFERENCE_STREAMS) is 1.
+    Always 1 in a gevent-patched process (a web process reading a batch): its threads are greenlets.
     """
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("threading"):
