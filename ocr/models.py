@@ -23,7 +23,7 @@ from onnxtr.models.engine import EngineConfig  # noqa: E402
 from onnxtr.models.recognition.zoo import ARCHS as DOCTR_RECO_ARCHS  # noqa: E402
 
 from ocr.page_geometry import OrientationClassifier  # noqa: E402
-from ocr.ppocr import INT8_SUFFIX, PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
+from ocr.ppocr import INT8_SUFFIX, PPOCRV6_MODELS, PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
 from ocr.reading import GeometrySettings, ReceiptPredictor  # noqa: E402
 
 PPOCR_PREFIX = "ppocrv6:"
@@ -88,7 +88,10 @@ def _safe_local_path(path: Path) -> str:
 def build_detector(name: str, profile: dict[str, Any], ocr_config: dict[str, Any], cfg: EngineConfig) -> Any:
     if name.startswith(PPOCR_PREFIX):
         size = name[len(PPOCR_PREFIX):]
-        if not ocr_config.get("int8_detection", True):
+        # The setting chooses the precision of a detector that exists in both.
+        if ocr_config.get("int8_detection", False) and size + INT8_SUFFIX in PPOCRV6_MODELS:
+            size += INT8_SUFFIX
+        elif not ocr_config.get("int8_detection", False):
             size = size.removesuffix(INT8_SUFFIX)
         return PPOCRDetector(size, tuple(profile["det_input_size"]), cfg)
     if name not in DOCTR_DET_ARCHS:

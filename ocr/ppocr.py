@@ -55,8 +55,9 @@ PPOCRV6_MODELS: dict[str, dict[str, str]] = {
         "rec_receipt": "built:ppocrv6_small_rec_receipt",
     },
     # The tiny detector with int8 weights and activations (static QDQ, calibrated on generated
-    # receipts): detection about a third faster, the same fields read (benchmarks/accuracy.py).
-    # Int8 recognition read worse and is not offered.
+    # receipts): detection a fifth to a third faster, but photographed receipts read worse
+    # (benchmarks/accuracy.py: 3 new wrong values, lower recall), so only OCR_INT8_DETECTION=true
+    # uses it. Int8 recognition read worse still and is not offered.
     "tiny-int8": {
         "det": "built:ppocrv6_tiny_det_int8",
         "rec": "models/ppocrv6/tiny/rec/rec.onnx",
