@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run worker migrate lint test test-fast bench accuracy clean-venv system-deps
+.PHONY: install models run worker migrate lint test test-fast bench accuracy clean-venv system-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# OCR models made from the shipped PP-OCRv6 files (int8 detector, recognizers cut to the receipt
+# alphabet), deterministic, ~25 s; rebuilt when the script or the installed packages change.
+BUILT_MODELS := build/models/.built
+
+$(BUILT_MODELS): $(STAMP) tools/quantize_models.py ocr/built_models.py
+	$(PY) tools/quantize_models.py --check
+	touch $(BUILT_MODELS)
+
+models: $(BUILT_MODELS)
+
+install: $(STAMP) $(BUILT_MODELS)
 
 # Fonts for the synthetic receipt generator (Debian packages). Optional: DejaVu alone works.
 system-deps:

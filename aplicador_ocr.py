@@ -14,8 +14,13 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import math
+import os
+import queue
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +65,23 @@ def release_freed_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+def inference_streams(configured: int) -> int:
+    """Pages this process reads at the same time, each by its own copy of the models.
+
+    0 picks one per core, at most 2: two single-threaded copies keep both cores busy through the
+    Python parts between inferences (decoding, crops, CTC, rows), where one copy with two
+    onnxruntime threads leaves a core idle, and spin less on a busy host; they cost 100-160 MB more
+    peak RSS (two pages' activations at once), so the default (OCR_INFERENCE_STREAMS) is 1.
+    Always 1 in a gevent-patched process (a web process reading a batch): its threads are greenlets.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return 1
+    if configured > 0:
+        return configured
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _warmup_page() -> np.ndarray:
     """A small receipt-like page, so warm-up exercises detection and recognition both."""
     page = Image.new("RGB", (544, 960), "white")
@@ -82,6 +104,11 @@ class AplicadorOCR:
         self.cache = ResultCache(memory.get("max_cache_entries", 500), memory.get("max_cache_size_mb", 512))
         self._build_lock = threading.Lock()
         self._inference_lock = threading.Lock()
+        self.streams = inference_streams(int(self.config.get("inference_streams", 1)))
+        # Per profile, the extra copies of the predictor (streams - 1) waiting for a page; copy 0
+        # is always self.predictors[profile].
+        self._copies: dict[str, queue.SimpleQueue] = {}
+        self._executor = ThreadPoolExecutor(self.streams, thread_name_prefix="ocr-stream") if self.streams > 1 else None
         self.images_processed = 0
 
     # --- predictors ---------------------------------------------------------------------------
@@ -106,14 +133,27 @@ class AplicadorOCR:
                 from ocr.models import build_predictor
 
                 started = time.perf_counter()
-                predictor = build_predictor(self.config["profiles"][name], self.config)
+                ocr_config = dict(self.config)
+                if self.streams > 1 and not ocr_config.get("intra_op_threads"):
+                    ocr_config["intra_op_threads"] = max(1, (os.cpu_count() or 1) // self.streams)
+                predictor = build_predictor(self.config["profiles"][name], ocr_config)
+                copies = [build_predictor(self.config["profiles"][name], ocr_config) for _ in range(self.streams - 1)]
                 loaded = time.perf_counter()
                 with self._inference_lock:
-                    predictor([_warmup_page()])
+                    for each in [predictor, *copies]:
+                        each([_warmup_page()])
                 warmed = time.perf_counter()
+                self._copies[name] = queue.SimpleQueue()
+                for each in copies:
+                    self._copies[name].put(each)
                 self.load_times[name] = {"load_seconds": round(loaded - started, 3), "warmup_seconds": round(warmed - loaded, 3)}
                 logger.info("OCR profile %s ready: load %.2fs, warm-up %.2fs", name, loaded - started, warmed - loaded)
                 self.predictors[name] = predictor
+                # The models' ~100,000 objects live as long as the process: frozen out of the
+                # collector's sight, each gc pass (OCR_GC_FREQUENCY) takes microseconds instead
+                # of 60-170 ms, and scans only what the batches allocated. (No collect first: it
+                # costs 0.2-0.3 s of start-up for a few KB.)
+                gc.freeze()
         return self.predictors[name]
 
     def preload(self, profile: str | None = None) -> None:
@@ -138,7 +178,7 @@ class AplicadorOCR:
         """OCR a batch. Each item is a result dict or the ImageRejected explaining its failure."""
         name = self.resolve_profile(profile)
         results: list[dict[str, Any] | ImageRejected | None] = [None] * len(images)
-        pending: list[tuple[int, LoadedImage, float]] = []
+        todo: list[tuple[int, bytes]] = []
         for index, data in enumerate(images):
             started = time.perf_counter()
             cached = self.cache.get(sha256_of(data), name) if data else None
@@ -146,22 +186,27 @@ class AplicadorOCR:
                 cached["cache_hit"] = True
                 cached["processing_time"] = round(time.perf_counter() - started, 4)
                 results[index] = cached
-                continue
-            try:
-                pending.append((index, load_image(data), time.perf_counter() - started))
-            except ImageRejected as exc:
-                results[index] = exc
-
-        predictor = self.get_predictor(name) if pending else None
-        for start in range(0, len(pending), PAGES_PER_CALL):
-            chunk = pending[start:start + PAGES_PER_CALL]
-            started = time.perf_counter()
-            with self._inference_lock:
-                readings = predictor([loaded.pixels for _, loaded, _ in chunk])
+            else:
+                todo.append((index, data))
+        if todo:
+            self.get_predictor(name)
+        # Up to PAGES_PER_CALL pages per call, spread over the streams: 4 pages on 2 streams are
+        # two calls of 2 at the same time.
+        size = max(1, min(PAGES_PER_CALL, math.ceil(len(todo) / self.streams)))
+        chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
+        read = self._executor.map(self._read_chunk, [name] * len(chunks), chunks) \
+            if self._executor is not None and len(chunks) > 1 else map(self._read_chunk, [name] * len(chunks), chunks)
+        # Results are built here, in order, while the streams read the next chunks.
+        for decoded, readings, seconds in read:
+            pages = [(index, loaded) for index, loaded, _ in decoded if not isinstance(loaded, ImageRejected)]
+            share = seconds / max(len(pages), 1)
+            for index, loaded, _ in decoded:
+                if isinstance(loaded, ImageRejected):
+                    results[index] = loaded
             # Time of a page = its decode time + its share of the chunk's inference.
-            share = (time.perf_counter() - started) / len(chunk)
-            for (index, loaded, decode_seconds), page in zip(chunk, readings):
-                result = self._page_result(page, loaded, name, decode_seconds + share)
+            decode_time = {index: seconds_decoding for index, _, seconds_decoding in decoded}
+            for (index, loaded), page in zip(pages, readings):
+                result = self._page_result(page, loaded, name, decode_time[index] + share)
                 self.cache.put(loaded.sha256, name, result)
                 results[index] = result  # the cache keeps its own copy
                 self.images_processed += 1
@@ -169,9 +214,44 @@ class AplicadorOCR:
                     gc.collect()
         if self.clear_cache_after_batch:
             self.cache.clear()
-        if pending:
+        if todo:
             release_freed_memory()
         return results  # type: ignore[return-value]
+
+    def _read_chunk(self, name: str, chunk: list[tuple[int, bytes]]
+                    ) -> tuple[list[tuple[int, LoadedImage | ImageRejected, float]], list[PageReading], float]:
+        """Decode a chunk's images and read them with a free copy of the profile's predictor."""
+        decoded: list[tuple[int, LoadedImage | ImageRejected, float]] = []
+        for index, data in chunk:
+            started = time.perf_counter()
+            try:
+                loaded: LoadedImage | ImageRejected = load_image(data)
+            except ImageRejected as exc:
+                loaded = exc
+            decoded.append((index, loaded, time.perf_counter() - started))
+        pixels = [loaded.pixels for _, loaded, _ in decoded if not isinstance(loaded, ImageRejected)]
+        if not pixels:
+            return decoded, [], 0.0
+        started = time.perf_counter()
+        copies = self._copies.get(name)
+        # Copy 0 is the one in self.predictors (it stands alone when streams is 1): whoever finds
+        # no spare copy waits for it.
+        copy = None
+        if copies is not None:
+            try:
+                copy = copies.get_nowait()
+            except queue.Empty:
+                copy = None
+        try:
+            if copy is not None:
+                readings = copy(pixels)
+            else:
+                with self._inference_lock:
+                    readings = self.predictors[name](pixels)
+        finally:
+            if copy is not None:
+                copies.put(copy)
+        return decoded, readings, time.perf_counter() - started
 
     def _page_result(self, page: PageReading, loaded: LoadedImage, profile: str, seconds: float) -> dict[str, Any]:
         width, height = loaded.original_size

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # OCR engine
     OCR_DEFAULT_PROFILE: str = "ultra_rapido"
     OCR_MODELS_DIR: Path = Field(BASE_DIR / "models", validation_alias=AliasChoices("OCR_MODELS_DIR", "ONNXTR_CACHE_DIR"))
+    OCR_INT8_DETECTION: bool = False
+    OCR_RECO_RECEIPT_ALPHABET: bool = True
+    OCR_INFERENCE_STREAMS: int = Field(1, ge=0, le=64)
     ORT_INTRA_OP_THREADS: int = Field(0, ge=0, le=256)
     ORT_ENABLE_CPU_MEM_ARENA: bool = False
     OCR_RECO_BATCH_SIZE: int = Field(64, ge=1, le=4096)
@@ -216,7 +219,15 @@ class Settings(BaseSettings):
             "default_profile": self.OCR_DEFAULT_PROFILE,
             "profiles": OCR_PROFILES,
             "models_dir": str(self.OCR_MODELS_DIR),
-            # onnxruntime threads: 0 means every core for this one process.
+            # True: the tiny detector runs with int8 weights ("ppocrv6:tiny-int8", built at install);
+            # off by default: it reads photographed receipts worse (benchmarks/accuracy.py).
+            "int8_detection": self.OCR_INT8_DETECTION,
+            # True: recognizers whose last layer holds only the receipt alphabet (built at install).
+            "receipt_alphabet": self.OCR_RECO_RECEIPT_ALPHABET,
+            # Pages read at once, each by its own copy of the models (0: one per core, at most 2). Two
+            # streams use less CPU on a busy host but raise the OCR process's peak by ~100-160 MB.
+            "inference_streams": self.OCR_INFERENCE_STREAMS,
+            # onnxruntime threads: 0 means every core for this one process (split between streams).
             "intra_op_threads": self.ORT_INTRA_OP_THREADS,
             "enable_cpu_mem_arena": self.ORT_ENABLE_CPU_MEM_ARENA,
             "reco_batch_size": self.OCR_RECO_BATCH_SIZE,

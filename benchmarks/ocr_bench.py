@@ -2,11 +2,17 @@
 
     python benchmarks/ocr_bench.py [--profiles ultra_rapido balanced high_confidence]
                                    [--generated 30] [--real ../shared/receipts/real]
+                                   [--configs OCR_INT8_DETECTION=false OCR_INT8_DETECTION=true] [--repeat 3]
 
 Each profile runs in its own process, so its peak RSS is its own. Prints one table row per
 profile: model load, first call, median and p90 seconds per image, images per second, peak RSS,
 character error rate (CER) on generated receipts against their printed lines, and on real
 receipts the share of labelled amount/reference/phone/cédula values present in the text.
+
+--configs compares settings: each is a space-free list of NAME=VALUE pairs joined by commas (the
+environment of that run, e.g. OCR_INT8_DETECTION=false,ORT_INTRA_OP_THREADS=1). With --repeat N
+every (profile, config) runs N times, interleaved round by round, so a busy moment on a shared
+machine falls on all of them alike; the table gives each row's medians over the rounds.
 """
 from __future__ import annotations
 
@@ -126,11 +132,23 @@ def run_profile(profile: str, items: list[dict]) -> dict:
     }
 
 
+def _median_row(rows: list[dict], config: str) -> dict:
+    """One row per (profile, config): medians of the numbers over the rounds, the first round's texts."""
+    merged = dict(rows[0], config=config or "defaults", runs=len(rows))
+    for key, value in rows[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = round(statistics.median(r[key] for r in rows), 4)
+    merged["real_values_found"] = "/".join(sorted({str(r["real_values_found"]) for r in rows}))
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", nargs="+", default=["ultra_rapido", "balanced", "high_confidence"])
     parser.add_argument("--generated", type=int, default=30, help="generated receipts to include (0: none)")
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="folder of real receipts with labels.json")
+    parser.add_argument("--configs", nargs="+", default=[""], help="settings to compare: NAME=VALUE[,NAME=VALUE]")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -145,19 +163,24 @@ def main() -> int:
         return 1
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
         json.dump(items, handle)
-    rows = []
-    for profile in args.profiles:
-        output = subprocess.run(
-            [sys.executable, __file__, "--child", handle.name, "--profiles", profile],
-            check=True, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        ).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for round_index in range(args.repeat):
+        pairs = [(profile, config) for profile in args.profiles for config in args.configs]
+        for profile, config in pairs if round_index % 2 == 0 else reversed(pairs):
+            settings = dict(item.split("=", 1) for item in config.split(",") if item)
+            output = subprocess.run(
+                [sys.executable, __file__, "--child", handle.name, "--profiles", profile],
+                check=True, capture_output=True, text=True, cwd=ROOT,
+                env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
+            ).stdout
+            runs.setdefault((profile, config), []).append(json.loads(output.strip().splitlines()[-1]))
+    rows = [_median_row(found, config) for (_, config), found in runs.items()]
     os.unlink(handle.name)
 
     generated = sum(1 for i in items if i["kind"] == "generated")
     print(f"\nOCR benchmark: {len(items)} images ({generated} generated, {len(items) - generated} real), "
           f"{os.cpu_count()} cores\n")
-    columns = ["profile", "images", "load_s", "first_call_s", "median_s", "p90_s", "img_per_s", "peak_rss_mb",
+    columns = ["profile", "config", "runs", "images", "load_s", "first_call_s", "median_s", "p90_s", "img_per_s", "peak_rss_mb",
                "cer_generated", "real_values_found"]
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
     print(" | ".join(c.ljust(w) for c, w in zip(columns, widths)))

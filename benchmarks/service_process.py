@@ -128,8 +128,20 @@ class CpuMeter:
         return max(0.0, (self.host_busy_seconds - self.service_seconds) / self.wall_seconds)
 
 
+def high_water_rss(pid: int) -> int:
+    """Peak RSS of one process over its whole life (the kernel's VmHWM), 0 if unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class RssSampler:
-    """Samples the summed RSS of the service's processes every `interval` seconds in a thread."""
+    """Samples the summed RSS of the service's processes every `interval` seconds in a thread, and
+    the largest single process's own peak (VmHWM: exact, not sampled), the OCR process's."""
 
     def __init__(self, master_pid: int, interval: float = 0.2) -> None:
         self.master_pid = master_pid
@@ -137,11 +149,14 @@ class RssSampler:
         self.peak = 0
         self.last = 0
         self.samples = 0
+        self.process_peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sample(self) -> int:
         value = tree_rss(self.master_pid)
+        for process in service_processes(self.master_pid):
+            self.process_peak = max(self.process_peak, high_water_rss(process.pid))
         self.last = value
         self.peak = max(self.peak, value)
         self.samples += 1

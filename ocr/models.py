@@ -23,7 +23,7 @@ from onnxtr.models.engine import EngineConfig  # noqa: E402
 from onnxtr.models.recognition.zoo import ARCHS as DOCTR_RECO_ARCHS  # noqa: E402
 
 from ocr.page_geometry import OrientationClassifier  # noqa: E402
-from ocr.ppocr import PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
+from ocr.ppocr import INT8_SUFFIX, PPOCRV6_MODELS, PPOCRDetector, PPOCRRecognizer, WidthBucketedRecognitionPredictor  # noqa: E402
 from ocr.reading import GeometrySettings, ReceiptPredictor  # noqa: E402
 
 PPOCR_PREFIX = "ppocrv6:"
@@ -87,7 +87,13 @@ def _safe_local_path(path: Path) -> str:
 
 def build_detector(name: str, profile: dict[str, Any], ocr_config: dict[str, Any], cfg: EngineConfig) -> Any:
     if name.startswith(PPOCR_PREFIX):
-        return PPOCRDetector(name[len(PPOCR_PREFIX):], tuple(profile["det_input_size"]), cfg)
+        size = name[len(PPOCR_PREFIX):]
+        # The setting chooses the precision of a detector that exists in both.
+        if ocr_config.get("int8_detection", False) and size + INT8_SUFFIX in PPOCRV6_MODELS:
+            size += INT8_SUFFIX
+        elif not ocr_config.get("int8_detection", False):
+            size = size.removesuffix(INT8_SUFFIX)
+        return PPOCRDetector(size, tuple(profile["det_input_size"]), cfg)
     if name not in DOCTR_DET_ARCHS:
         raise ValueError(f"Unknown detection model {name!r}; use 'ppocrv6:tiny|small' or one of {DOCTR_DET_ARCHS}")
     path = doctr_weights_path(name, ocr_config["models_dir"])
@@ -96,7 +102,7 @@ def build_detector(name: str, profile: dict[str, Any], ocr_config: dict[str, Any
 
 def build_recognizer(name: str, ocr_config: dict[str, Any], cfg: EngineConfig) -> Any:
     if name.startswith(PPOCR_PREFIX):
-        return PPOCRRecognizer(name[len(PPOCR_PREFIX):], cfg)
+        return PPOCRRecognizer(name[len(PPOCR_PREFIX):], cfg, ocr_config.get("receipt_alphabet", True))
     if name not in DOCTR_RECO_ARCHS:
         raise ValueError(f"Unknown recognition model {name!r}; use 'ppocrv6:tiny|small' or one of {DOCTR_RECO_ARCHS}")
     path = doctr_weights_path(name, ocr_config["models_dir"])

