@@ -93,8 +93,9 @@ def _register_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
-        # Only JSON and metrics are served: nothing may run, load or frame anything from here.
-        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        # Only JSON and metrics are served: nothing may run, load or frame anything from here (the
+        # /api/docs page sets its own, same-origin policy).
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         response.headers["X-Frame-Options"] = "DENY"
         if request.path.startswith("/api") or request.path == "/metrics":
             response.headers["Cache-Control"] = "no-store"

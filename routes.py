@@ -9,17 +9,18 @@ State lives in the database, so any web process (or host) can answer for work an
     api/ops.py       GET /status, /health, /health/live, /health/ready, /config,
                      /config/extraction_rules, /metrics, /metrics/batch
     api/retries.py   POST /uploads/<id>/retry, POST /batches/<request_id>/retry (admin)
+    api/docs.py      GET /openapi.json, GET /docs (built from the declarations, api/openapi.py)
 """
 from __future__ import annotations
 
 from flask import Blueprint
 
-from api import batches, ops, results, retries, uploads
+from api import batches, docs, ops, results, retries, uploads
 from api.errors import ApiError
 from api.ops import prometheus_metrics
 
 api = Blueprint("api", __name__, url_prefix="/api")
-for part in (uploads, batches, results, ops, retries):
+for part in (uploads, batches, results, ops, retries, docs):
     api.register_blueprint(part.blueprint)
 
 __all__ = ["ApiError", "api", "prometheus_metrics"]
