@@ -27,7 +27,9 @@ How to declare an endpoint (models go in api/schemas.py or a new api/schemas_<to
 
 - `ok`: the success model, or {status: model} for several (e.g. {200: Done, 202: Accepted}); a
   status whose model is None has no JSON body. `media={200: ("text/csv",)}` adds non-JSON media
-  types to a status (streams, images, metrics text).
+  types to a status (streams, metrics text; an image: `ok={200: None}, media={200: ("image/png", ...)}`).
+- `headers=`: a model of request headers, fields aliased to the header's name as Werkzeug spells it
+  (`Field(None, alias="Idempotency-Key")`).
 - `errors`: the endpoint's own error statuses {status: description}, answered with the error
   envelope. Every endpoint also gets 400, 401 (unless public=True), 403 (admin=True, which also
   applies api.auth.admin_only, before validation), 413 (with a body), 429 (rate_limited=True),
@@ -223,7 +225,8 @@ def document() -> dict[str, Any]:
     cached = current_app.extensions.get("openapi_document")
     if cached is not None:
         return cached
-    generated = copy.deepcopy(spec.spec)
+    # Generated for this app's routes (spectree's own cache would keep the first app's for every app).
+    generated = copy.deepcopy(spec._generate_spec())
     for operations in generated["paths"].values():
         for operation in operations.values():
             _complete(operation, _declarations[operation["operationId"]])

@@ -7,12 +7,34 @@ tests/test_openapi_fuzz.py drives the real service with the document (schemathes
 import re
 
 import pytest
+from flask import Blueprint, request
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from pydantic import BaseModel, Field
 
 from api.auth import PUBLIC_PATHS
+from api.errors import ok
+from api.openapi import endpoint
+from api.schemas import Success
 
 KEY = "k3y-Openapi-5c1d9e7a3f"
 DOCS_RULES = {"/api/openapi.json", "/api/docs"}
+
+# An endpoint declared the way another branch adds one (registered only on the app of one test).
+probe = Blueprint("probe", __name__)
+
+
+class ProbeHeaders(BaseModel):
+    idempotency_key: str = Field(alias="Idempotency-Key", min_length=8, max_length=64)
+
+
+class ProbeOut(Success):
+    seen: str
+
+
+@probe.post("/api/probe")
+@endpoint("A header-checked probe", headers=ProbeHeaders, ok=ProbeOut, errors={409: "already_seen"})
+def probe_view():
+    return ok({"seen": request.headers["Idempotency-Key"]})
 
 
 @pytest.fixture
@@ -145,3 +167,26 @@ def test_in_tests_an_answer_that_drifts_from_its_declaration_is_an_error(app, mo
     monkeypatch.setattr(ops, "utcnow", lambda: None)  # "timestamp": null, declared as a string
     response = client.get("/api/health/live")
     assert response.status_code == 500 and response.get_json()["error"]["code"] == "internal_error"
+
+
+def test_a_new_endpoint_is_documented_and_its_headers_checked(make_app):
+    app = make_app()
+    app.register_blueprint(probe)
+    client = app.test_client()
+    operation = client.get("/api/openapi.json").get_json()["paths"]["/api/probe"]["post"]
+    header = next(p for p in operation["parameters"] if p["in"] == "header")
+    assert header["name"] == "Idempotency-Key" and header["required"] is True
+    assert {"200", "400", "401", "409", "500", "503"} <= set(operation["responses"])
+    missing = client.post("/api/probe")
+    assert missing.status_code == 400 and missing.get_json()["error"]["details"]["field"] == "Idempotency-Key"
+    assert client.post("/api/probe", headers={"Idempotency-Key": "short"}).status_code == 400
+    answer = client.post("/api/probe", headers={"Idempotency-Key": "abcdefgh-1"})
+    assert answer.status_code == 200 and answer.get_json() == {"success": True, "seen": "abcdefgh-1"}
+
+
+def test_each_app_documents_its_own_routes(client, make_app):
+    """The probe above lives on its own app only: the document is built per app, not per process."""
+    other = make_app()
+    other.register_blueprint(probe)
+    assert "/api/probe" in other.test_client().get("/api/openapi.json").get_json()["paths"]
+    assert "/api/probe" not in client.get("/api/openapi.json").get_json()["paths"]
