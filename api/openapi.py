@@ -44,6 +44,7 @@ How to declare an endpoint (models go in api/schemas.py or a new api/schemas_<to
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -87,6 +88,7 @@ class Declaration:
 
 
 _declarations: dict[str, Declaration] = {}
+_generating = threading.Lock()
 _model_names: dict[str, Any] = {}
 
 
@@ -225,8 +227,15 @@ def document() -> dict[str, Any]:
     cached = current_app.extensions.get("openapi_document")
     if cached is not None:
         return cached
-    # Generated for this app's routes (spectree's own cache would keep the first app's for every app).
-    generated = copy.deepcopy(spec._generate_spec())
+    # Generated for this app's routes (spectree's own cache would keep the first app's for every
+    # app). Generating moves nested models out of spec.models, so each run works on a copy.
+    with _generating:
+        models = spec.models
+        spec.models = copy.deepcopy(models)
+        try:
+            generated = spec._generate_spec()
+        finally:
+            spec.models = models
     for operations in generated["paths"].values():
         for operation in operations.values():
             _complete(operation, _declarations[operation["operationId"]])

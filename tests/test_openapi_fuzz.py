@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.service_process import ROOT, running_service
+from benchmarks.service_process import running_service
 from database import Database, Role
 from service.access import create_key
 from tools.receipt_generator import generate_receipt
@@ -41,7 +41,8 @@ def schemathesis(location: str, key: str, report_dir: Path, *extra: str, base: s
                "--report", "json", "--report-dir", str(report_dir), *extra]
     if base:
         command += ["--url", base]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    # Its caches (.schemathesis/, .hypothesis/, crash files carrying the filtered key header) land in cwd.
+    out = subprocess.run(command, cwd=report_dir.parent, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     reports = sorted(report_dir.glob("json-*.json"))
     assert reports, out.stdout[-4000:] + out.stderr[-2000:]
     report = json.loads(reports[-1].read_text())
