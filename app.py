@@ -22,6 +22,7 @@ import request_context
 import routes
 from api.auth import register_authentication
 from api.errors import register_error_handlers
+from api.inputs import RowIdConverter
 from logging_setup import configure_logging
 from migrations_runner import upgrade_to_head
 from service.runtime import Runtime
@@ -57,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ocr_runtime"] = runtime
 
     _register_request_ids(app)
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added: they bind it then
     app.register_blueprint(routes.api)
     app.add_url_rule("/metrics", "prometheus_metrics", routes.prometheus_metrics)
     register_authentication(app)

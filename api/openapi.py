@@ -59,7 +59,7 @@ from spectree.utils import get_multidict_items
 
 from api.auth import admin_only
 from api.errors import ApiError
-from api.inputs import json_body
+from api.inputs import MAX_ROW_ID, json_body
 from api.schemas import ErrorEnvelope
 
 TITLE = "Sistema OCR Empresarial Asíncrono"
@@ -249,6 +249,10 @@ def _complete(operation: dict[str, Any], declared: Declaration) -> None:
         operation.pop("description", None)
     if not operation.get("parameters"):
         operation.pop("parameters", None)
+    for parameter in operation.get("parameters", ()):
+        if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
+            # Every <int:...> is a row id (api.inputs.RowIdConverter), not spectree's int32.
+            parameter["schema"] = {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_ROW_ID}
     responses = operation["responses"]
     for status, types in declared.media.items():
         answer = responses.setdefault(str(status), {"description": "Success"})
