@@ -108,13 +108,17 @@ class _Plugin(FlaskPlugin):
         has_body = req.method not in ("GET", "DELETE", "HEAD")
         body = json_body() if json is not None and has_body and req.mimetype not in self.FORM_MIMETYPE else None
         adapter = self.model_adapter
-        req.context = Context(
-            adapter.validate_obj(query, get_multidict_items(req.args, query)) if query else None,
-            adapter.validate_obj(json, body) if body is not None else None,
-            None,
-            adapter.validate_obj(headers, dict(iter(req.headers))) if headers else None,
-            None,
-        )
+        try:
+            req.context = Context(
+                adapter.validate_obj(query, get_multidict_items(req.args, query)) if query else None,
+                adapter.validate_obj(json, body) if body is not None else None,
+                None,
+                adapter.validate_obj(headers, dict(iter(req.headers))) if headers else None,
+                None,
+            )
+        except ValidationError as error:
+            # Answered here, in our envelope: spectree's own handling serializes the inputs first.
+            raise invalid_input(error, (query, json, headers)) from None
 
     def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
         # Never re-serialize or buffer: streamed bodies must stay streams.
@@ -138,22 +142,23 @@ def check_response(response: Response, declared: Responses) -> None:
         raise AssertionError(f"{request.method} {request.path} {status} does not match {model.__name__}: {exc}") from None
 
 
-def _refuse_invalid(models: tuple[Any, ...]) -> Callable[..., None]:
+def invalid_input(error: ValidationError, models: tuple[Any, ...]) -> ApiError:
+    """A pydantic error as the service's 400: the first field in `details.field`, all of them in `details.errors`."""
     codes: dict[str, str] = {}
     for model in models:
         codes.update(getattr(model, "error_codes", {}))
+    # No input values: they may be huge or not even encodable (lone surrogates from JSON "\ud800").
+    found = error.errors(include_url=False, include_input=False, include_context=False)
+    problems = [{"field": _text(".".join(str(part) for part in e["loc"])) or None, "message": _text(e["msg"]), "type": e["type"]}
+                for e in found]
+    first = problems[0]
+    name = _text(str(found[0]["loc"][0])) if found[0]["loc"] else None
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return ApiError(400, codes.get(name or "", "invalid_parameter"), message, details={"field": name, "errors": problems})
 
-    def before(_req: Any, _resp: Any, error: ValidationError | None, _instance: Any, _adapter: Any) -> None:
-        if error is None:
-            return
-        problems = [{"field": ".".join(str(part) for part in e["loc"]) or None, "message": e["msg"], "type": e["type"]}
-                    for e in error.errors(include_url=False, include_input=False)]
-        first = problems[0]
-        name = str(error.errors()[0]["loc"][0]) if error.errors()[0]["loc"] else None
-        message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        raise ApiError(400, codes.get(name or "", "invalid_parameter"), message,
-                       details={"field": name, "errors": problems})
-    return before
+
+def _text(value: str) -> str:
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 spec = SpecTree(
@@ -214,7 +219,6 @@ def endpoint(summary: str, *, ok: Any = None, query: type[BaseModel] | None = No
             query=query, json=json, form=form, headers=headers, resp=responses,
             tags=(tag or view.__module__.rsplit(".", 1)[-1],),
             security={} if public else None,
-            before=_refuse_invalid(tuple(m for m in (query, json, headers) if m is not None)),
             operation_id=operation_id,
         )(view)
         _declarations[operation_id] = Declaration(summary, public, dict(media or {}))

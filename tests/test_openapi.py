@@ -199,3 +199,14 @@ def test_an_id_past_any_row_is_not_found(client, upload_id):
     """Found by the fuzzer: a path id past 64 bits overflowed SQLite's bind (500); routing now refuses it."""
     response = client.post(f"/api/uploads/{upload_id}/retry")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_an_unencodable_bad_value_still_gets_the_envelope(client):
+    """Found by tests/test_fuzz.py: "\\ud800" decodes to a lone surrogate that no JSON answer can
+    carry; the 400 names the field and leaves the value out."""
+    response = client.post("/api/ocr/process_batch", data=b'{"profile": "' + b"\\ud800" * 100 + b'"}',
+                           content_type="application/json")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "unknown_profile" and error["details"]["field"] == "profile"
+    assert "ud800" not in response.get_data(as_text=True)
