@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     BANKS_PATH: Path = BASE_DIR / "config" / "banks.json"
     EXTRACTION_REQUIRED_FIELDS: CommaList = ["monto", "referencia"]
     EXTRACTION_MIN_CONFIDENCE: float = Field(0.6, ge=0, le=1)
+    # Reconciliation with bank statements
+    RECONCILIATION_DATE_WINDOW_DAYS: int = Field(1, ge=0, le=31)
+    STATEMENT_MAX_FILE_MB: int = Field(10, ge=1, le=1024)
+    STATEMENT_FORMATS_DIR: Path = BASE_DIR / "config" / "statements"
 
     @field_validator("API_KEYS", "CORS_ORIGINS", "EXTRACTION_REQUIRED_FIELDS", mode="before")
     @classmethod

@@ -266,6 +266,30 @@ class Storage:
         atomic_write_bytes(path, json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
         return path
 
+    def write_results(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
+        """Many result files at once (a statement reconciling thousands of receipts): each replaced
+        atomically as by write_result, with one sync of the disk for all of them instead of two
+        fsyncs per file (20,000 of them for 10,000 receipts)."""
+        if len(documents) <= 2:
+            for stored_name, document in documents:
+                self.write_result(stored_name, document)
+            return
+        staged = []
+        try:
+            for stored_name, document in documents:
+                path = self.path("results", f"{stored_name}.json")
+                temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+                temp.write_bytes(json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
+                staged.append((temp, path))
+            os.sync()  # every new file's bytes on disk before any of them replaces an old one
+            for temp, path in staged:
+                os.replace(temp, path)
+        finally:
+            for temp, _ in staged:
+                if temp.exists():
+                    temp.unlink()
+        _fsync_directory(self.dirs["results"])
+
     def remove_upload_files(self, stored_name: str) -> int:
         """Delete an image wherever it is and its result file; returns the bytes freed."""
         paths = [self.path(key, stored_name) for key in IMAGE_DIRECTORIES]

@@ -11,6 +11,7 @@ from flask import current_app, g, request
 from werkzeug.routing import IntegerConverter, Map
 
 from api.errors import ApiError
+from reconciliation import ESTADOS
 from service.access import tenant_id_named
 from service.queries import ReviewFilter
 from service.runtime import Runtime
@@ -104,6 +105,15 @@ def time_arg(name: str) -> datetime | None:
     return moment
 
 
+def conciliacion_arg() -> str | None:
+    """The `conciliacion` filter of a list: a reconciliation state, or None for all."""
+    value = request.args.get("conciliacion")
+    if value is not None and value not in ESTADOS:
+        raise ApiError(400, "invalid_parameter", f"conciliacion must be one of {', '.join(ESTADOS)}",
+                       details={"field": "conciliacion"})
+    return value
+
+
 def client_key() -> str:
     """The caller's rate-limit identity: its key (hashed), or its address when it has none."""
     found = g.get("principal")
@@ -140,7 +150,7 @@ REVIEW_STATES = ("pendiente", "aprobado", "rechazado")
 
 
 def review_filter_arg() -> ReviewFilter:
-    """`revision` and `requiere_revision` of a list request."""
+    """`revision`, `requiere_revision` and `conciliacion` of a list request."""
     estado = request.args.get("revision")
     if estado is not None and estado not in REVIEW_STATES:
         raise ApiError(400, "invalid_parameter", f"revision must be one of {', '.join(REVIEW_STATES)}",
@@ -149,4 +159,4 @@ def review_filter_arg() -> ReviewFilter:
     if raw is not None and raw not in ("true", "false"):
         raise ApiError(400, "invalid_parameter", "requiere_revision must be true or false",
                        details={"field": "requiere_revision"})
-    return ReviewFilter(estado, None if raw is None else raw == "true")
+    return ReviewFilter(estado, None if raw is None else raw == "true", conciliacion_arg())

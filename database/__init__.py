@@ -31,6 +31,7 @@ from database.models import (
     WorkerState,
 )
 from database.reviews import Correction, IdempotencyKey, Review, ReviewState
+from database.statements import BankStatement, Conciliacion, StatementMovement
 from database.webhooks import (
     TENANT_SCOPE,
     DeliveryState,
@@ -48,4 +49,5 @@ __all__ = [
     "Correction", "IdempotencyKey", "Review", "ReviewState",
     "TENANT_SCOPE", "DeliveryState", "WebhookAttempt", "WebhookConfig", "WebhookDelivery", "WebhookEvent",
     "WebhookUploadRoute",
+    "BankStatement", "Conciliacion", "StatementMovement",
 ]

@@ -23,6 +23,7 @@ import config
 from database import ApiKey, Correction, Result, Review, ReviewState, Upload, UploadStatus, iso, utcnow
 from extraction.corrections import read_correction
 from service.access import Principal
+from service.conciliation import reconcile_after_finish
 from service.results import set_field_columns
 from service.reuse import flag_reuse
 from service.runtime import Runtime
@@ -161,6 +162,8 @@ def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[
         for result in {id(r): r for r in rewritten}.values():
             rt.storage.write_result(result.filename, result.document)
         session.commit()
+    # The corrected amount or reference may pay another credit, and the old one is free again.
+    reconcile_after_finish(rt, tenant_id, upload_id)
     return upload
 
 

@@ -49,8 +49,7 @@ def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] |
         "review": review_view(review),
         "corrections": [{"campo": c.campo, "anterior": c.anterior, "nuevo": c.nuevo, "por": c.por, "en": iso(c.en)}
                         for c in corrections],
-        # Filled by the reconciliation of bank statements (recon branch).
-        "conciliacion": None,
+        "conciliacion": (document or {}).get("conciliacion"),
         "result": document,
         "image_url": f"/api/uploads/{upload.id}/image",
     }

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, false, func, not_, select
+from sqlalchemy import Text, cast, exists, false, func, not_, select
 
-from database import Batch, BatchState, Result, Review, ReviewState, Upload
+from database import Batch, BatchState, Conciliacion, Result, Review, ReviewState, Upload
 from service.monitoring import counts_by
 from service.runtime import Runtime
 
@@ -34,9 +34,11 @@ def _page(session: Any, query: Any, id_column: Any, after_id: int, limit: int) -
 
 @dataclass(frozen=True)
 class ReviewFilter:
-    """`revision=pendiente|aprobado|rechazado` and `requiere_revision=true|false` of the lists."""
+    """`revision=pendiente|aprobado|rechazado`, `requiere_revision=true|false` and
+    `conciliacion=<estado>` of the lists."""
     estado: str | None = None
     requiere_revision: bool | None = None
+    conciliacion: str | None = None  # the receipt's reconciliation state
 
     def conditions(self, upload_id: Any, tenant_id: int) -> list[Any]:
         found = []
@@ -50,6 +52,8 @@ class ReviewFilter:
             flag = func.coalesce(Result.document[("validacion", "requiere_revision")].as_boolean(), false())
             found.append(upload_id.in_(select(Result.upload_id).where(
                 Result.tenant_id == tenant_id, flag == self.requiere_revision)))
+        if self.conciliacion is not None:
+            found.append(exists().where(Conciliacion.upload_id == upload_id, Conciliacion.estado == self.conciliacion))
         return found
 
 

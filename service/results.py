@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 
 import metrics
 from database import RESULT_TEXT_FIELDS, Result, Upload, UploadStatus, iso, utcnow
+from service.conciliation import reconcile_after_finish
 from service.reuse import flag_reuse
 from service.runtime import Runtime
 from service.webhooks import enqueue_upload_event
@@ -80,6 +81,8 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
     failed = document.get("processing_status") == "error"
     document.setdefault("processing_metadata", {}).update(upload_id=upload.id, duplicado_de=upload.duplicado_de)
     document.setdefault("posible_reutilizacion", None)
+    # Filled right after the commit below (service/conciliation.py); null on a failed image.
+    document["conciliacion"] = None
     error = document.get("error") or {}
     with rt.db.session() as session:
         updated = session.execute(
@@ -106,6 +109,9 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
             rt.storage.write_result(other.filename, other.document)
         session.commit()
     rt.storage.move(upload.stored_name, "errors" if failed else "processed")
+    # Its own transaction, after the result is safe: one indexed query per amount, and a
+    # concurrent run over the same credits retries there without touching this commit.
+    reconcile_after_finish(rt, upload.tenant_id, upload.id)
     metrics.observe_image(document)
     return True
 

@@ -116,7 +116,9 @@ def flag_reuse(session: Any, settings: dict[str, Any], upload: Upload, row: Resu
         row.document = flagged(row.document, _entry(earliest, reason, upload.tenant_id))
         return []
     later = {other.upload_id: (other, reason) for other, reason in matches}
-    repointed = list(session.scalars(select(Result).where(Result.upload_id.in_(later))).all())
+    # FOR UPDATE: reconciliation (service/conciliation.py) may be rewriting one of these documents now.
+    repointed = list(session.scalars(select(Result).where(Result.upload_id.in_(later))
+                                     .order_by(Result.upload_id).with_for_update()).all())
     for result in repointed:
         other, reason = later[result.upload_id]
         result.document = flagged(result.document, _entry(payment, reason, other.tenant_id))

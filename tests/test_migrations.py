@@ -258,3 +258,57 @@ def test_webhook_rows_survive_the_upgrade_to_head(empty_database_url):
     assert _contents(db, webhook_only) == before
     assert schema_differences(db) == []
     db.dispose()
+
+
+def test_statement_tables_keep_their_rows_through_later_revisions(empty_database_url):
+    """Rows written at 0005_statements (statements, movements, a receipt's conciliacion) survive
+    the upgrade to head, and the constraints that keep one credit for one receipt hold."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from database import BankStatement, Conciliacion, StatementMovement
+    from migrations_runner import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0005_statements")
+    engine.dispose()
+    db = Database(empty_database_url)
+    with db.session() as session:
+        upload = Upload(stored_name="r.png", original_name="r.png", sha256="c" * 64, size_bytes=1, status="processed")
+        statement = BankStatement(tenant_id=DEFAULT_TENANT_ID, format="banesco_qif", bank_code="0134", filename="x.qif",
+                                  sha256="d" * 64, size_bytes=10, period_start=date(2025, 3, 1), period_end=date(2025, 3, 2),
+                                  movements_total=1, movements_added=1, credits_total=1)
+        session.add_all([upload, statement])
+        session.flush()
+        movement = StatementMovement(tenant_id=DEFAULT_TENANT_ID, statement_id=statement.id, line=3,
+                                     movement_date=date(2025, 3, 1), description="PAGO MOVIL", direction="credito",
+                                     amount=Decimal("1136.52"), fingerprint="f" * 32)
+        session.add(movement)
+        session.flush()
+        session.add(Conciliacion(tenant_id=DEFAULT_TENANT_ID, upload_id=upload.id, estado="conciliado",
+                                 movement_id=movement.id, evidence={"estado": "conciliado"}))
+        session.commit()
+        ids = (upload.id, statement.id, movement.id)
+    upgrade_to_head(db)
+    assert schema_differences(db) == []
+    with db.session() as session:
+        stored = session.scalar(select(StatementMovement))
+        assert (stored.id, stored.amount, stored.movement_date) == (ids[2], Decimal("1136.52"), date(2025, 3, 1))
+        assert session.scalar(select(Conciliacion.movement_id).where(Conciliacion.upload_id == ids[0])) == ids[2]
+        session.add(StatementMovement(tenant_id=DEFAULT_TENANT_ID, statement_id=ids[1], line=4,
+                                      movement_date=date(2025, 3, 1), description="again", direction="credito",
+                                      amount=Decimal("1"), fingerprint="f" * 32))
+        with pytest.raises(IntegrityError):  # the same line of an overlapping export
+            session.commit()
+        session.rollback()
+        other = Upload(stored_name="s.png", original_name="s.png", sha256="e" * 64, size_bytes=1)
+        session.add(other)
+        session.flush()
+        session.add(Conciliacion(tenant_id=DEFAULT_TENANT_ID, upload_id=other.id, estado="conciliado",
+                                 movement_id=ids[2], evidence={}))
+        with pytest.raises(IntegrityError):  # a credit already paying another receipt
+            session.commit()
+    db.dispose()
