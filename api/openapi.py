@@ -58,8 +58,9 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_multidict_items
 
 from api.auth import admin_only
+from api.browser_session import COOKIE_NAME, CSRF_HEADER
 from api.errors import ApiError
-from api.inputs import MAX_ROW_ID, json_body
+from api.inputs import MAX_ROW_ID, TENANT_HEADER, json_body
 from api.schemas import ErrorEnvelope
 
 TITLE = "Sistema OCR Empresarial Asíncrono"
@@ -77,6 +78,14 @@ DEFAULT_ERRORS = {
     503: "database_unavailable or storage_unavailable; retry after Retry-After seconds",
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
+SAFE_METHODS = {"get", "head", "options"}
+# An admin acts on another tenant's data by naming it (api/inputs.py tenant_id()); a client key may not.
+TENANT_PARAMETER = {"name": TENANT_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "Admin keys only: act on this tenant's data (a client key gets 403 forbidden, "
+                                   "an unknown name 404 tenant_not_found)"}
+TENANT_ERRORS = {403: "forbidden: a client key named a tenant (X-Tenant)",
+                 404: "tenant_not_found: X-Tenant names no tenant"}
+CSRF_ERROR = "csrf_failed: signed in with the review desk's session cookie, but without its X-CSRF-Token"
 
 
 @dataclass
@@ -85,6 +94,7 @@ class Declaration:
     summary: str
     public: bool
     media: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    answer_headers: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 _declarations: dict[str, Declaration] = {}
@@ -179,8 +189,16 @@ spec = SpecTree(
                                                               field_in=InType.HEADER)),
         SecurityScheme(name="Bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer",
                                                               description="The same key as Authorization: Bearer <key>")),
+        # The review desk's way in (api/browser_session.py): POST /review/login exchanges a key for this
+        # cookie; a request that changes something must then repeat the session's CSRF token.
+        SecurityScheme(name="Session", data=SecuritySchemeData(
+            type=SecureType.API_KEY, name=COOKIE_NAME, field_in=InType.COOKIE,
+            description="The review desk's signed session cookie (sign in at /review/login); acts as its key")),
+        SecurityScheme(name="Csrf", data=SecuritySchemeData(
+            type=SecureType.API_KEY, name=CSRF_HEADER, field_in=InType.HEADER,
+            description="The session's CSRF token, required with the session cookie on POST/PUT/PATCH/DELETE")),
     ],
-    security=[{"ApiKey": []}, {"Bearer": []}],
+    security=[{"ApiKey": []}, {"Bearer": []}, {"Session": []}],
 )
 
 
@@ -188,7 +206,7 @@ def endpoint(summary: str, *, ok: Any = None, query: type[BaseModel] | None = No
              form: type[BaseModel] | None = None, headers: type[BaseModel] | None = None,
              errors: Mapping[int, str] | None = None, media: Mapping[int, tuple[str, ...]] | None = None,
              admin: bool = False, public: bool = False, rate_limited: bool = False,
-             tag: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+             tag: str | None = None, answer_headers: Mapping[int, dict[str, str]] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare the view below the route decorator; see the module docstring."""
     successes: dict[int, Any] = ok if isinstance(ok, dict) else {200: ok}
     statuses: dict[int, tuple[Any, str]] = {}
@@ -197,8 +215,10 @@ def endpoint(summary: str, *, ok: Any = None, query: type[BaseModel] | None = No
     own = {**DEFAULT_ERRORS, **(errors or {})}
     if not public:
         own.setdefault(401, "unauthorized: no valid API key (X-API-Key or Authorization: Bearer)")
+        for status, description in TENANT_ERRORS.items():
+            own[status] = f"{own[status]}; or {description}" if status in own else description
     if admin:
-        own.setdefault(403, "forbidden: the key is not an admin key")
+        own[403] = f"forbidden: the key is not an admin key; {own[403]}"
     if json is not None or form is not None:
         own.setdefault(413, "request_too_large (or the endpoint's own size codes)")
     if rate_limited:
@@ -221,7 +241,7 @@ def endpoint(summary: str, *, ok: Any = None, query: type[BaseModel] | None = No
             security={} if public else None,
             operation_id=operation_id,
         )(view)
-        _declarations[operation_id] = Declaration(summary, public, dict(media or {}))
+        _declarations[operation_id] = Declaration(summary, public, dict(media or {}), dict(answer_headers or {}))
         return admin_only(validated) if admin else validated
     return decorate
 
@@ -241,14 +261,20 @@ def document() -> dict[str, Any]:
         finally:
             spec.models = models
     for operations in generated["paths"].values():
-        for operation in operations.values():
-            _complete(operation, _declarations[operation["operationId"]])
+        for method, operation in operations.items():
+            _complete(method, operation, _declarations[operation["operationId"]])
     current_app.extensions["openapi_document"] = generated
     return generated
 
 
-def _complete(operation: dict[str, Any], declared: Declaration) -> None:
+def _complete(method: str, operation: dict[str, Any], declared: Declaration) -> None:
     operation["summary"] = declared.summary
+    if not declared.public:
+        operation.setdefault("parameters", []).append(dict(TENANT_PARAMETER))
+        if method not in SAFE_METHODS:
+            operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {"Session": [], "Csrf": []}]
+            forbidden = operation["responses"]["403"]
+            forbidden["description"] = f"{forbidden['description']}; or {CSRF_ERROR}"
     if not operation.get("description"):
         operation.pop("description", None)
     if not operation.get("parameters"):
@@ -263,6 +289,9 @@ def _complete(operation: dict[str, Any], declared: Declaration) -> None:
         content = answer.setdefault("content", {})
         for media_type in types:
             content[media_type] = {"schema": {"type": "string"}}
+    for status, headers in declared.answer_headers.items():
+        answer = responses[str(status)]
+        answer["headers"] = {name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()}
     for status, description in GUNICORN_REFUSALS.items():
         responses[str(status)] = {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
     for status in ("429", "503"):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 import config
+from reconciliation import ESTADOS
 
 UploadState = Literal["pending", "processing", "processed", "error"]
 BatchStateName = Literal["queued", "running", "completed", "failed"]
@@ -73,6 +74,15 @@ class UploadForm(BaseModel):
     idWhatsapp: str | None = Field(None, description="e.g. 123456@lid")
     nombre: str | None = None
     horamin: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3])-[0-5][0-9]$", description="HH-MM")
+    callback_url: str | None = Field(None, description="Where this upload's webhooks go: a URL on one of the "
+                                     "tenant's allowed_hosts (PUT /api/webhooks/config)")
+
+
+class UploadHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[ -~]+$",
+        description="The same key with the same files and metadata within 24 h answers the first upload again "
+                    "(nothing stored twice); with other files: 422 idempotency_key_reused")
 
 
 class UploadedFile(Closed):
@@ -83,6 +93,7 @@ class UploadedFile(Closed):
     sha256: str
     duplicado_de: int | None = Field(description="The upload whose bytes these are, if any")
     status: UploadState
+    status_url: str = Field(description="GET it to follow this upload: /api/uploads/<id>")
 
 
 class UploadOut(Success):
@@ -105,6 +116,18 @@ class FileEntry(Closed):
     error: ErrorInfo | None
 
 
+class ListFilterQuery(BaseModel):
+    """The review and reconciliation filters of the result lists."""
+    revision: Literal["pendiente", "aprobado", "rechazado"] | None = Field(None, description="The review state")
+    requiere_revision: Literal["true", "false"] | None = Field(None, description="Flagged by the service for review")
+    conciliacion: Literal[ESTADOS] | None = Field(  # type: ignore[valid-type]
+        None, description="The reconciliation state against the bank statements")
+
+
+class ProcessedQuery(ListFilterQuery, PageQuery):
+    pass
+
+
 class FilesOut(Success):
     count: int
     files: list[FileEntry]
@@ -124,6 +147,8 @@ class CleanOut(Success):
     results_removed: int
     batches_removed: int
     payments_forgotten: int
+    idempotency_keys_expired: int
+    webhook_events_removed: int
     orphan_files_removed: int
     temp_files_removed: int
     uncommitted_uploads_removed: int
@@ -226,7 +251,13 @@ class ResultFilterQuery(BaseModel):
     until: str | None = Field(None, description="ISO 8601 date or time (UTC unless it has an offset)")
 
 
-class ResultPageQuery(ResultFilterQuery, PageQuery):
+class ResultPageQuery(ResultFilterQuery, ListFilterQuery, PageQuery):
+    format: Literal["json", "csv", "ndjson"] = Field(
+        "json", description="csv or ndjson: the same results streamed as CSV rows or JSON lines (every result after "
+                            "the cursor; with `limit` one page, the next cursor in the X-Next-Cursor header)")
+
+
+class ExportQuery(ResultFilterQuery, ListFilterQuery):
     pass
 
 

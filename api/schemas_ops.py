@@ -178,8 +178,22 @@ class MetricsQuery(BaseModel):
     format: Literal["json", "prometheus"] = Field("json", description="prometheus: the text exposition format")
 
 
+class FieldCorrections(Closed):
+    correcciones: int = Field(description="Corrections made to this field")
+    resultados_corregidos: int = Field(description="Results whose field was corrected at least once")
+    precision: float | None = Field(description="Share of stored results whose field was left as read")
+
+
+class CorrectionFigures(Closed):
+    """The live accuracy of the extraction, per field of config.FIELDS."""
+    por_campo: dict[str, FieldCorrections]
+    total: int
+    resultados: int
+
+
 class MetricsOut(Success):
     system: dict[str, Any]
     process: dict[str, Any]
     ocr: dict[str, Any]
     totals: dict[str, Any]
+    corrections: CorrectionFigures

@@ -12,7 +12,7 @@ from api.auth import principal
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, review_filter_arg, runtime, tenant_id
 from api.openapi import endpoint
-from api.schemas import CleanBody, CleanOut, FilesOut, PageQuery, UploadForm, UploadOut
+from api.schemas import CleanBody, CleanOut, FilesOut, PageQuery, ProcessedQuery, UploadForm, UploadHeaders, UploadOut
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
 from service.idempotency import KeyInProgress, KeyReused, abandon, begin, fingerprint, record_response
@@ -61,8 +61,13 @@ def _form_files() -> list[Any]:
 
 
 @blueprint.post("/upload")
-@endpoint("Upload receipt images with their metadata", form=UploadForm, ok=UploadOut, rate_limited=True,
-          errors={400: "no_files, invalid_metadata, empty_file, unsupported image (the file's index in details)",
+@endpoint("Upload receipt images with their metadata", form=UploadForm, headers=UploadHeaders, ok=UploadOut,
+          rate_limited=True,
+          errors={400: "no_files, invalid_metadata, empty_file, unsupported image (the file's index in details); "
+                       "invalid_parameter (Idempotency-Key); invalid_callback_url, callback_not_allowed, "
+                       "callback_unresolvable (callback_url)",
+                  409: "idempotency_key_in_progress: a request with this Idempotency-Key is still being stored",
+                  422: "idempotency_key_reused: the Idempotency-Key was used for other files or metadata",
                   413: "request_too_large, file_too_large, too_many_fields",
                   429: "rate_limited (uploads a minute) or too_many_files (per request)"})
 def upload_files() -> Response:
@@ -188,7 +193,7 @@ def files_pending() -> Response:
 
 
 @blueprint.get("/files/processed")
-@endpoint("Uploads processed or failed", query=PageQuery, ok=FilesOut)
+@endpoint("Uploads processed or failed, by review and reconciliation state", query=ProcessedQuery, ok=FilesOut)
 def files_processed() -> Response:
     return _list_files(UploadStatus.FINISHED, filtered=True)
 

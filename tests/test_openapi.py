@@ -86,7 +86,15 @@ def test_every_operation_declares_its_errors_with_the_envelope(document):
     schemes = document["components"]["securitySchemes"]
     assert schemes["ApiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}
     assert schemes["Bearer"]["type"] == "http" and schemes["Bearer"]["scheme"] == "bearer"
-    assert document["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    assert schemes["Session"] == {"type": "apiKey", "name": "ocr_sesion", "in": "cookie",
+                                  "description": schemes["Session"]["description"]}
+    assert schemes["Csrf"]["name"] == "X-CSRF-Token" and schemes["Csrf"]["in"] == "header"
+    assert document["security"] == [{"ApiKey": []}, {"Bearer": []}, {"Session": []}]
+    # A change made with the session cookie needs its CSRF token too.
+    assert {"Session": [], "Csrf": []} in document["paths"]["/api/uploads/{upload_id}/fields"]["patch"]["security"]
+    assert "csrf_failed" in document["paths"]["/api/uploads/{upload_id}/review"]["post"]["responses"]["403"]["description"]
+    tenant = next(p for p in document["paths"]["/api/uploads/{upload_id}"]["get"]["parameters"] if p["in"] == "header")
+    assert tenant["name"] == "X-Tenant"
     assert "403" in document["paths"]["/api/clean"]["post"]["responses"]
     assert "429" in document["paths"]["/api/upload"]["post"]["responses"]
 
