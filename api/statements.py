@@ -139,8 +139,12 @@ def _date_arg(name: str) -> date | None:
 def _date_range(default_days: int | None) -> tuple[date | None, date | None]:
     first, last = _date_arg("desde"), _date_arg("hasta")
     if default_days is not None:
-        last = last or (first + timedelta(days=default_days - 1) if first else utcnow().date())
-        first = first or last - timedelta(days=default_days - 1)
+        try:
+            last = last or (first + timedelta(days=default_days - 1) if first else utcnow().date())
+            first = first or last - timedelta(days=default_days - 1)
+        except OverflowError:  # desde=9999-12-31 (or hasta=0001-01-01) alone: the default span leaves the calendar
+            raise ApiError(400, "invalid_parameter", "desde..hasta must lie between years 1 and 9999",
+                           details={"field": "desde" if first else "hasta"}) from None
         if (last - first).days >= MAX_SUMMARY_DAYS:
             raise ApiError(400, "invalid_parameter", f"desde..hasta spans at most {MAX_SUMMARY_DAYS} days",
                            details={"field": "desde"})

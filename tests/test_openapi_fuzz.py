@@ -28,10 +28,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.serial]
 
 ADMIN_KEY = "k3y-Fuzz-0a1b2c3d4e5f"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-# Cases per operation and phase: ~1,500 cases per key, about a minute each on this machine.
+# Cases per operation and phase: ~2,500 cases per key (41 operations), a few minutes each on this machine.
 MAX_EXAMPLES = 40
 SEED = 20250711
-RUN_TIMEOUT = 300
+RUN_TIMEOUT = 420
 
 
 def schemathesis(location: str, key: str, report_dir: Path, *extra: str, base: str | None = None) -> dict:
@@ -86,7 +86,7 @@ def test_the_running_service_answers_as_its_document_says(tmp_path, database_url
         admin = assert_clean(schemathesis(spec_url, ADMIN_KEY, tmp_path / "admin"), "admin key")
         client = assert_clean(schemathesis(spec_url, client_key, tmp_path / "client"), "client key")
         assert admin + client >= 2000
-        assert time.monotonic() - started < 240
+        assert time.monotonic() - started < 600
 
         # The same run catches a body that disagrees with the document.
         document = requests.get(spec_url, timeout=10).json()
