@@ -218,3 +218,39 @@ def test_an_unencodable_bad_value_still_gets_the_envelope(client):
     error = response.get_json()["error"]
     assert error["code"] == "unknown_profile" and error["details"]["field"] == "profile"
     assert "ud800" not in response.get_data(as_text=True)
+
+
+def test_the_follow_webhook_and_statement_contract_is_documented(document):
+    """The contract's additions (follow, webhooks, recon) as a client reads them from the document."""
+    paths = document["paths"]
+    upload = paths["/api/upload"]["post"]
+    header = next(p for p in upload["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["in"] == "header" and header["required"] is False
+    assert {"409", "422"} <= set(upload["responses"]) and "callback_not_allowed" in upload["responses"]["400"]["description"]
+    form = document["components"]["schemas"]["UploadForm"]["properties"]
+    assert "callback_url" in form
+    assert "status_url" in document["components"]["schemas"]["UploadedFile"]["required"]
+    extract = paths["/api/extract_results"]["get"]
+    assert {"text/csv", "application/x-ndjson", "application/json"} <= set(extract["responses"]["200"]["content"])
+    assert "X-Next-Cursor" in extract["responses"]["200"]["headers"]
+    names = {p["name"] for p in extract["parameters"]}
+    assert {"format", "revision", "requiere_revision", "conciliacion", "cursor", "limit"} <= names
+    image = paths["/api/uploads/{upload_id}/image"]["get"]["responses"]["200"]["content"]
+    assert {"image/png", "image/jpeg"} <= set(image)
+    fields = paths["/api/uploads/{upload_id}/fields"]["patch"]["responses"]
+    assert "invalid_field" in fields["400"]["description"] and "not_processed" in fields["409"]["description"]
+    assert "403" in paths["/api/webhooks/config"]["put"]["responses"]
+    assert "409" in paths["/api/webhooks/deliveries/{delivery_id}/resend"]["post"]["responses"]
+    assert "201" in paths["/api/statements"]["post"]["responses"]
+    assert "text/csv" in paths["/api/review_queue"]["get"]["responses"]["200"]["content"]
+    metrics = document["components"]["schemas"]["MetricsOut"]["properties"]
+    assert "corrections" in metrics
+    for path in ("/api/uploads/{upload_id}", "/api/review_queue/counts", "/api/webhooks/deliveries",
+                 "/api/conciliacion/resumen", "/api/conciliacion/no_conciliados", "/api/statements/{statement_id}/movements"):
+        assert "get" in paths[path], path
+
+
+def test_an_idempotency_key_is_checked_before_the_upload_is_read(client):
+    response = client.post("/api/upload", headers={"Idempotency-Key": "é" * 3})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["details"]["field"] == "Idempotency-Key"
