@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.serial]
 
 ADMIN_KEY = "k3y-Fuzz-0a1b2c3d4e5f"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-# Cases per operation and phase: ~2,500 cases per key (41 operations), a few minutes each on this machine.
+# Cases per operation and phase: ~2,500 cases per key (35 operations), a few minutes each on this machine.
 MAX_EXAMPLES = 40
 SEED = 20250711
 RUN_TIMEOUT = 420
