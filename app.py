@@ -24,6 +24,7 @@ import web
 from api.auth import register_authentication
 from api.browser_session import configure_sessions
 from api.errors import register_error_handlers
+from api.inputs import RowIdConverter
 from logging_setup import configure_logging
 from migrations_runner import upgrade_to_head
 from service.runtime import Runtime
@@ -61,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ocr_runtime"] = runtime
 
     _register_request_ids(app)
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added: they bind it then
     app.register_blueprint(routes.api)
     app.register_blueprint(web.blueprint)
     app.add_url_rule("/metrics", "prometheus_metrics", routes.prometheus_metrics)
@@ -98,10 +100,13 @@ def _register_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
-        # The API serves JSON and metrics: nothing may run, load or frame anything from it. The review
-        # desk's pages run only their own scripts and styles, and reach only this origin.
-        response.headers["Content-Security-Policy"] = web.CONTENT_SECURITY_POLICY if web.is_page(request.path) \
-            else "default-src 'none'; frame-ancestors 'none'"
+        # The API serves JSON and metrics: nothing may run, load or frame anything from it (the /api/docs
+        # page sets its own, same-origin policy). The review desk's pages run only their own scripts and
+        # styles, and reach only this origin.
+        if web.is_page(request.path):
+            response.headers["Content-Security-Policy"] = web.CONTENT_SECURITY_POLICY
+        else:
+            response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "same-origin"
         if request.path.startswith("/api") or request.path == "/metrics" or web.is_private(request.path):

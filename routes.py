@@ -16,17 +16,18 @@ State lives in the database, so any web process (or host) can answer for work an
                      POST /webhooks/deliveries/<id>/resend
     api/statements.py POST/GET /statements, GET /statements/<id>/movements,
                      GET /conciliacion/no_conciliados, GET /conciliacion/resumen
+    api/docs.py      GET /openapi.json, GET /docs (built from the declarations, api/openapi.py)
 """
 from __future__ import annotations
 
 from flask import Blueprint
 
-from api import batches, follow, ops, results, retries, review_queue, statements, uploads, webhooks
+from api import batches, docs, follow, ops, results, retries, review_queue, statements, uploads, webhooks
 from api.errors import ApiError
 from api.ops import prometheus_metrics
 
 api = Blueprint("api", __name__, url_prefix="/api")
-for part in (uploads, follow, batches, results, ops, retries, review_queue, webhooks, statements):
+for part in (uploads, follow, batches, results, ops, retries, review_queue, webhooks, statements, docs):
     api.register_blueprint(part.blueprint)
 
 __all__ = ["ApiError", "api", "prometheus_metrics"]

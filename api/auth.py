@@ -21,7 +21,11 @@ from api.errors import ApiError, error_response
 from api.inputs import runtime
 from service.access import Principal, anonymous_principal, authenticate, keys_configured
 
-PUBLIC_PATHS = {"/api/health", "/api/health/live", "/api/health/ready"}
+# The page /api/docs loads these from /api/docs/ (api/docs.py serves them).
+DOCS_ASSETS = ("swagger-ui.css", "index.css", "swagger-ui-bundle.js", "docs.js")
+# Health checks stay open for load balancers; the API's description and its page are harmless.
+PUBLIC_PATHS = {"/api/health", "/api/health/live", "/api/health/ready", "/api/openapi.json", "/api/docs",
+                *(f"/api/docs/{name}" for name in DOCS_ASSETS)}
 MAX_KEY_LENGTH = 256
 
 

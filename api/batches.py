@@ -9,6 +9,8 @@ from flask import Blueprint, Response
 import config
 from api.errors import ApiError, ok
 from api.inputs import bool_field, client_key, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas import BatchAccepted, BatchDone, BatchResultOut, LimitQuery, PageQuery, ProcessBatchBody
 from database import BatchState, iso
 from service.batch_requests import batch_files, batch_outcome, create_manual_batch, run_here, wait_for_batch, worker_will_run_it
 from service.jobs import recover_abandoned_batches
@@ -21,6 +23,10 @@ REQUEST_ID_PATTERN = re.compile(r"^BATCH_\d{8}_\d{6}_[0-9a-f]{3,12}\Z", re.ASCII
 
 
 @blueprint.post("/ocr/process_batch")
+@endpoint("Run OCR on every pending upload of the tenant (sync, or async with 202)", query=LimitQuery,
+          json=ProcessBatchBody, ok={200: BatchDone, 202: BatchAccepted}, rate_limited=True,
+          errors={400: "unknown_profile, unsupported_language, invalid_parameter, malformed_json",
+                  429: "rate_limited: one process_batch per PROCESS_BATCH_MIN_INTERVAL_SECONDS per client"})
 def process_batch() -> Response:
     rt = runtime()
     body = json_body()
@@ -72,6 +78,8 @@ def process_batch() -> Response:
 
 
 @blueprint.get("/ocr/result/<request_id>")
+@endpoint("A batch's progress and one page of its files", query=PageQuery, ok=BatchResultOut,
+          errors={404: "not_found: no batch with this request_id in the tenant"})
 def batch_result(request_id: str) -> Response:
     if not REQUEST_ID_PATTERN.match(request_id):
         raise ApiError(404, "not_found", "Unknown request_id")

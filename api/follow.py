@@ -16,6 +16,8 @@ from flask import Blueprint, Response, g, send_file
 
 from api.errors import ApiError, ok
 from api.inputs import json_body, runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas_follow import FieldsBody, ReviewBody, UploadDetailOut
 from service.corrections import (
     InvalidFields,
     InvalidReview,
@@ -55,13 +57,20 @@ def _answer(upload_id: int) -> Response:
     return ok({"upload": view})
 
 
+NOT_FOUND = "not_found: no upload of this id in the tenant (another tenant's is missing too)"
+
+
 @blueprint.get("/uploads/<int:upload_id>")
+@endpoint("One upload: status, batch, flags, review, corrections, reconciliation and result", ok=UploadDetailOut,
+          errors={404: NOT_FOUND})
 def get_upload(upload_id: int) -> Response:
     _known(upload_id)
     return _answer(upload_id)
 
 
 @blueprint.get("/uploads/<int:upload_id>/image")
+@endpoint("The stored image of one upload (its own Content-Type, nosniff)", ok={200: None},
+          media={200: (*MIME_TYPES.values(), "application/octet-stream")}, errors={404: f"{NOT_FOUND}, or purged"})
 def get_image(upload_id: int) -> Response:
     _known(upload_id)
     for _ in range(OPEN_ATTEMPTS):
@@ -86,6 +95,10 @@ def _actor() -> str:
 
 
 @blueprint.patch("/uploads/<int:upload_id>/fields")
+@endpoint("Correct extracted fields: {field: value-or-null}; answers the upload as GET does", json=FieldsBody,
+          ok=UploadDetailOut,
+          errors={400: "invalid_field: details.field names the first bad field, details.fields all of them",
+                  404: NOT_FOUND, 409: "not_processed: only a processed upload can be corrected (details.status)"})
 def correct_fields(upload_id: int) -> Response:
     _known(upload_id)
     body: Any = json_body()
@@ -105,6 +118,8 @@ def correct_fields(upload_id: int) -> Response:
 
 
 @blueprint.post("/uploads/<int:upload_id>/review")
+@endpoint("Approve, reject or reopen an upload, with a note; answers the upload as GET does", json=ReviewBody,
+          ok=UploadDetailOut, errors={404: NOT_FOUND})
 def review_upload(upload_id: int) -> Response:
     _known(upload_id)
     try:

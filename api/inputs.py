@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, g, request
+from werkzeug.routing import IntegerConverter, Map
 
 from api.errors import ApiError
 from reconciliation import ESTADOS
@@ -18,6 +19,16 @@ from service.runtime import Runtime
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 CURSOR_VERSION = "v1"
+MAX_ROW_ID = 2**63 - 1  # the largest id a 64-bit INTEGER/BIGINT column holds
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: a number past any row id is no row's (404 from routing), never
+    an OverflowError in the database driver (SQLite's binds 64 bits at most)."""
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ROW_ID,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 def runtime() -> Runtime:

@@ -7,10 +7,12 @@ from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import config
-from api.auth import admin_only, is_admin
+from api.auth import is_admin
 from api.errors import ApiError, ok
 from api.inputs import runtime, tenant_id
+from api.openapi import endpoint
 from api.prometheus import prometheus_text
+from api.schemas_ops import BatchMetricsOut, ConfigOut, HealthOut, LiveOut, MetricsOut, MetricsQuery, ReadyOut, RulesOut, StatusOut
 from database import BatchState, UploadStatus, iso, utcnow
 from extraction.rules import RulesError, get_registry
 from service.access import keys_configured
@@ -22,6 +24,7 @@ blueprint = Blueprint("ops", __name__)
 
 
 @blueprint.get("/status")
+@endpoint("The deployment (admins) or the tenant's queue (client keys)", ok=StatusOut)
 def status() -> Response:
     """The deployment for admins; for a client key, its own tenant's queue and no system details."""
     rt = runtime()
@@ -44,6 +47,7 @@ def status() -> Response:
 
 
 @blueprint.get("/metrics/batch")
+@endpoint("The tenant's batch counts, timing and recent batches", ok=BatchMetricsOut)
 def batch_metrics() -> Response:
     figures = batch_figures(runtime(), tenant_id())
     states, recent = figures.states, figures.recent
@@ -74,6 +78,8 @@ def _health_response(body: dict[str, Any], code: int) -> Response:
 
 
 @blueprint.get("/health")
+@endpoint("Database, worker and models (503 when the database does not answer)", ok={200: HealthOut, 503: HealthOut},
+          public=True)
 def health() -> Response:
     rt = runtime()
     check = health_check(rt)
@@ -96,12 +102,14 @@ def health() -> Response:
 
 
 @blueprint.get("/health/live")
+@endpoint("The process answers", ok=LiveOut, public=True)
 def health_live() -> Response:
     """The process answers: nothing else is checked (a restart would not fix the database)."""
     return ok({"status": "alive", "timestamp": iso(utcnow())})
 
 
 @blueprint.get("/health/ready")
+@endpoint("Work sent now will be done (503 not_ready otherwise)", ok={200: ReadyOut, 503: ReadyOut}, public=True)
 def health_ready() -> Response:
     """Work sent now will be done: the database answers and a worker with models loaded is alive
     (or, with WORKER_ENABLED off, the web processes run batches themselves)."""
@@ -120,6 +128,7 @@ def health_ready() -> Response:
 
 
 @blueprint.get("/config/extraction_rules")
+@endpoint("The active extraction rules", ok=RulesOut, errors={503: "rules_unavailable or database_unavailable"})
 def extraction_rules() -> Response:
     try:
         rules = get_registry().as_json()
@@ -129,6 +138,7 @@ def extraction_rules() -> Response:
 
 
 @blueprint.get("/config")
+@endpoint("Endpoints, limits, OCR profiles and authentication of this deployment", ok=ConfigOut)
 def api_config() -> Response:
     settings = runtime().settings
     return ok({
@@ -165,17 +175,22 @@ def api_config() -> Response:
     })
 
 
-@admin_only
-def prometheus_metrics() -> Response:
+def _prometheus() -> Response:
     return Response(prometheus_text(metrics_snapshot(runtime())), content_type=CONTENT_TYPE_LATEST)
 
 
+@endpoint("Prometheus metrics of the deployment (GET /metrics)", ok={200: None}, media={200: ("text/plain",)}, admin=True)
+def prometheus_metrics() -> Response:
+    return _prometheus()
+
+
 @blueprint.get("/metrics")
-@admin_only
+@endpoint("Service metrics as JSON, or as Prometheus text with format=prometheus", query=MetricsQuery, ok=MetricsOut,
+          media={200: ("text/plain",)}, admin=True)
 def metrics() -> Response:
     output = request.args.get("format", "json")
     if output not in {"json", "prometheus"}:
         raise ApiError(400, "invalid_parameter", "format must be json or prometheus", details={"field": "format"})
     if output == "prometheus":
-        return prometheus_metrics()
+        return _prometheus()
     return ok(metrics_snapshot(runtime()))

@@ -11,6 +11,8 @@ from flask import Blueprint, Response, request, stream_with_context
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, review_filter_arg, runtime, tenant_id, time_arg
+from api.openapi import endpoint
+from api.schemas import ExportQuery, ExtractResultsOut, ResultDataOut, ResultPageQuery
 from service.export import csv_lines
 from service.queries import ResultFilter, page_end, result_of, result_rows_with_review, result_texts
 from storage import is_plain_name
@@ -20,6 +22,8 @@ FORMATS = ("json", "csv", "ndjson")
 
 
 @blueprint.get("/ocr/result_data/<filename>")
+@endpoint("One image's result document", ok=ResultDataOut,
+          errors={404: "not_found (no such file in the tenant) or result_not_ready (details.status)"})
 def result_data(filename: str) -> Response:
     # The name is only ever a database key here, never a path; odd names cannot exist in the table.
     if not is_plain_name(filename):
@@ -72,6 +76,10 @@ def _flat_export(output: str) -> Response:
 
 
 @blueprint.get("/extract_results")
+@endpoint("One page of result documents, filtered by batch, time, review or reconciliation; or CSV/NDJSON",
+          query=ResultPageQuery, ok=ExtractResultsOut, media={200: ("text/csv", "application/x-ndjson")},
+          answer_headers={200: {"X-Next-Cursor": "format=csv|ndjson with limit: the next page's cursor (empty on the "
+                                                 "last page)"}})
 def extract_results() -> Response:
     """One page of documents; the body is written as the rows arrive (`count` and `next_cursor` last).
     `format=csv|ndjson` streams the same results as CSV rows or JSON lines."""
@@ -99,6 +107,8 @@ def extract_results() -> Response:
 
 
 @blueprint.get("/extract_results/export")
+@endpoint("Every matching result document as JSON lines (streamed)", query=ExportQuery, ok={200: None},
+          media={200: ("application/x-ndjson",)})
 def export_results() -> Response:
     """Every matching document as JSON lines, streamed: memory stays flat at any size."""
     rows = _rows(runtime(), _result_filter(), None)

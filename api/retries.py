@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.auth import admin_only
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
 from api.inputs import runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas import RequeuedOut
 from database import Upload
 from service.jobs import requeue_errored
 from service.queries import batch_by_request_id
@@ -19,7 +20,9 @@ blueprint = Blueprint("retries", __name__)
 
 
 @blueprint.post("/uploads/<int:upload_id>/retry")
-@admin_only
+@endpoint("Send an errored upload back to the queue", ok=RequeuedOut, admin=True,
+          errors={404: "not_found: no such upload in the tenant",
+                  409: "not_retryable: the upload is not errored, or its image is gone"})
 def retry_upload(upload_id: int) -> Response:
     rt = runtime()
     with rt.db.session() as session:
@@ -34,7 +37,8 @@ def retry_upload(upload_id: int) -> Response:
 
 
 @blueprint.post("/batches/<request_id>/retry")
-@admin_only
+@endpoint("Send every errored upload of a batch back to the queue", ok=RequeuedOut, admin=True,
+          errors={404: "not_found: no such batch in the tenant"})
 def retry_batch(request_id: str) -> Response:
     rt = runtime()
     if not REQUEST_ID_PATTERN.match(request_id) or batch_by_request_id(rt, tenant_id(), request_id) is None:

@@ -12,6 +12,8 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas_follow import QueueCountsOut, QueueFilterQuery, QueueOut, QueueQuery
 from service.export import csv_lines
 from service.review_queue import MAX_TEXT, STATES, QueueFilter, queue_counts, queue_documents, queue_page
 
@@ -50,6 +52,8 @@ def _csv(which: QueueFilter) -> Response:
 
 
 @blueprint.get("/review_queue")
+@endpoint("The review desk's queue, newest first, by state, text and sorteo; or its results as CSV",
+          query=QueueQuery, ok=QueueOut, media={200: ("text/csv",)})
 def review_queue() -> Response:
     which = _filter()
     if request.args.get("format", "json") not in ("json", "csv"):
@@ -62,5 +66,7 @@ def review_queue() -> Response:
 
 
 @blueprint.get("/review_queue/counts")
+@endpoint("The number of uploads in each queue state under the same filters", query=QueueFilterQuery,
+          ok=QueueCountsOut)
 def review_queue_counts() -> Response:
     return ok({"counts": queue_counts(runtime(), _filter())})

@@ -10,6 +10,18 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas import PageQuery
+from api.schemas_statements import (
+    DateRangeQuery,
+    MovementsOut,
+    StatementForm,
+    StatementsOut,
+    StatementStored,
+    SummaryOut,
+    UnmatchedOut,
+    UnmatchedQuery,
+)
 from database import utcnow
 from reconciliation import AUTO, StatementError
 from service.blocking import run_blocking
@@ -64,6 +76,11 @@ def _parse_and_store(rt: Any, tenant: int, filename: str, data: bytes, format_id
 
 
 @blueprint.post("/statements")
+@endpoint("Upload a bank statement export: its movements are stored and the tenant's receipts reconciled",
+          form=StatementForm, ok={201: StatementStored},
+          errors={400: "no_file, invalid_parameter (format), or the statement's own code (format not detected, "
+                       "a bad line: details.linea, details.formato, details.candidatos)",
+                  413: "request_too_large, statement_too_large, too_many_fields"})
 def upload_statement() -> Response:
     rt = runtime()
     format_id = _format_arg()
@@ -81,6 +98,7 @@ def upload_statement() -> Response:
 
 
 @blueprint.get("/statements")
+@endpoint("The tenant's bank statements, newest first", query=PageQuery, ok=StatementsOut)
 def list_statements() -> Response:
     page = statements_page(runtime(), tenant_id(), limit_arg(), cursor_arg())
     return ok({"count": len(page.rows), "statements": [statement_entry(s) for s in page.rows],
@@ -93,6 +111,8 @@ def _movement_with_receipt(row: Any) -> dict[str, Any]:
 
 
 @blueprint.get("/statements/<int:statement_id>/movements")
+@endpoint("One statement's movements, each with the receipt it was matched to", query=PageQuery, ok=MovementsOut,
+          errors={404: "not_found: no statement of this id in the tenant"})
 def statement_movements(statement_id: int) -> Response:
     rt = runtime()
     # Beyond a 32-bit id PostgreSQL refuses the query itself: no such statement either way.
@@ -119,8 +139,12 @@ def _date_arg(name: str) -> date | None:
 def _date_range(default_days: int | None) -> tuple[date | None, date | None]:
     first, last = _date_arg("desde"), _date_arg("hasta")
     if default_days is not None:
-        last = last or (first + timedelta(days=default_days - 1) if first else utcnow().date())
-        first = first or last - timedelta(days=default_days - 1)
+        try:
+            last = last or (first + timedelta(days=default_days - 1) if first else utcnow().date())
+            first = first or last - timedelta(days=default_days - 1)
+        except OverflowError:  # desde=9999-12-31 (or hasta=0001-01-01) alone: the default span leaves the calendar
+            raise ApiError(400, "invalid_parameter", "desde..hasta must lie between years 1 and 9999",
+                           details={"field": "desde" if first else "hasta"}) from None
         if (last - first).days >= MAX_SUMMARY_DAYS:
             raise ApiError(400, "invalid_parameter", f"desde..hasta spans at most {MAX_SUMMARY_DAYS} days",
                            details={"field": "desde"})
@@ -130,6 +154,7 @@ def _date_range(default_days: int | None) -> tuple[date | None, date | None]:
 
 
 @blueprint.get("/conciliacion/no_conciliados")
+@endpoint("Credits of the statements with no receipt, by date range", query=UnmatchedQuery, ok=UnmatchedOut)
 def unmatched_credits() -> Response:
     first, last = _date_range(None)
     page = unmatched_credits_page(runtime(), tenant_id(), limit_arg(), cursor_arg(), first, last)
@@ -138,6 +163,9 @@ def unmatched_credits() -> Response:
 
 
 @blueprint.get("/conciliacion/resumen")
+@endpoint("Per day: credits received, matched and without receipt, and receipts by reconciliation state "
+          f"(default the last {DEFAULT_SUMMARY_DAYS} days, at most {MAX_SUMMARY_DAYS})", query=DateRangeQuery,
+          ok=SummaryOut)
 def summary() -> Response:
     first, last = _date_range(DEFAULT_SUMMARY_DAYS)
     return ok({"desde": first.isoformat(), "hasta": last.isoformat(),

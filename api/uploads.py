@@ -8,9 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.auth import admin_only, principal
+from api.auth import principal
 from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, review_filter_arg, runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas import CleanBody, CleanOut, FilesOut, PageQuery, ProcessedQuery, UploadForm, UploadHeaders, UploadOut
 from database import Upload, UploadStatus, iso
 from service.housekeeping import purge_finished
 from service.idempotency import KeyInProgress, KeyReused, abandon, begin, fingerprint, record_response
@@ -59,6 +61,15 @@ def _form_files() -> list[Any]:
 
 
 @blueprint.post("/upload")
+@endpoint("Upload receipt images with their metadata", form=UploadForm, headers=UploadHeaders, ok=UploadOut,
+          rate_limited=True,
+          errors={400: "no_files, invalid_metadata, empty_file, unsupported image (the file's index in details); "
+                       "invalid_parameter (Idempotency-Key); invalid_callback_url, callback_not_allowed, "
+                       "callback_unresolvable (callback_url)",
+                  409: "idempotency_key_in_progress: a request with this Idempotency-Key is still being stored",
+                  422: "idempotency_key_reused: the Idempotency-Key was used for other files or metadata",
+                  413: "request_too_large, file_too_large, too_many_fields",
+                  429: "rate_limited (uploads a minute) or too_many_files (per request)"})
 def upload_files() -> Response:
     rt = runtime()
     settings = rt.settings
@@ -176,17 +187,19 @@ def _list_files(statuses: tuple[str, ...], filtered: bool = False) -> Response:
 
 
 @blueprint.get("/files/pending")
+@endpoint("Uploads waiting for or under OCR", query=PageQuery, ok=FilesOut)
 def files_pending() -> Response:
     return _list_files((UploadStatus.PENDING, UploadStatus.PROCESSING))
 
 
 @blueprint.get("/files/processed")
+@endpoint("Uploads processed or failed, by review and reconciliation state", query=ProcessedQuery, ok=FilesOut)
 def files_processed() -> Response:
     return _list_files(UploadStatus.FINISHED, filtered=True)
 
 
 @blueprint.post("/clean")
-@admin_only
+@endpoint("Remove finished uploads older than the retention", json=CleanBody, ok=CleanOut, admin=True)
 def clean() -> Response:
     body = json_body()
     hours = body.get("retention_hours", runtime().settings["RETENTION_HOURS"])

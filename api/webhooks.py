@@ -5,9 +5,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from api.auth import admin_only
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
+from api.openapi import endpoint
+from api.schemas_webhooks import DeliveriesOut, DeliveryOut, DeliveryQuery, WebhookConfigBody, WebhookConfigSaved, WebhookConfigsOut
 from database import DeliveryState
 from service.webhook_secrets import SecretUnavailable
 from service.webhook_targets import TargetRefused
@@ -24,13 +25,18 @@ def _configs() -> dict[str, Any]:
 
 
 @blueprint.get("/webhooks/config")
-@admin_only
+@endpoint("The tenant's webhook configuration and its keys' (never the secrets)", ok=WebhookConfigsOut, admin=True)
 def get_config() -> Response:
     return ok(_configs())
 
 
 @blueprint.put("/webhooks/config")
-@admin_only
+@endpoint("Set the callback URL, allowed hosts or a new signing secret (the tenant's or one key's)",
+          json=WebhookConfigBody, ok=WebhookConfigSaved, admin=True,
+          errors={400: "invalid_parameter (unknown field, allowed_hosts, api_key_id), invalid_callback_url, "
+                       "callback_not_allowed, callback_unresolvable (url)",
+                  404: "not_found: the tenant has no key with this api_key_id",
+                  503: "secrets_unavailable: the secrets' encryption key is not configured"})
 def put_config() -> Response:
     body = json_body()
     unknown = sorted(set(body) - CONFIG_FIELDS)
@@ -71,6 +77,7 @@ def _optional_int(name: str) -> int | None:
 
 
 @blueprint.get("/webhooks/deliveries")
+@endpoint("The tenant's webhook deliveries with their attempts, in id order", query=DeliveryQuery, ok=DeliveriesOut)
 def deliveries() -> Response:
     state = request.args.get("state")
     if state is not None and state not in DeliveryState.ALL:
@@ -82,6 +89,9 @@ def deliveries() -> Response:
 
 
 @blueprint.post("/webhooks/deliveries/<int:delivery_id>/resend")
+@endpoint("Send a failed or delivered delivery again (same event and id)", ok=DeliveryOut,
+          errors={404: "not_found: no delivery of this id in the tenant",
+                  409: "not_resendable: the delivery is still pending or being sent"})
 def resend_delivery(delivery_id: int) -> Response:
     try:
         delivery = resend(runtime().db, tenant_id(), delivery_id) if delivery_id <= 2**31 - 1 else None

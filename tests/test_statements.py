@@ -214,6 +214,8 @@ def test_size_limit_and_bad_parameters(make_app):
     for path, params in (("/api/conciliacion/resumen", {"desde": "ayer"}),
                          ("/api/conciliacion/resumen", {"desde": "2025-03-02", "hasta": "2025-03-01"}),
                          ("/api/conciliacion/resumen", {"desde": "2020-01-01", "hasta": "2025-01-01"}),
+                         ("/api/conciliacion/resumen", {"desde": "9999-12-31"}),
+                         ("/api/conciliacion/resumen", {"hasta": "0001-01-05"}),
                          ("/api/conciliacion/no_conciliados", {"hasta": "2025-02-30"}),
                          ("/api/conciliacion/no_conciliados", {"cursor": "nonsense"}),
                          ("/api/statements", {"limit": "0"}),
