@@ -50,8 +50,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     CORS(app, resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
-         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Tenant", request_context.REQUEST_ID_HEADER],
-         expose_headers=["Retry-After", request_context.REQUEST_ID_HEADER], methods=["GET", "POST", "OPTIONS"])
+         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Tenant", "Idempotency-Key",
+                        request_context.REQUEST_ID_HEADER],
+         expose_headers=["Retry-After", "X-Next-Cursor", request_context.REQUEST_ID_HEADER],
+         # PATCH for corrections and PUT for the webhook configuration, from a frontend on another origin.
+         methods=["GET", "POST", "PATCH", "PUT", "OPTIONS"])
 
     runtime = Runtime.from_settings(settings)
     try:

@@ -141,6 +141,13 @@ def test_cors_answers_only_the_configured_origins(make_app):
                                                        "Access-Control-Request-Headers": "X-API-Key"})
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://panel.example.com"
     assert "x-api-key" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    # A frontend on another origin corrects fields (PATCH) and retries uploads with their key.
+    correction = client.options("/api/uploads/1/fields", headers={"Origin": "https://panel.example.com",
+                                                                  "Access-Control-Request-Method": "PATCH",
+                                                                  "Access-Control-Request-Headers": "Idempotency-Key"})
+    assert "PATCH" in correction.headers["Access-Control-Allow-Methods"]
+    assert "idempotency-key" in correction.headers["Access-Control-Allow-Headers"].lower()
+    assert "X-Next-Cursor" in allowed.headers["Access-Control-Expose-Headers"]
 
     for origin in ("https://evil.example.net", "https://panel.example.com.evil.net", "null"):
         denied = client.get("/api/status", headers={"Origin": origin, "X-API-Key": KEYS[0]})
