@@ -1,7 +1,7 @@
 """Bodies of following one upload (api/follow.py) and of the review desk's queue (api/review_queue.py).
 
 Shapes as service/follow.py and service/review_queue.py build them; closed except the result and
-reconciliation documents, which grow with the reader and the recon branch.
+reconciliation documents, which grow as the reader and the matcher learn more.
 """
 from __future__ import annotations
 
