@@ -107,7 +107,8 @@ def upload_files() -> Response:
             entries.append((original, staged, info))
         key = idempotency_key()
         if key is not None:
-            replay = _hold_key(rt, key, fingerprint(metadata, [(original, staged.sha256) for original, staged, _ in entries]))
+            files_print = [(original, staged.sha256) for original, staged, _ in entries]
+            replay = _hold_key(rt, key, fingerprint(metadata, files_print, request.form.get("callback_url") or None))
             if replay is not None:
                 return ok(replay)
         tenant = tenant_id()

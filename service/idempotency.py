@@ -39,10 +39,13 @@ class KeyInProgress(Exception):
     """The first request with the key is still storing its upload."""
 
 
-def fingerprint(metadata: dict[str, Any], files: list[tuple[str, str]]) -> str:
-    """sha256 over the metadata and each file's name and sha256, in order."""
-    canonical = json.dumps({"metadata": metadata, "files": [list(f) for f in files]}, sort_keys=True,
-                           ensure_ascii=False, separators=(",", ":"))
+def fingerprint(metadata: dict[str, Any], files: list[tuple[str, str]], callback_url: str | None = None) -> str:
+    """sha256 over the metadata, each file's name and sha256 in order, and the upload's own
+    callback URL when it has one (a retry told to call elsewhere is another request)."""
+    body: dict[str, Any] = {"metadata": metadata, "files": [list(f) for f in files]}
+    if callback_url is not None:  # absent from the body otherwise: earlier keys keep their fingerprint
+        body["callback_url"] = callback_url
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

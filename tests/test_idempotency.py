@@ -13,6 +13,7 @@ from benchmarks.service_process import running_service
 from database import IdempotencyKey, Upload, utcnow
 from service.access import create_key
 from service.housekeeping import purge_finished
+from service.idempotency import fingerprint
 from tests.test_tenants import ADMIN_KEY, _migrated, image_bytes, keyed
 
 
@@ -116,3 +117,11 @@ def test_concurrent_retries_with_one_key_give_exactly_one_upload_through_the_rea
         listed = requests.get(f"{service.base}/api/files/pending", headers=keyed(key), timeout=30).json()
         assert listed["count"] == 3  # one upload per key, whatever the number of retries
         assert len({f["sha256"] for f in listed["files"]}) == 3
+
+
+def test_the_fingerprint_covers_the_uploads_own_callback_url():
+    files = [("r.png", "a" * 64)]
+    plain = fingerprint({"nombre": "Ana"}, files)
+    assert fingerprint({"nombre": "Ana"}, files, None) == plain  # keys stored before keep matching
+    told = fingerprint({"nombre": "Ana"}, files, "https://bot.example/a")
+    assert told != plain and told != fingerprint({"nombre": "Ana"}, files, "https://bot.example/b")
