@@ -78,6 +78,7 @@ def test_int8_detector_build_is_deterministic(tmp_path):
     info = quantize_models.build(name, tmp_path)
     installed = json.loads(built_model_paths(name)[1].read_text())
     assert info["calibration_seeds"] == [90000, 90039] and info["calibration_inputs"] >= 40
+    assert info["calibration_fonts"] == installed["calibration_fonts"], "make install rebuilds after a font change"
     assert info["calibration_sha256"] == installed["calibration_sha256"]
     assert info["sha256"] == installed["sha256"] == built_models.sha256_file(BUILT_MODELS_DIR / f"{name}.onnx")
 
@@ -107,3 +108,14 @@ def test_built_models_read_real_receipts_with_the_same_fields_as_fp32():
                   for engine in (built, shipped)]
         assert fields[0]["monto"], name
         assert {f: fields[0][f] for f in KEY_FIELDS} == {f: fields[1][f] for f in KEY_FIELDS}, name
+
+
+def test_a_font_change_after_the_build_makes_the_int8_detector_stale(tmp_path):
+    """Fonts installed after `make install` change the calibration receipts: `--check` rebuilds."""
+    name = "ppocrv6_tiny_det_int8"
+    model, record = built_model_paths(name)
+    info = json.loads(record.read_text())
+    assert not quantize_models._calibrated_with_other_fonts(name, BUILT_MODELS_DIR)
+    (tmp_path / record.name).write_text(json.dumps({**info, "calibration_fonts": ["DejaVu Sans"]}))
+    assert quantize_models._calibrated_with_other_fonts(name, tmp_path) == (quantize_models.calibration_fonts() != ["DejaVu Sans"])
+    assert not quantize_models._calibrated_with_other_fonts("ppocrv6_tiny_rec_receipt", tmp_path)

@@ -83,6 +83,22 @@ def calibration_inputs(seeds: range) -> Iterator[dict]:
             yield captured.pop(0)
 
 
+def calibration_fonts() -> list[str]:
+    """The font families the generated calibration receipts are drawn with: what is installed."""
+    from tools.receipt_layouts import available_font_families
+
+    return [family.name for family in available_font_families()]
+
+
+def _calibrated_with_other_fonts(name: str, out_dir: Path) -> bool:
+    """A calibrated model whose receipts were drawn with other fonts than the installed ones (fonts
+    installed after it was built): rebuilt, so the same checkout always builds the same file."""
+    if BUILT_MODELS[name]["build"] != "int8":
+        return False
+    record = json.loads(built_model_paths(name, out_dir)[1].read_text(encoding="utf-8"))
+    return record.get("calibration_fonts") != calibration_fonts()
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over the captured inputs, with their digest."""
 
@@ -181,6 +197,7 @@ def _quantize(source: Path, out: Path, tmp: Path, seeds: range) -> dict:
         "calibration_variants": [v or "default" for v in CALIBRATION_VARIANTS],
         "calibration_inputs": reader.count,
         "calibration_sha256": reader.digest.hexdigest(),
+        "calibration_fonts": calibration_fonts(),
     }
 
 
@@ -195,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 spec = BUILT_MODELS[name]
                 check_built_model(name, model_file(spec["source_size"], spec["kind"]), args.out)
-                print(f"{name}: up to date in {args.out}", file=sys.stderr)
-                continue
+                if not _calibrated_with_other_fonts(name, args.out):
+                    print(f"{name}: up to date in {args.out}", file=sys.stderr)
+                    continue
+                print(f"{name}: calibrated with other fonts than the installed ones; rebuilding", file=sys.stderr)
             except BuiltModelError:
                 pass
         try:
