@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 import config
-from api.schemas import BatchStateName, Closed, ErrorInfo, PageQuery, Success, Timestamp, UploadState
+from api.schemas import BatchStateName, Closed, ErrorInfo, FileEntry, PageQuery, Success, Timestamp, UploadState
 from service.corrections import MAX_NOTE_CHARS
 from service.review_queue import MAX_TEXT, STATES
 
@@ -38,20 +38,9 @@ class CorrectionEntry(Closed):
     en: Timestamp | None
 
 
-class UploadDetail(Closed):
-    id: int
-    original_name: str
-    stored_name: str
-    metadata: dict[str, str]
-    sha256: str
-    size_bytes: int
-    status: UploadState
-    error: ErrorInfo | None
-    created_at: Timestamp | None
-    processed_at: Timestamp | None
-    request_id: str | None
+class UploadDetail(FileEntry):
+    """A file entry of the lists, with what following one upload adds."""
     batch: BatchRef | None
-    duplicado_de: int | None
     posible_reutilizacion: Any = Field(description="The result document's value (the earlier use), or null")
     requiere_revision: bool | None
     review: ReviewInfo

@@ -13,7 +13,8 @@ from api.errors import STORAGE_RETRY_AFTER_SECONDS, ApiError, ok
 from api.inputs import client_key, cursor_arg, cursor_for, json_body, limit_arg, review_filter_arg, runtime, tenant_id
 from api.openapi import endpoint
 from api.schemas import CleanBody, CleanOut, FilesOut, PageQuery, ProcessedQuery, UploadForm, UploadHeaders, UploadOut
-from database import Upload, UploadStatus, iso
+from database import Upload, UploadStatus
+from service.follow import upload_entry
 from service.housekeeping import purge_finished
 from service.idempotency import KeyInProgress, KeyReused, abandon, begin, fingerprint, record_response
 from service.image_check import inspect_image
@@ -27,23 +28,6 @@ from storage import UploadRejected, display_name, validate_metadata
 blueprint = Blueprint("uploads", __name__)
 logger = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY = 255
-
-
-def _file_entry(upload: Upload) -> dict[str, Any]:
-    return {
-        "id": upload.id,
-        "original_name": upload.original_name,
-        "stored_name": upload.stored_name,
-        "metadata": upload.upload_metadata,
-        "sha256": upload.sha256,
-        "size_bytes": upload.size_bytes,
-        "status": upload.status,
-        "duplicado_de": upload.duplicado_de,
-        "request_id": upload.request_id,
-        "created_at": iso(upload.created_at),
-        "processed_at": iso(upload.processed_at),
-        "error": {"code": upload.error_code, "message": upload.error_message} if upload.error_code else None,
-    }
 
 
 def _form_files() -> list[Any]:
@@ -143,7 +127,7 @@ def _upload_payload(stored: list[Upload]) -> dict[str, Any]:
             {**{name: entry[name] for name in ("original_name", "stored_name", "metadata", "id", "sha256", "duplicado_de",
                                                "status")},
              "status_url": f"/api/uploads/{entry['id']}"}
-            for entry in map(_file_entry, stored)
+            for entry in map(upload_entry, stored)
         ],
     }
 
@@ -183,7 +167,7 @@ def _webhook_route() -> UploadRoute | None:
 def _list_files(statuses: tuple[str, ...], filtered: bool = False) -> Response:
     review = review_filter_arg() if filtered else ReviewFilter()
     page = uploads_with_status(runtime(), tenant_id(), statuses, limit_arg(), cursor_arg(), review)
-    return ok({"count": len(page.rows), "files": [_file_entry(u) for u in page.rows],
+    return ok({"count": len(page.rows), "files": [upload_entry(u) for u in page.rows],
                "next_cursor": cursor_for(page.last_id)})
 
 

@@ -15,6 +15,24 @@ def review_view(review: Review | None) -> dict[str, Any]:
     return {"estado": review.estado, "nota": review.nota, "por": review.por, "en": iso(review.en)}
 
 
+def upload_entry(upload: Upload) -> dict[str, Any]:
+    """An upload as the lists and the upload answer show it; `upload_view` adds the rest."""
+    return {
+        "id": upload.id,
+        "original_name": upload.original_name,
+        "stored_name": upload.stored_name,
+        "metadata": upload.upload_metadata,
+        "sha256": upload.sha256,
+        "size_bytes": upload.size_bytes,
+        "status": upload.status,
+        "duplicado_de": upload.duplicado_de,
+        "request_id": upload.request_id,
+        "created_at": iso(upload.created_at),
+        "processed_at": iso(upload.processed_at),
+        "error": {"code": upload.error_code, "message": upload.error_message} if upload.error_code else None,
+    }
+
+
 def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] | None:
     """The `upload` of `GET /api/uploads/<id>`; None when the tenant has no upload of that id."""
     with rt.db.session() as session:
@@ -31,19 +49,8 @@ def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] |
                 Batch.request_id == upload.request_id, Batch.tenant_id == tenant_id)).first()
     validation = (document or {}).get("validacion") or {}
     return {
-        "id": upload.id,
-        "original_name": upload.original_name,
-        "stored_name": upload.stored_name,
-        "metadata": upload.upload_metadata,
-        "sha256": upload.sha256,
-        "size_bytes": upload.size_bytes,
-        "status": upload.status,
-        "error": {"code": upload.error_code, "message": upload.error_message} if upload.error_code else None,
-        "created_at": iso(upload.created_at),
-        "processed_at": iso(upload.processed_at),
-        "request_id": upload.request_id,
+        **upload_entry(upload),
         "batch": {"request_id": batch.request_id, "state": batch.state} if batch else None,
-        "duplicado_de": upload.duplicado_de,
         "posible_reutilizacion": (document or {}).get("posible_reutilizacion"),
         "requiere_revision": validation.get("requiere_revision") if document else None,
         "review": review_view(review),
