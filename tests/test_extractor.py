@@ -3,7 +3,6 @@ generated and real receipts."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -376,6 +375,13 @@ def test_date_and_time_glued_by_ocr():
     assert got["fecha"] == "2025-11-25" and got["hora_operacion"] == "13:11"
 
 
+@pytest.mark.parametrize("value", ["31/08/2025 10:20p.1 m", "31/08/2025 10:20 p", "31/08/2025 10:20 a.1m."])
+def test_time_with_an_unreadable_meridiem_is_not_read_as_24_hours(value):
+    """Regression: "10:20p.1 m" (p.m. misread on a small screenshot) gave 10:20 instead of 22:20."""
+    got = fields(page(rows_stacked([("Fecha:", value)])))
+    assert got["fecha"] == "2025-08-31" and got["hora_operacion"] is None
+
+
 def test_tab_bar_words_are_not_receipt_text():
     rows = rows_lv([("Monto:", "Bs. 12,00"), ("Referencia:", "12345678")])
     rows.append((1200, [(20, "Inicio", 20), (200, "Transferencias", 20), (420, "Pagos", 20), (600, "Más", 20)]))
@@ -430,15 +436,6 @@ def test_hostile_text_values():
     assert got["referencia"] is None and got["monto"] is None and got["fecha"] is None
     assert got["telefono"] == "04147650321"  # unicode digits are digits
     assert got["concepto"] == "<script>alert(1)</script>"  # data, to be escaped by whoever renders it
-
-
-def test_extraction_is_fast():
-    ocr = bdv_page()
-    extract_fields(ocr)
-    started = time.perf_counter()
-    for _ in range(50):
-        extract_fields(ocr)
-    assert (time.perf_counter() - started) / 50 < 0.010
 
 
 # ------------------------------------------------------------------------------------------------
