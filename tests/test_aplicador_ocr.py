@@ -85,3 +85,17 @@ def test_predictor_is_built_once_and_reused(engine):
     first = engine.get_predictor("ultra_rapido")
     assert engine.get_predictor("ultra_rapido") is first
     assert "ultra_rapido" in engine.status()["models_loaded"]
+
+
+def test_orientation_classifier_loads_only_when_a_page_needs_it(engine, page_and_centres):
+    from PIL import Image
+
+    from aplicador_ocr import AplicadorOCR
+
+    fresh = AplicadorOCR(engine.config)
+    fresh.procesar_imagen(encode(page_and_centres[0]), "ultra_rapido")
+    classifier = fresh.get_predictor("ultra_rapido").classifier
+    assert not classifier.loaded  # an upright screenshot never builds its session
+    turned = fresh.procesar_imagen(encode(page_and_centres[0].transpose(Image.Transpose.ROTATE_90)), "ultra_rapido")
+    assert classifier.loaded and turned["orientacion"]["giro"] in (90, 270)
+    assert "003039376430" in turned["structured_text_ocr"]
