@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py ../shared/receipts/real/ [DIR ...] [--profile P] [--json]
     python benchmarks/accuracy.py --generate 200 [--seed 1000]
     python benchmarks/accuracy.py ../shared/receipts/real/ --generate 60 --variants all
+    python benchmarks/accuracy.py ../shared/receipts/real/ --pages-per-call 4   # as the worker reads
 
 With --variants, every folder and the generated set are also read as they arrive in practice
 (tools/receipt_variants.py: photo of the screen, turned, thumbnail, large screen, viewer,
@@ -170,17 +171,36 @@ def same_value(field: str, expected: Any, got: Any) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Evaluation
 # ------------------------------------------------------------------------------------------------
-def evaluate(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine: Any) -> dict[str, Any]:
+def read_all(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine: Any, pages_per_call: int
+             ) -> list[tuple[dict[str, Any], float]]:
+    """(OCR result, seconds) per item. With pages_per_call > 1 the images are read in calls of that
+    many pages, as the worker reads a batch; the seconds are then the call's share per page."""
+    out: list[tuple[dict[str, Any], float]] = []
+    for start in range(0, len(items), pages_per_call):
+        chunk = items[start:start + pages_per_call]
+        started = time.perf_counter()
+        if pages_per_call == 1:
+            results = [engine.procesar_imagen(chunk[0][0].read_bytes(), profile)]
+        else:
+            results = engine.procesar_lote([path.read_bytes() for path, _, _ in chunk], profile)
+        share = (time.perf_counter() - started) / len(chunk)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+            out.append((result, share))
+    return out
+
+
+def evaluate(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine: Any,
+             pages_per_call: int = 1) -> dict[str, Any]:
     rules = get_registry().current
     stats = {f: {"labelled": 0, "correct": 0, "wrong": 0, "missed": 0, "spurious": 0} for f in FIELDS}
     failures: list[dict[str, Any]] = []
     extract_ms: list[float] = []
     extract_cpu_ms: list[float] = []  # CPU time of this thread: unaffected by other processes
     ocr_s: list[float] = []
-    for path, expected, layout in items:
-        started = time.perf_counter()
-        ocr = engine.procesar_imagen(path.read_bytes(), profile)
-        ocr_s.append(time.perf_counter() - started)
+    for (path, expected, layout), (ocr, seconds) in zip(items, read_all(items, profile, engine, pages_per_call)):
+        ocr_s.append(seconds)
         started, cpu_started = time.perf_counter(), time.thread_time()
         result = extract_fields(ocr, rules)
         extract_ms.append((time.perf_counter() - started) * 1000)
@@ -281,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="first seed for --generate")
     parser.add_argument("--variants", default="",
                         help="comma-separated arrival variants (tools/receipt_variants.py), or 'all'")
+    parser.add_argument("--pages-per-call", type=int, default=1, metavar="N",
+                        help="read the images N at a time, as the worker reads a batch (default: one by one)")
     parser.add_argument("--failures", action="store_true", help="list every failure under each table")
     args = parser.parse_args(argv)
     if not args.dirs and not args.generate:
@@ -304,15 +326,15 @@ def main(argv: list[str] | None = None) -> int:
             if not items:
                 print(f"skipping {folder}: no labels.json/ground_truth.json with images there", file=sys.stderr)
                 continue
-            reports[str(path)] = evaluate(items, args.profile, engine)
+            reports[str(path)] = evaluate(items, args.profile, engine, args.pages_per_call)
             for variant in variants:
                 moved = folder_through_variant(items, variant, Path(tmp) / f"{number}-{variant}")
-                reports[f"{path.name} [{variant}]"] = evaluate(moved, args.profile, engine)
+                reports[f"{path.name} [{variant}]"] = evaluate(moved, args.profile, engine, args.pages_per_call)
         if args.generate:
             name = f"generated(n={args.generate}, seed={args.seed})"
             for variant in [None, *variants]:
                 items = generated_items(Path(tmp) / f"generated-{variant or 'default'}", args.generate, args.seed, variant)
-                reports[name + (f" [{variant}]" if variant else "")] = evaluate(items, args.profile, engine)
+                reports[name + (f" [{variant}]" if variant else "")] = evaluate(items, args.profile, engine, args.pages_per_call)
     if args.json:
         print(json.dumps({"profile": args.profile, "reports": reports}, ensure_ascii=False, indent=1))
     else:
