@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     OCR_INFERENCE_STREAMS: int = Field(1, ge=0, le=64)
     ORT_INTRA_OP_THREADS: int = Field(0, ge=0, le=256)
     ORT_ENABLE_CPU_MEM_ARENA: bool = False
+    ORT_ALLOW_SPINNING: bool = False
     OCR_RECO_BATCH_SIZE: int = Field(64, ge=1, le=4096)
     OCR_RECO_MAX_BATCH_COLUMNS: int = Field(6144, ge=64, le=1_000_000)
     OCR_MAX_IMAGES_PER_BATCH: int = Field(50, ge=1, le=10_000)
@@ -137,6 +138,7 @@ class Settings(BaseSettings):
     OCR_MAX_CACHE_SIZE_MB: int = Field(512, ge=0, le=1_000_000)
     OCR_CLEAR_CACHE_AFTER_BATCH: bool = False
     OCR_GC_FREQUENCY: int = Field(10, ge=0, le=1_000_000)
+    OCR_MALLOC_MMAP_THRESHOLD_KB: int = Field(0, ge=0, le=32768)
     # Image safety
     MAX_IMAGE_PIXELS: int = Field(40_000_000, ge=1024, le=1_000_000_000)
     MAX_IMAGE_SIDE: int = Field(2400, ge=64, le=100_000)
@@ -230,6 +232,9 @@ class Settings(BaseSettings):
             # onnxruntime threads: 0 means every core for this one process (split between streams).
             "intra_op_threads": self.ORT_INTRA_OP_THREADS,
             "enable_cpu_mem_arena": self.ORT_ENABLE_CPU_MEM_ARENA,
+            # onnxruntime's idle threads busy-wait for the next operator by default: on 2 cores they
+            # take CPU from the web workers and the other stream for little gain.
+            "allow_spinning": self.ORT_ALLOW_SPINNING,
             "reco_batch_size": self.OCR_RECO_BATCH_SIZE,
             # Recognition batches hold at most this many 48 px-high columns: bounds peak memory.
             "reco_max_batch_columns": self.OCR_RECO_MAX_BATCH_COLUMNS,
@@ -245,6 +250,8 @@ class Settings(BaseSettings):
                 "max_cache_size_mb": self.OCR_MAX_CACHE_SIZE_MB,
                 # Run Python's garbage collector after every N images (0: never force it).
                 "garbage_collect_frequency": self.OCR_GC_FREQUENCY,
+                # Buffers this large get their own mapping (aplicador_ocr.map_large_buffers; 0: glibc's default).
+                "malloc_mmap_threshold_kb": self.OCR_MALLOC_MMAP_THRESHOLD_KB,
             },
         }
 

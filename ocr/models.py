@@ -33,8 +33,9 @@ class ModelNotFoundError(RuntimeError):
     """A profile names weights that are not on this machine."""
 
 
-def engine_config(intra_op_threads: int, enable_cpu_mem_arena: bool) -> EngineConfig:
+def engine_config(intra_op_threads: int, enable_cpu_mem_arena: bool, allow_spinning: bool = False) -> EngineConfig:
     options = SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     options.enable_cpu_mem_arena = enable_cpu_mem_arena
     options.execution_mode = ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -111,7 +112,8 @@ def build_recognizer(name: str, ocr_config: dict[str, Any], cfg: EngineConfig) -
 
 def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> ReceiptPredictor:
     """OnnxTR's OCRPredictor for one profile, inside the reader that turns and straightens pages."""
-    cfg = engine_config(ocr_config.get("intra_op_threads", 0), ocr_config.get("enable_cpu_mem_arena", False))
+    cfg = engine_config(ocr_config.get("intra_op_threads", 0), ocr_config.get("enable_cpu_mem_arena", False),
+                        ocr_config.get("allow_spinning", False))
     det_name, reco_name = profile["det_model"], profile["reco_model"]
     detector = build_detector(det_name, profile, ocr_config, cfg)
     recognizer = build_recognizer(reco_name, ocr_config, cfg)

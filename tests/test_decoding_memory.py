@@ -5,6 +5,9 @@ The memory tests run each decode in a fresh process (benchmarks/decode_memory.py
 high-water mark, so nothing else in the test process counts.
 """
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,3 +69,28 @@ def test_the_budget_is_read_from_the_header_of_a_truncated_file():
     with pytest.raises(ImageRejected) as err:
         verify_image(big[:2000])  # the header alone already says it is too expensive
     assert err.value.code == "image_too_large"
+
+
+
+_FREED_BUFFER_SCRIPT = """
+import sys
+import numpy as np
+from aplicador_ocr import map_large_buffers
+map_large_buffers(int(sys.argv[1]))
+for _ in range(3):
+    buffer = np.ones(20 * 1024 * 1024 // 8)  # 20 MB (under glibc's 32 MB cap), written so its pages are resident
+    del buffer
+print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_a_fixed_mmap_threshold_returns_large_freed_buffers_to_the_system():
+    def resident_after_freeing(threshold_kb):
+        out = subprocess.run([sys.executable, "-c", _FREED_BUFFER_SCRIPT, str(threshold_kb)], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+        return int(out.stdout.strip())
+
+    # glibc's own threshold rises to the size of the first large buffer freed, so the next ones
+    # come from the heap and stay resident after they are freed; a fixed threshold unmaps them.
+    assert resident_after_freeing(4096) + 15 <= resident_after_freeing(0)
