@@ -138,7 +138,10 @@ class AplicadorOCR:
             raise ValueError(f"Unknown OCR profile {name!r}; available: {', '.join(self.profiles())}")
         return name
 
-    def get_predictor(self, profile: str | None = None) -> Any:
+    def get_predictor(self, profile: str | None = None, warm: bool = False) -> Any:
+        """The profile's predictor, built on first use. `warm` runs one inference first: worth it
+        before serving (the first upload does not pay for it), wasted when a page is about to be
+        read anyway (`main.py extract`, a batch in a web process)."""
         name = self.resolve_profile(profile)
         predictor = self.predictors.get(name)
         if predictor is not None:
@@ -156,9 +159,10 @@ class AplicadorOCR:
                 predictor = build_predictor(self.config["profiles"][name], ocr_config)
                 copies = [build_predictor(self.config["profiles"][name], ocr_config) for _ in range(self.streams - 1)]
                 loaded = time.perf_counter()
-                with self._inference_lock:
-                    for each in [predictor, *copies]:
-                        each([_warmup_page()])
+                if warm:
+                    with self._inference_lock:
+                        for each in [predictor, *copies]:
+                            each([_warmup_page()])
                 warmed = time.perf_counter()
                 release_freed_memory()  # the warm-up's buffers: idle RSS is what stays
                 self._copies[name] = queue.SimpleQueue()
@@ -176,7 +180,7 @@ class AplicadorOCR:
 
     def preload(self, profile: str | None = None) -> None:
         """Build and warm a profile (the default one when None) before serving."""
-        self.get_predictor(profile)
+        self.get_predictor(profile, warm=True)
 
     def method_used(self, profile: str) -> str:
         from ocr.models import PPOCR_PREFIX

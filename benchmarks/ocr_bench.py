@@ -98,7 +98,7 @@ def run_profile(profile: str, items: list[dict]) -> dict:
     from aplicador_ocr import AplicadorOCR
 
     engine = AplicadorOCR()
-    engine.get_predictor(profile)
+    engine.preload(profile)
     load_seconds = time.perf_counter() - started - engine.load_times[profile]["warmup_seconds"]
     first_call = engine.load_times[profile]["warmup_seconds"]
     times, cers, found, total, misses = [], [], 0, 0, []
