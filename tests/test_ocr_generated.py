@@ -48,7 +48,9 @@ def test_reference_row_keeps_label_and_value_together(engine):
     result = engine.procesar_imagen(receipt.image_bytes, "ultra_rapido")
     reference = receipt.fields["referencia"]
     rows = result["structured_text_ocr"].splitlines()
-    assert any(row.startswith("Operación") and row.replace(" ", "").endswith(reference) for row in rows), rows
+    # The label and its value on one row, the value right after the label (the copy icon after
+    # it may be read as a weak glyph or two).
+    assert any(row.split()[:2] == ["Operación:", reference] for row in rows), rows
 
 
 @pytest.mark.slow

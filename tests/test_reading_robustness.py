@@ -97,7 +97,7 @@ def _printed(rows):
 
 @pytest.mark.parametrize("field,label,printed,value", [
     ("monto", "Monto:", "Bs. 1S0,75", "150.75"),
-    ("referencia", "Referencia:", "0O3162521173", "003162521173"),
+    ("referencia", "Referencia:", "O03162521173", "003162521173"),
     ("telefono", "Teléfono:", "04l2-5318244", "04125318244"),
     ("cedula", "Cédula:", "V-27061S25", "V-27061525"),
     ("referencia", "Referencia:", "49076B968", "490768968"),
