@@ -88,6 +88,11 @@ def test_rows_follow_a_tilted_line_instead_of_a_band():
     ("04l2-53l8244", "0412-5318244"),
     ("Bs pagos SOS", "Bs pagos SOS"),  # words are not numbers
     ("OlSB", "OlSB"),  # no digit: nothing to repair
+    ("1.267.99", "1.267,99"),  # a decimal comma read as a point after thousands groups
+    ("Bs 12,345,678,90", "Bs 12,345,678.90"),
+    ("1.267.990", "1.267.990"),  # three digits: a thousands group, left alone
+    ("267.99", "267.99"),  # no thousands group: already a decimal point
+    ("27.061.025", "27.061.025"),  # a cédula's groups
 ])
 def test_repair_undoes_confusions_only_inside_numbers(text, repaired):
     assert repair_numeric(text) == repaired
