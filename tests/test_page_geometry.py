@@ -7,7 +7,7 @@ import pytest
 from extraction import extract_fields_from_text
 from extraction.confusions import repair_numeric
 from ocr.page_geometry import PageTransform, straighten, survey_lines, turn_upright
-from ocr.reading import detection_size
+from ocr.reading import detection_size, text_height
 from spatial_processor import group_boxes_into_rows
 
 
@@ -79,6 +79,12 @@ def test_rows_follow_a_tilted_line_instead_of_a_band():
             x, y = 20 + column * 250, 100 + row * 40 + column * 7
             boxes.append((x, y, x + 120, y + 20))
     assert group_boxes_into_rows(boxes) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+
+
+def test_text_height_is_the_median_box_height_in_page_pixels():
+    # Relative boxes (x1, y1, x2, y2, score) on a 600 px high page: 12, 18 and 60 px high.
+    boxes = np.array([[0.1, 0.10, 0.5, 0.12, 0.9], [0.1, 0.20, 0.9, 0.23, 0.9], [0.1, 0.5, 0.3, 0.6, 0.9]])
+    assert text_height(boxes, 600) == pytest.approx(18.0)
 
 
 @pytest.mark.parametrize("text,repaired", [
