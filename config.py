@@ -33,6 +33,8 @@ OCR_PROFILES: dict[str, dict[str, Any]] = {
         # digits in thumbnails forwarded over WhatsApp (benchmarks/accuracy.py --variants thumbnail).
         "small_text_reco_model": "ppocrv6:small",
         "small_text_max_height": 19,
+        # Crop columns per batch of that recognizer (its activations bound the peak RSS).
+        "small_text_reco_max_batch_columns": 1536,
     },
     "balanced": {
         "det_model": "ppocrv6:tiny",
