@@ -28,6 +28,13 @@ OCR_PROFILES: dict[str, dict[str, Any]] = {
         "det_model": "ppocrv6:tiny",
         "reco_model": "ppocrv6:tiny",
         "det_input_size": (960, 544),  # (height, width): receipts are portrait
+        # A page whose detected lines are at most this many pixels high (median) is recognized by
+        # the small recognizer, loaded on the first such page: the tiny one drops or invents
+        # digits in thumbnails forwarded over WhatsApp (benchmarks/accuracy.py --variants thumbnail).
+        "small_text_reco_model": "ppocrv6:small",
+        "small_text_max_height": 19,
+        # Crop columns per batch of that recognizer (its activations bound the peak RSS).
+        "small_text_reco_max_batch_columns": 1536,
     },
     "balanced": {
         "det_model": "ppocrv6:tiny",

@@ -1,5 +1,6 @@
-"""OCR confusions inside numeric values: letters read for digits ("10s,00", "27061O25") and a
-digit read for the currency's letter ("B5. 104,54").
+"""OCR confusions inside numeric values: letters read for digits ("10s,00", "27061O25"), a
+digit read for the currency's letter ("B5. 104,54") and a decimal comma read as the thousands
+point ("1.267.99").
 
 Only a value a rule expects to be numeric or an amount is ever repaired, and the repair is kept
 only when the repaired value then passes the field's normalizer and validators (extraction/run.py);
@@ -19,6 +20,12 @@ _CURRENCY = re.compile(r"(?<![\w])[B8][5sS](?=\.?\s*\d)")
 # A run of digits and confusable letters: a token that is mostly digits.
 _TOKEN = re.compile(rf"[0-9{re.escape(_CONFUSABLE)}]+")
 
+# Thousands groups followed by one more point and two digits: small text loses the comma's tail
+# ("1.267,99" read "1.267.99"). Two digits can only be cents after groups of three, so the last
+# mark is the decimal one whichever way the amount was printed. Also with the marks swapped.
+_DECIMAL_READ_AS_GROUP = re.compile(r"(?<![\d.,])\d{1,3}(?:(?P<mark>[.,])\d{3})+(?P=mark)(?=\d{2}(?![\d.,]))")
+_OTHER_MARK = {".": ",", ",": "."}
+
 # Normalizers whose values are numbers: only these are repaired.
 NUMERIC_NORMALIZERS = frozenset({"amount", "digits", "reference", "phone", "cedula", "rif", "account"})
 
@@ -27,6 +34,7 @@ def repair_numeric(text: str) -> str:
     """`text` with the confusions of item-sized numeric tokens undone; the same length as `text`,
     so character offsets (and the words behind them) stay valid."""
     text = _CURRENCY.sub("Bs", text)
+    text = _DECIMAL_READ_AS_GROUP.sub(lambda m: m.group(0)[:-1] + _OTHER_MARK[m.group("mark")], text)
 
     def fix(match: re.Match) -> str:
         token = match.group(0)

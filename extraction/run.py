@@ -161,14 +161,18 @@ class Extraction:
                     weak = [o for o in occs if not o.strong and o.inline]
                     if not occs or len(weak) != len(occs):
                         break
+                    words = pending.words
                     cut = next((i for i, (start, _e, _w) in enumerate(pending.spans) if start == weak[0].inline_start), None)
+                    if cut is None:
+                        # The second label glued to the first one's last word ("identidafCuenta").
+                        words, cut = _split_glued_word(pending, weak[0].inline_start)
                     if not cut:
                         break
-                    rest = Segment(-1, line.index, pending.words[cut:])
+                    rest = Segment(-1, line.index, words[cut:])
                     if not any(o.strong and not o.inline for o in self._match(rest)) \
-                            and not _wide_gap_at(pending.words, cut):
+                            and not _wide_gap_at(words, cut):
                         break
-                    head = Segment(-1, line.index, pending.words[:cut])
+                    head = Segment(-1, line.index, words[:cut])
                     head.in_chrome = rest.in_chrome = pending.in_chrome
                     out.append(head)
                     pending = rest
@@ -343,6 +347,22 @@ class Extraction:
         candidate.span = (start, end)
         self.add_candidate(candidate)
         return True
+
+
+def _split_glued_word(segment: Segment, offset: int) -> tuple[list[Word], int | None]:
+    """The segment's words with the one that holds text offset `offset` cut in two there, and the
+    index of the second half; (words, None) unless the cut is a lower-to-upper case change
+    inside a word. Each half gets the share of the box its characters take."""
+    for index, (start, end, word) in enumerate(segment.spans):
+        at = offset - start
+        if not (start < offset < end and word.text[at - 1].islower() and word.text[at].isupper()):
+            continue
+        x1, y1, x2, y2 = word.box
+        split_x = x1 + (x2 - x1) * at / len(word.text)
+        head = Word(word.index, word.text[:at], word.confidence, (x1, y1, split_x, y2), word.sent_box)
+        tail = Word(word.index, word.text[at:], word.confidence, (split_x, y1, x2, y2), word.sent_box)
+        return segment.words[:index] + [head, tail] + segment.words[index + 1:], index + 1
+    return segment.words, None
 
 
 @dataclass

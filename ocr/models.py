@@ -131,8 +131,20 @@ def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Rece
         reco_engine_cfg=cfg,
     )
     if isinstance(recognizer, PPOCRRecognizer):
-        predictor.reco_predictor = WidthBucketedRecognitionPredictor(
-            recognizer, ocr_config.get("reco_batch_size", 64), ocr_config.get("reco_max_batch_columns", 6144)
-        )
-    geometry = GeometrySettings(det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None)
-    return ReceiptPredictor(predictor, OrientationClassifier(cfg.session_options), geometry)
+        predictor.reco_predictor = _bucketed(recognizer, ocr_config)
+    small_text = profile.get("small_text_reco_model")
+    if small_text and not small_text.startswith(PPOCR_PREFIX):
+        raise ValueError(f"small_text_reco_model must be a 'ppocrv6:' recognizer, not {small_text!r}")
+    geometry = GeometrySettings(det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None,
+                                small_text_max_height=float(profile.get("small_text_max_height", 0)) if small_text else 0.0)
+    # Its own batch budget: the small recognizer's activations per column are several times the
+    # tiny one's, and with the tiny one's budget a thumbnail raised the process's peak by ~140 MB.
+    small_config = {**ocr_config, "reco_max_batch_columns": profile.get("small_text_reco_max_batch_columns", 1536)}
+    reader = (lambda: _bucketed(build_recognizer(small_text, ocr_config, cfg), small_config)) if small_text else None
+    return ReceiptPredictor(predictor, OrientationClassifier(cfg.session_options), geometry, reader)
+
+
+def _bucketed(recognizer: PPOCRRecognizer, ocr_config: dict[str, Any]) -> WidthBucketedRecognitionPredictor:
+    return WidthBucketedRecognitionPredictor(
+        recognizer, ocr_config.get("reco_batch_size", 64), ocr_config.get("reco_max_batch_columns", 6144)
+    )

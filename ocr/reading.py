@@ -11,11 +11,17 @@ document builder) and adds the geometry step between detection and recognition:
 3. recognize; a page read with unusually low confidence is asked of the classifier too, and read
    upside down when the classifier is sure it is.
 
+A page whose text is small in its own pixels (a thumbnail forwarded over WhatsApp: 640 px on the
+long side, JPEG q40) is recognized by the profile's small-text recognizer when it names one: the
+tiny recognizer drops or invents digits in 12 px high lines, a larger one reads them. It is built
+the first time such a page arrives, so a process that only sees usual screenshots never loads it.
+
 An upright, straight screenshot costs one detection and one recognition, as before: the survey of
 the map is a few milliseconds.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +72,9 @@ class GeometrySettings:
     low_confidence: float = 0.8
     # Classifier probability needed to turn a page.
     min_turn_probability: float = 0.6
+    # Pages whose detected lines are at most this high (median, in the page's pixels) are read by
+    # the small-text recognizer; 0 never. See config.OCR_PROFILES.
+    small_text_max_height: float = 0.0
 
 
 # Pages whose proportions are within this factor of the detector's canvas keep the canvas.
@@ -88,24 +97,46 @@ def detection_size(page_shape: tuple[int, int], canvas: tuple[int, int]) -> tupl
     return max(32, int(round(scaled_h / 32)) * 32), max(32, int(round(scaled_w / 32)) * 32)
 
 
+def text_height(loc_preds: np.ndarray, page_height: int) -> float:
+    """Median height, in the page's pixels, of the detected text boxes (relative coordinates)."""
+    return float(np.median((loc_preds[:, 3] - loc_preds[:, 1]) * page_height))
+
+
 class ReceiptPredictor:
     def __init__(self, ocr: Any, classifier: OrientationClassifier | None,
-                 settings: GeometrySettings | None = None) -> None:
+                 settings: GeometrySettings | None = None,
+                 small_text_reader: Callable[[], Any] | None = None) -> None:
         self.ocr = ocr  # an OnnxTR OCRPredictor: det_predictor, reco_predictor, doc_builder
         self.classifier = classifier
         self.settings = settings or GeometrySettings()
+        # Builds the small-text recognition predictor; called once, on the first small-text page.
+        self._small_text_reader = small_text_reader
+        self._small_text_reco: Any = None
 
     @property
     def reco_predictor(self) -> Any:
         return self.ocr.reco_predictor
 
+    @property
+    def small_text_loaded(self) -> bool:
+        return self._small_text_reco is not None
+
     def __call__(self, pages: list[np.ndarray]) -> list[PageReading]:
         transforms = [PageTransform(reading_shape=page.shape[:2]) for page in pages]
         pages, loc_preds = self._upright_and_straight(list(pages), transforms)
-        readings = self._recognize(pages, loc_preds, transforms)
+        small = [self._small_text(page, preds) for page, preds in zip(pages, loc_preds)]
+        readings: list[PageReading] = [None] * len(pages)  # type: ignore[list-item]
+        for use_small in (False, True):
+            chosen = [i for i in range(len(pages)) if small[i] == use_small]
+            if chosen:
+                reco = self._small_text_recognizer() if use_small else self.ocr.reco_predictor
+                for index, reading in zip(chosen, self._recognize([pages[i] for i in chosen], [loc_preds[i] for i in chosen],
+                                                                  [transforms[i] for i in chosen], reco)):
+                    readings[index] = reading
         for index, reading in enumerate(readings):
             if reading.transform.turn == 0 and reading.confidence < self.settings.low_confidence:
-                readings[index] = self._maybe_upside_down(pages[index], reading)
+                reco = self._small_text_recognizer() if small[index] else None
+                readings[index] = self._maybe_upside_down(pages[index], reading, reco)
         return readings
 
     # -- geometry -------------------------------------------------------------------------------
@@ -142,7 +173,7 @@ class ReceiptPredictor:
                 loc_preds[index] = self._detect([pages[index]])[0][0]
         return pages, loc_preds
 
-    def _maybe_upside_down(self, page: np.ndarray, reading: PageReading) -> PageReading:
+    def _maybe_upside_down(self, page: np.ndarray, reading: PageReading, reco: Any = None) -> PageReading:
         if self.classifier is None:
             return reading
         probs = self.classifier.probabilities(page)
@@ -151,17 +182,28 @@ class ReceiptPredictor:
         transform = PageTransform(matrix=reading.transform.matrix.copy(), skew=reading.transform.skew,
                                   reading_shape=page.shape[:2])
         turned = turn_upright(page, 180, transform)
-        again = self._recognize([turned], self._detect([turned])[0], [transform])[0]
+        again = self._recognize([turned], self._detect([turned])[0], [transform], reco)[0]
         return again if again.confidence > reading.confidence else reading
 
     # -- recognition ----------------------------------------------------------------------------
+    def _small_text(self, page: np.ndarray, loc_preds: np.ndarray) -> bool:
+        if self._small_text_reader is None or self.settings.small_text_max_height <= 0 or len(loc_preds) == 0:
+            return False
+        return text_height(loc_preds, page.shape[0]) <= self.settings.small_text_max_height
+
+    def _small_text_recognizer(self) -> Any:
+        if self._small_text_reco is None:
+            assert self._small_text_reader is not None
+            self._small_text_reco = self._small_text_reader()
+        return self._small_text_reco
+
     def _recognize(self, pages: list[np.ndarray], loc_preds: list[np.ndarray],
-                   transforms: list[PageTransform]) -> list[PageReading]:
+                   transforms: list[PageTransform], reco: Any = None) -> list[PageReading]:
         boxes, scores = detach_scores(loc_preds)
         crops, boxes = self.ocr._prepare_crops(pages, boxes, channels_last=True, assume_straight_pages=True,
                                                assume_horizontal=True)
         flat = [crop for page_crops in crops for crop in page_crops]
-        reco = self.ocr.reco_predictor
+        reco = reco if reco is not None else self.ocr.reco_predictor
         results = reco.read(flat) if hasattr(reco, "read") else [(t, c, None) for t, c in reco(flat)]
         out, cursor = [], 0
         for page, page_boxes, page_scores, transform in zip(pages, boxes, scores, transforms):

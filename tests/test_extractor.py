@@ -353,6 +353,38 @@ def test_two_columns_read_as_one_segment_are_split_by_column():
     assert got["cedula"] == "861664"
 
 
+def test_two_labels_glued_inside_one_word_are_split_by_column():
+    # A thumbnail's small text: the recognizer read "identidad" + "Cuenta" as one word and lost
+    # the label's last letter; the values below each stay in their own column.
+    rows = [
+        (300, [(40, "Documento de identidafCuenta debitada", 22)]),
+        (330, [(40, "V-8083985", 28), (262, "0172****3230", 28)]),
+    ]
+    got = fields(page(rows))
+    assert got["cedula"] == "V-8083985"
+    assert got["cuenta_origen"] == "0172****3230"
+
+
+def test_a_glued_word_that_is_not_two_labels_is_left_whole():
+    rows = [(300, [(40, "Documento de identidafCuentas varias", 22)]), (330, [(40, "V-8083985", 28)])]
+    assert fields(page(rows))["cedula"] is None
+
+
+# Labels as the recognizer misreads them in thumbnails (benchmarks/accuracy.py --variants thumbnail).
+def test_phone_label_misread_in_small_text():
+    rows = [(300, [(40, "Banco destino", 22), (262, "Teléfana", 22)]),
+            (330, [(40, "0169 - R4", 28), (262, "04266555149", 28)])]
+    assert fields(page(rows))["telefono"] == "04266555149"
+
+
+def test_reference_label_misread_in_small_text_is_not_the_concept():
+    rows = [(300, [(30, "Concepto", 22), (250, "Nre. Referencia", 22), (480, "Fecha y hara", 22)]),
+            (330, [(30, "204 17", 28), (250, "52019384721", 28), (480, "14/03/2025-09:12:05", 28)])]
+    got = fields(page(rows))
+    assert got["referencia"] == "52019384721"
+    assert got["concepto"] == "204 17"
+
+
 def test_wrapped_value_line_that_looks_like_a_label_is_a_continuation():
     rows = [(300, [(40, "Banco receptor", 22)]), (330, [(40, "0156 - 100%")]), (360, [(40, "Banco")]),
             (420, [(40, "Teléfono", 22)]), (450, [(40, "0414-1234567")])]

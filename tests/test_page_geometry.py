@@ -7,7 +7,7 @@ import pytest
 from extraction import extract_fields_from_text
 from extraction.confusions import repair_numeric
 from ocr.page_geometry import PageTransform, straighten, survey_lines, turn_upright
-from ocr.reading import detection_size
+from ocr.reading import detection_size, text_height
 from spatial_processor import group_boxes_into_rows
 
 
@@ -81,6 +81,12 @@ def test_rows_follow_a_tilted_line_instead_of_a_band():
     assert group_boxes_into_rows(boxes) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
 
 
+def test_text_height_is_the_median_box_height_in_page_pixels():
+    # Relative boxes (x1, y1, x2, y2, score) on a 600 px high page: 12, 18 and 60 px high.
+    boxes = np.array([[0.1, 0.10, 0.5, 0.12, 0.9], [0.1, 0.20, 0.9, 0.23, 0.9], [0.1, 0.5, 0.3, 0.6, 0.9]])
+    assert text_height(boxes, 600) == pytest.approx(18.0)
+
+
 @pytest.mark.parametrize("text,repaired", [
     ("Bs. 10s,00", "Bs. 105,00"),
     ("B5. 104,54", "Bs. 104,54"),
@@ -88,6 +94,11 @@ def test_rows_follow_a_tilted_line_instead_of_a_band():
     ("04l2-53l8244", "0412-5318244"),
     ("Bs pagos SOS", "Bs pagos SOS"),  # words are not numbers
     ("OlSB", "OlSB"),  # no digit: nothing to repair
+    ("1.267.99", "1.267,99"),  # a decimal comma read as a point after thousands groups
+    ("Bs 12,345,678,90", "Bs 12,345,678.90"),
+    ("1.267.990", "1.267.990"),  # three digits: a thousands group, left alone
+    ("267.99", "267.99"),  # no thousands group: already a decimal point
+    ("27.061.025", "27.061.025"),  # a cédula's groups
 ])
 def test_repair_undoes_confusions_only_inside_numbers(text, repaired):
     assert repair_numeric(text) == repaired

@@ -81,6 +81,38 @@ def test_upright_screenshot_is_left_as_it_is(engine):
 
 
 # ------------------------------------------------------------------------------------------------
+# Thumbnails: small text read by the small recognizer
+# ------------------------------------------------------------------------------------------------
+# Generated thumbnails (the benchmark's seeds) where the tiny recognizer lost a key field: the
+# phone, the destination bank, the date, the amount ("1.267,99" read "1.267.99").
+@pytest.mark.parametrize("seed", [1021, 1005, 1027])
+def test_thumbnail_whose_small_text_the_tiny_recognizer_misreads(engine, seed):
+    receipt = generate_receipt(seed, variant="thumbnail")
+    _, extraction = _read(engine, receipt.image_bytes)
+    got = extraction["extracted_fields"]
+    assert {f: got[f] for f in KEY_FIELDS} == {f: receipt.fields[f] for f in KEY_FIELDS}
+
+
+@pytest.mark.slow
+def test_small_text_recognizer_is_loaded_only_when_a_page_has_small_text():
+    import config
+    from ocr.image_safety import load_image
+    from ocr.models import build_predictor
+
+    predictor = build_predictor(config.OCR_PROFILES["ultra_rapido"], config.OCR_CONFIG)
+    screenshot = generate_receipt(8, layout="bnc", variant="clean")
+    usual = predictor([load_image(screenshot.image_bytes).pixels])[0]
+    assert not predictor.small_text_loaded
+    thumbnail = generate_receipt(8, layout="bnc", variant="thumbnail")
+    alone = predictor([load_image(thumbnail.image_bytes).pixels])[0]
+    assert predictor.small_text_loaded
+    # In one call with a usual page, each page is read by its own recognizer, in its place.
+    together = predictor([load_image(screenshot.image_bytes).pixels, load_image(thumbnail.image_bytes).pixels])
+    assert [w.text for w in together[1].words] == [w.text for w in alone.words]
+    assert [w.text for w in together[0].words] == [w.text for w in usual.words]
+
+
+# ------------------------------------------------------------------------------------------------
 # OCR confusions, read from pixels that print them
 # ------------------------------------------------------------------------------------------------
 def _printed(rows):
@@ -97,6 +129,7 @@ def _printed(rows):
 
 @pytest.mark.parametrize("field,label,printed,value", [
     ("monto", "Monto:", "Bs. 1S0,75", "150.75"),
+    ("monto", "Monto:", "Bs. 1.267.99", "1267.99"),  # the comma of a thumbnail's "1.267,99"
     ("referencia", "Referencia:", "O03162521173", "003162521173"),
     ("telefono", "Teléfono:", "04l2-5318244", "04125318244"),
     ("cedula", "Cédula:", "V-27061S25", "V-27061525"),
