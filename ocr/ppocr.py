@@ -162,7 +162,12 @@ class Reading:
         if count < 4 or not (self.chars[-2].isdigit() and self.chars[-3].isdigit()):
             return set()
         gaps = np.diff(self.steps)  # gaps[i]: time steps between characters i and i + 1
-        usual = float(np.median(gaps))
+        # The usual spacing is that of the characters before the last, not counting the gap in
+        # question. Digits alternate 2 and 3 steps apart: with more 3s the median (3) hides a copy
+        # icon 4 steps after "…7207" that the mean (2.5) shows; with more 2s the median (2) is
+        # the one that shows an icon 3 steps on. The smaller of the two.
+        before = gaps[:-1]
+        usual = min(float(np.median(before)), float(np.mean(before)))
         sure_before = min(self.probs[:-1])
         lone_glyph = self.probs[-1] < EDGE_GLYPH_MAX_PROB and sure_before >= 0.9
         far = gaps[-1] > GAP_FACTOR * usual + 1

@@ -41,3 +41,15 @@ def test_labels_are_never_split():
     # "Cédula" read with an unsure first letter stays one word: only numbers lose edge glyphs.
     assert reading("Cédula", [0.4, 1.0, 1.0, 1.0, 1.0, 1.0]).text == "Cédula"
     assert reading("Operación", [1.0] * 8 + [0.3]).text == "Operación"
+
+
+def test_copy_icon_a_little_apart_after_alternating_spacing_is_split_off():
+    # Regression: BNC's reference "2093747207" then its copy icon read as "0" at 0.81, 4 steps on.
+    # The digits alternate 2 and 3 steps apart: a median of 3 hid the gap, their mean (2.5) shows it.
+    steps = [2, 4, 7, 9, 12, 15, 17, 20, 22, 25, 29]
+    assert reading("20937472070", [1.0] * 10 + [0.813], steps).text == "2093747207 0"
+    # The same digit at the usual spacing is part of the number.
+    assert reading("20937472070", [1.0] * 10 + [0.813], steps[:-1] + [27]).text == "20937472070"
+    # BDV's "006011274872" with its icon read as "1" at 0.62, 3 steps on, digits mostly 2 apart.
+    steps = [1, 4, 6, 8, 10, 13, 15, 18, 20, 22, 25, 27, 30]
+    assert reading("0060112748721", [1.0] * 12 + [0.624], steps).text == "006011274872 1"
