@@ -1,6 +1,7 @@
 """OCR confusions inside numeric values: letters read for digits ("10s,00", "27061O25"), a
-digit read for the currency's letter ("B5. 104,54") and a decimal comma read as the thousands
-point ("1.267.99").
+digit read for the currency's letter ("B5. 104,54"), a decimal comma read as the thousands
+point ("1.267.99") or with a second mark beside it ("238,.40"), and a thousands point read as a
+space ("28.094 436").
 
 Only a value a rule expects to be numeric or an amount is ever repaired, and the repair is kept
 only when the repaired value then passes the field's normalizer and validators (extraction/run.py);
@@ -25,9 +26,21 @@ _TOKEN = re.compile(rf"[0-9{re.escape(_CONFUSABLE)}]+")
 # mark is the decimal one whichever way the amount was printed. Also with the marks swapped.
 _DECIMAL_READ_AS_GROUP = re.compile(r"(?<![\d.,])\d{1,3}(?:(?P<mark>[.,])\d{3})+(?P=mark)(?=\d{2}(?![\d.,]))")
 _OTHER_MARK = {".": ",", ",": "."}
+# Two marks before the cents ("238,.40"): moiré or a speck beside the comma read as one more mark.
+# The second becomes a space, which the amount reader takes next to a decimal mark; after
+# thousands groups ("1.238.,40") the mark kept is the one that is not theirs.
+_DOUBLED_MARK = re.compile(r"(?<![\d.,])(?P<whole>\d+(?:(?P<group>[.,])\d{3})*)(?P<pair>[.,]{2})(?=\d{2}(?![\d.,]))")
+# A thousands point read as a space inside dotted groups ("V-28.094 436"): small text loses it.
+_GROUP_POINT_READ_AS_SPACE = re.compile(r"(?<![\d.,])(\d{1,3}(?:\.\d{3})+) (?=\d{3}(?![\d.,]))")
 
 # Normalizers whose values are numbers: only these are repaired.
 NUMERIC_NORMALIZERS = frozenset({"amount", "digits", "reference", "phone", "cedula", "rif", "account"})
+
+
+def _one_decimal_mark(match: re.Match) -> str:
+    group, pair = match.group("group"), match.group("pair")
+    mark = _OTHER_MARK[group] if group else pair[0]
+    return match.group("whole") + mark + " "
 
 
 def repair_numeric(text: str) -> str:
@@ -35,6 +48,8 @@ def repair_numeric(text: str) -> str:
     so character offsets (and the words behind them) stay valid."""
     text = _CURRENCY.sub("Bs", text)
     text = _DECIMAL_READ_AS_GROUP.sub(lambda m: m.group(0)[:-1] + _OTHER_MARK[m.group("mark")], text)
+    text = _DOUBLED_MARK.sub(_one_decimal_mark, text)
+    text = _GROUP_POINT_READ_AS_SPACE.sub(r"\1.", text)
 
     def fix(match: re.Match) -> str:
         token = match.group(0)

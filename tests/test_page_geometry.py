@@ -99,6 +99,11 @@ def test_text_height_is_the_median_box_height_in_page_pixels():
     ("1.267.990", "1.267.990"),  # three digits: a thousands group, left alone
     ("267.99", "267.99"),  # no thousands group: already a decimal point
     ("27.061.025", "27.061.025"),  # a cédula's groups
+    ("238,.40", "238, 40"),  # a second mark beside the decimal comma
+    ("1.238.,40", "1.238, 40"),  # after thousands groups the decimal mark is the other one
+    ("238,.400", "238,.400"),  # three digits after: not cents, left alone
+    ("V-28.094 436", "V-28.094.436"),  # a thousands point read as a space
+    ("0414 123 4567", "0414 123 4567"),  # spaces between undotted digits are not points
 ])
 def test_repair_undoes_confusions_only_inside_numbers(text, repaired):
     assert repair_numeric(text) == repaired

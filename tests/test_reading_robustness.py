@@ -130,6 +130,8 @@ def _printed(rows):
 @pytest.mark.parametrize("field,label,printed,value", [
     ("monto", "Monto:", "Bs. 1S0,75", "150.75"),
     ("monto", "Monto:", "Bs. 1.267.99", "1267.99"),  # the comma of a thumbnail's "1.267,99"
+    ("monto", "Monto:", "238,.40", "238.40"),  # a photo's moiré read as a second mark
+    ("cedula", "Cédula:", "V-28.094 436", "V-28094436"),  # a thumbnail's lost thousands point
     ("referencia", "Referencia:", "O03162521173", "003162521173"),
     ("telefono", "Teléfono:", "04l2-5318244", "04125318244"),
     ("cedula", "Cédula:", "V-27061S25", "V-27061525"),
