@@ -201,3 +201,18 @@ def test_phrase_index_tolerates_one_error_and_prefers_longest():
     assert index.match_at(["0peracion"], 0)[0].payload == "O"
     assert index.match_at(["fech"], 0)[0].payload == "F"
     assert index.match_at(["rel"], 0) == []  # short words must match exactly
+
+
+@pytest.mark.parametrize("text,name", [
+    ("0414-7650321 PANADERÍA SOL V-18234567 - MERCANTIL", "PANADERÍA SOL"),
+    ("Farmacia 24 Horas", "Farmacia 24 Horas"),  # its own digits: the name as printed
+    # Regressions (generated Mercantil receipt 1003, thumbnail and photo): what is left of a
+    # misread cédula or masked phone beside the name is not part of it.
+    ("Zuleima diaz V-28.094 436", None),
+    ("0412 ~.060 Zulema diaz", None),
+])
+def test_beneficiary_name_drops_to_none_when_stray_digits_remain(text, name):
+    from extraction.banks import get_catalog
+    from extraction.beneficiary import beneficiary_name
+
+    assert beneficiary_name(text, get_catalog()) == name
