@@ -132,6 +132,12 @@ EDGE_GLYPH_MAX_PROB = 0.6
 # A gap between two characters this many times the reading's usual spacing separates two items.
 GAP_FACTOR = 1.8
 WEAK_GAP_FACTOR = 1.5
+UNSURE_GLYPH_MAX_PROB = 0.7
+# Chroma (max - min of R, G, B) by which a last glyph's ink must exceed that of the digits before
+# it to count as drawn in another colour: an icon in the app's colour after dark-grey digits.
+OFF_COLOUR_CHROMA = 60
+# A pixel is ink when its R + G + B differ from the crop's background by more than this.
+INK_DISTANCE = 90
 
 
 @dataclass
@@ -142,6 +148,9 @@ class Reading:
     steps: list[int]
     probs: list[float]
     total_steps: int
+    # The last character's ink is of another colour than the digits before it (set from the
+    # crop's pixels by the recognition predictor; readings without pixels never are).
+    last_glyph_off_colour: bool = False
 
     @property
     def text(self) -> str:
@@ -174,7 +183,18 @@ class Reading:
         # Two weaker signs together: set a little apart, and read with clearly less certainty
         # than the digits before it (a copy icon read as "0" at 0.75 after digits at 1.0).
         apart_and_unsure = gaps[-1] >= WEAK_GAP_FACTOR * usual and self.probs[-1] < 0.9 and sure_before >= 0.97
-        return {count - 1} if lone_glyph or far or apart_and_unsure else set()
+        # Or a step further than usual and clearly unsure after digits read without doubt: BDV's
+        # copy icon cut by the crop's edge, read as "1" at 0.70, 4 steps after digits 3 apart.
+        nudged_and_doubtful = gaps[-1] >= usual + 1 and self.probs[-1] < UNSURE_GLYPH_MAX_PROB and sure_before >= 0.99
+        # Or unsure and drawn in another colour than the digits, whatever its spacing: BDV's magenta
+        # copy icon read as "1" at 0.72, 3 steps after digits 2-3 apart, all at 1.0.
+        off_colour = self.last_glyph_off_colour and self.probs[-1] < 0.9 and sure_before >= 0.97
+        return {count - 1} if lone_glyph or far or apart_and_unsure or nudged_and_doubtful or off_colour else set()
+
+    @property
+    def may_end_in_icon(self) -> bool:
+        """Digits whose last character is unsure: the only readings whose colours are looked at."""
+        return len(self.chars) >= 4 and self.chars[-2].isdigit() and self.chars[-3].isdigit() and self.probs[-1] < 0.9
 
     def _marked(self) -> list[tuple[str, int]]:
         """Characters with a space inserted at each break; the int is the source index (-1: inserted)."""
@@ -295,6 +315,28 @@ class PPOCRRecognizer(CRNN):
         return out
 
 
+def last_glyph_off_colour(crop: np.ndarray, reading: Reading, step_pixels: float) -> bool:
+    """Whether the ink of a reading's last character is clearly more colourful than that of the
+    characters before it, in an RGB crop where one CTC time step is `step_pixels` wide."""
+    if crop.ndim != 3 or crop.shape[2] < 3 or crop.shape[0] < 2:
+        return False
+    pixels = crop[..., :3].astype(np.int16)
+    background = np.median(np.concatenate([pixels[0], pixels[-1]]), axis=0)
+    ink = np.abs(pixels - background).sum(axis=-1) > INK_DISTANCE
+    chroma = pixels.max(axis=-1) - pixels.min(axis=-1)
+    half = max(1.0, 0.45 * float(np.median(np.diff(reading.steps))) * step_pixels)
+
+    def colour_at(step: int) -> float | None:
+        centre = (step + 0.5) * step_pixels
+        left, right = max(0, int(centre - half)), min(crop.shape[1], int(math.ceil(centre + half)))
+        mask = ink[:, left:right]
+        return float(chroma[:, left:right][mask].mean()) if mask.sum() >= 3 else None
+
+    last = colour_at(reading.steps[-1])
+    before = [c for c in (colour_at(step) for step in reading.steps[:-1]) if c is not None]
+    return last is not None and len(before) >= 3 and last - float(np.median(before)) > OFF_COLOUR_CHROMA
+
+
 def padded_width(width: int, step: int) -> int:
     """Width a resized crop is padded to: its own width rounded up to a multiple of `step`.
 
@@ -353,6 +395,9 @@ class WidthBucketedRecognitionPredictor(NestedObject):
                 batch[row, :, :, : image.shape[1]] = image.transpose(2, 0, 1)
             for index, reading in zip(indices, self.model(batch)["readings"]):
                 step_width = width / max(reading.total_steps, 1)
+                if reading.may_end_in_icon:
+                    crop_pixels_per_step = step_width * crops[index].shape[1] / resized[index].shape[1]
+                    reading.last_glyph_off_colour = last_glyph_off_colour(crops[index], reading, crop_pixels_per_step)
                 results[index] = (reading.text, reading.confidence, reading.pieces(step_width, resized[index].shape[1]))
         return results
 

@@ -1,5 +1,7 @@
 """CTC readings: an icon read as a trailing character becomes its own word, never part of a number."""
-from ocr.ppocr import Reading, is_allowed_char
+import numpy as np
+
+from ocr.ppocr import Reading, is_allowed_char, last_glyph_off_colour
 
 
 def reading(text, probs, steps=None):
@@ -53,3 +55,37 @@ def test_copy_icon_a_little_apart_after_alternating_spacing_is_split_off():
     # BDV's "006011274872" with its icon read as "1" at 0.62, 3 steps on, digits mostly 2 apart.
     steps = [1, 4, 6, 8, 10, 13, 15, 18, 20, 22, 25, 27, 30]
     assert reading("0060112748721", [1.0] * 12 + [0.624], steps).text == "006011274872 1"
+
+
+def test_copy_icon_a_step_further_and_unsure_is_split_off():
+    # Regression (generated BDV receipt 3001, dark, re-screenshotted): the icon cut by the crop's
+    # edge read as "1" at 0.70, 4 steps after digits 3 apart.
+    steps = [2, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 38]
+    assert reading("0099425098251", [1.0] * 12 + [0.695], steps).text == "009942509825 1"
+    # A last digit read surely, or as unsurely at the usual spacing, stays.
+    assert reading("0099425098251", [1.0] * 12 + [0.85], steps).text == "0099425098251"
+    assert reading("0099425098251", [1.0] * 12 + [0.695], steps[:-1] + [37]).text == "0099425098251"
+
+
+def _printed_crop(last_colour):
+    from PIL import Image, ImageDraw, ImageFont
+
+    crop = Image.new("RGB", (300, 48), (235, 235, 235))
+    draw = ImageDraw.Draw(crop)
+    draw.text((4, 8), "00217364523", fill=(40, 40, 40), font=ImageFont.truetype("DejaVuSans.ttf", 28))
+    draw.rectangle((266, 12, 286, 36), outline=last_colour, width=3)  # the copy icon
+    return np.asarray(crop)
+
+
+def test_a_last_glyph_in_another_colour_than_the_digits_is_split_off():
+    # Regression (generated BDV receipt 3032 in a viewer): the magenta copy icon read as "1" at
+    # 0.72 at the digits' own spacing; only its colour tells it from a twelfth digit.
+    steps = [1, 4, 6, 9, 12, 14, 17, 19, 22, 24, 27, 30]
+    probs = [1.0] * 11 + [0.718]
+    step_pixels = 276 / 31  # the icon's centre (x 276) at step 30
+    magenta = reading("002173645231", probs, steps)
+    magenta.last_glyph_off_colour = last_glyph_off_colour(_printed_crop((200, 20, 110)), magenta, step_pixels)
+    assert magenta.last_glyph_off_colour and magenta.text == "00217364523 1"
+    grey = reading("002173645231", probs, steps)
+    grey.last_glyph_off_colour = last_glyph_off_colour(_printed_crop((40, 40, 40)), grey, step_pixels)
+    assert not grey.last_glyph_off_colour and grey.text == "002173645231"
