@@ -214,24 +214,13 @@ def _outcomes(specs: dict[str, FormatSpec], stored: list[BankStatement], rows: l
 def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
     """Reconcile one processed receipt (and whatever competes with it for a credit) in its own
     transaction; the receipt's `estado`, or None when it has no successful result. Called after a
-    receipt is processed, and by a correction of its fields."""
+    receipt is processed, and by the sweep that retries a failed one."""
     for attempt in range(RETRIES):
         try:
             with rt.db.session() as session:
                 lock_tenant(session, tenant_id)
-                row = session.execute(select(*RECEIPT_COLUMNS).where(
-                    Result.upload_id == upload_id, Result.tenant_id == tenant_id,
-                    Result.processing_status == "success")).first()
-                previous = session.scalar(select(Conciliacion).where(
-                    Conciliacion.upload_id == upload_id, Conciliacion.tenant_id == tenant_id))
-                seeds = previous_seeds(previous.evidence if previous else None)
-                if row is None and previous is not None:  # reprocessed into an error: it pays for nothing now
-                    session.delete(previous)
-                    session.flush()
-                components, loose = components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
                 files: list[tuple[str, dict]] = []
-                _run(rt, session, tenant_id, components, loose, files, force=frozenset({upload_id}))
-                estado = session.scalar(select(Conciliacion.estado).where(Conciliacion.upload_id == upload_id))
+                estado = reconcile_in(rt, session, tenant_id, upload_id, files)
                 session.commit()
             write_files(rt, files)
             return estado
@@ -241,6 +230,23 @@ def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
                 raise
             logger.info("Reconciliation of upload %s met a concurrent one; retrying", upload_id)
     return None
+
+
+def reconcile_in(rt: Runtime, session: Any, tenant_id: int, upload_id: int, files: list[tuple[str, dict]]) -> str | None:
+    """reconcile_upload inside the caller's transaction (a correction), which took the tenant's
+    lock (lock_tenant) before any row of the receipt: the order every run takes them in."""
+    row = session.execute(select(*RECEIPT_COLUMNS).where(
+        Result.upload_id == upload_id, Result.tenant_id == tenant_id,
+        Result.processing_status == "success")).first()
+    previous = session.scalar(select(Conciliacion).where(
+        Conciliacion.upload_id == upload_id, Conciliacion.tenant_id == tenant_id))
+    seeds = previous_seeds(previous.evidence if previous else None)
+    if row is None and previous is not None:  # reprocessed into an error: it pays for nothing now
+        session.delete(previous)
+        session.flush()
+    components, loose = components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
+    _run(rt, session, tenant_id, components, loose, files, force=frozenset({upload_id}))
+    return session.scalar(select(Conciliacion.estado).where(Conciliacion.upload_id == upload_id))
 
 
 def write_files(rt: Runtime, files: list[tuple[str, dict]]) -> None:
@@ -274,4 +280,5 @@ def reconcile_after_finish(rt: Runtime, tenant_id: int, upload_id: int) -> None:
         logger.exception("Reconciliation of upload %s failed", upload_id)
 
 
-__all__ = ["lock_tenant", "reconcile_after_finish", "reconcile_period", "reconcile_upload", "write_files"]
+__all__ = ["lock_tenant", "reconcile_after_finish", "reconcile_in", "reconcile_period", "reconcile_upload",
+           "write_files"]

@@ -152,3 +152,37 @@ def test_the_event_is_delivered_signed_like_every_other(service):
         assert [d["event_type"] for d in listed["deliveries"]] == ["upload.processed", "upload.reconciled"]
     finally:
         receiver.stop()
+
+
+def test_a_correction_tells_the_state_after_its_own_reconciliation(service):
+    """The corrected receipt gives its credit back to the copy that was flagged as its reuse: the
+    correction's event carries the new state, and both receipts are announced as reconciled, in
+    the correction's transaction (nothing is left for a later run to tell)."""
+    app, rt, client = service
+    configure(client)
+    generated = generate_statement("bancaribe_csv", seed=4, receipts=40)
+    post_statement(client, generated)
+    receipt = next(r for r in generated.receipts if generated.expected[r["id"]]["estado"] == "conciliado")
+    first = finish_receipt(rt, 1, "first.png", receipt)
+    second = finish_receipt(rt, 1, "second.png", receipt)
+    before = events(rt)
+    assert [p["data"]["result"]["conciliacion"]["estado"] for p in before[first]] == ["conciliado"]
+    assert [p["data"]["result"]["conciliacion"]["estado"] for p in before[second]] == ["no_encontrado"]
+
+    corrected = client.patch(f"/api/uploads/{first}/fields", headers=H, json={"monto": "1,23"})
+    assert corrected.status_code == 200, corrected.get_json()
+    stored = documents(rt)
+    [told] = events(rt, "upload.corrected")[first]
+    assert told["data"]["result"]["fields"]["monto"] == "1.23"
+    assert told["data"]["result"]["conciliacion"] == stored[first]["conciliacion"]
+    assert stored[first]["conciliacion"]["estado"] == "no_encontrado"
+    after = events(rt)
+    assert [p["data"]["result"]["conciliacion"]["estado"] for p in after[first]] == ["conciliado", "no_encontrado"]
+    assert [p["data"]["result"]["conciliacion"]["estado"] for p in after[second]] == ["no_encontrado", "conciliado"]
+    assert after[second][-1]["data"]["result"]["conciliacion"] == stored[second]["conciliacion"]
+    # What the correction's answer shows is what its event said.
+    assert corrected.get_json()["upload"]["conciliacion"] == told["data"]["result"]["conciliacion"]
+    # Nothing is left for a later run to announce.
+    reconcile_upload(rt, 1, first)
+    reconcile_upload(rt, 1, second)
+    assert events(rt) == after
