@@ -15,6 +15,7 @@ then reads its document, so neither is lost.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from sqlalchemy import select, update
@@ -31,6 +32,8 @@ from service.reuse import flag_reuse
 from service.runtime import Runtime
 from service.webhooks import enqueue_upload_event
 from validador_ocr import ValidadorOCR
+
+logger = logging.getLogger(__name__)
 
 MAX_NOTE_CHARS = 2000
 ANONYMOUS_ACTOR = "anonymous"
@@ -138,11 +141,26 @@ def corrected_document(document: dict[str, Any], values: dict[str, str | None], 
     return document, changed
 
 
+class _ReconciliationFailed(Exception):
+    """The correction's reconciliation raised: its transaction is given up and made again without it."""
+
+
 def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[str, Any], actor: str) -> Upload:
     """Set fields of a processed upload by hand (see the module docstring); returns the upload.
 
     Raises InvalidFields, UploadNotFound, NotProcessed."""
     read = read_values(values)
+    try:
+        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=True)
+    except _ReconciliationFailed:
+        # A correction never fails for its reconciliation: it is stored unreconciled, and the
+        # housekeeping sweep (retry_reconciliation) reconciles it and announces the state.
+        logger.exception("Reconciliation of corrected upload %s failed; left to the sweep", upload_id)
+        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=False)
+
+
+def _store_correction(rt: Runtime, tenant_id: int, upload_id: int, read: dict[str, str | None], actor: str,
+                      reconcile: bool) -> Upload:
     with rt.db.session() as session:
         # The tenant's reconciliation lock before the result row's: the order every reconciliation
         # run takes them in (a statement upload locks the tenant, then its receipts' rows).
@@ -158,16 +176,15 @@ def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[
         for field, old, new in changed:
             session.add(Correction(upload_id=upload.id, tenant_id=tenant_id, campo=field, anterior=old, nuevo=new,
                                    por=actor, en=now))
+        if not reconcile:
+            document["conciliacion"] = None  # not the corrected payment's: null until the sweep's run
         row.document = document
         set_field_columns(row, document["extracted_fields"])
         rewritten = [row, *flag_reuse(session, rt.settings, upload, row)]
         rewritten += _recheck_flagged_after(session, rt.settings, upload, actor, iso(now))
-        # The corrected amount or reference may pay another credit, and the old one is free again.
-        # Reconciled here, before the event is written, so upload.corrected carries the state the
-        # corrected payment has: one truth, never a conciliacion its own correction already changed.
-        # The receipts whose state this changes (this one too) get upload.reconciled, as always.
         files: list[tuple[str, dict]] = []
-        reconcile_in(rt, session, tenant_id, upload_id, files)
+        if reconcile:
+            _reconcile_corrected(rt, session, tenant_id, upload_id, files)
         on_upload_changed(session, upload, "upload.corrected", row.document)
         session.flush()
         for result in {id(r): r for r in rewritten}.values():
@@ -175,6 +192,18 @@ def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[
         session.commit()
     write_files(rt, files)
     return upload
+
+
+def _reconcile_corrected(rt: Runtime, session: Session, tenant_id: int, upload_id: int,
+                         files: list[tuple[str, dict]]) -> None:
+    """The corrected amount or reference may pay another credit, and the old one is free again.
+    Reconciled in the correction's transaction, before its event is written, so upload.corrected
+    carries the state the corrected payment has: one truth, never a conciliacion its own correction
+    already changed. The receipts whose state this changes (this one too) get upload.reconciled."""
+    try:
+        reconcile_in(rt, session, tenant_id, upload_id, files)
+    except Exception as exc:
+        raise _ReconciliationFailed(upload_id) from exc
 
 
 def _recheck_flagged_after(session: Session, settings: dict[str, Any], upload: Upload, actor: str,

@@ -22,10 +22,14 @@ ADMIN_KEY = "bootstrap-admin-key-for-recon-events-77"
 H = {"X-API-Key": ADMIN_KEY}
 
 
-@pytest.fixture
-def service(make_app):
+def new_service(make_app):
     app = make_app(API_KEYS=[ADMIN_KEY], WEBHOOK_ALLOW_PRIVATE=True)
     return app, app.extensions["ocr_runtime"], app.test_client()
+
+
+@pytest.fixture
+def service(make_app):
+    return new_service(make_app)
 
 
 def configure(client, url="http://127.0.0.1:9/hooks/ocr"):
@@ -39,6 +43,13 @@ def post_statement(client, generated):
     answer = client.post("/api/statements", data=form, content_type="multipart/form-data", headers=H)
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()
+
+
+def paid_receipts(client, format_id, seed, receipts=40):
+    """A statement of that format posted; it and the receipts it pays (not yet recorded)."""
+    generated = generate_statement(format_id, seed=seed, receipts=receipts)
+    post_statement(client, generated)
+    return generated, [r for r in generated.receipts if generated.expected[r["id"]]["estado"] == "conciliado"]
 
 
 def record(rt, generated):
@@ -91,9 +102,7 @@ def test_a_statement_announces_each_receipt_whose_state_it_changes_once(service)
 def test_a_receipt_arriving_after_its_statement_is_announced_after_its_processed_event(service):
     app, rt, client = service
     configure(client)
-    generated = generate_statement("bnc_tsv", seed=5, receipts=40)
-    post_statement(client, generated)
-    receipt = next(r for r in generated.receipts if generated.expected[r["id"]]["estado"] == "conciliado")
+    generated, [receipt, *_] = paid_receipts(client, "bnc_tsv", seed=5)
     uid = finish_receipt(rt, 1, "late.png", receipt)
     [processed] = events(rt, "upload.processed")[uid]
     [reconciled] = events(rt)[uid]
@@ -134,9 +143,7 @@ def test_the_event_is_delivered_signed_like_every_other(service):
     receiver = Receiver().start()
     try:
         receiver.secret = configure(client, receiver.url)
-        generated = generate_statement("banesco_qif", seed=11, receipts=20)
-        post_statement(client, generated)
-        receipt = next(r for r in generated.receipts if generated.expected[r["id"]]["estado"] == "conciliado")
+        _, [receipt, *_] = paid_receipts(client, "banesco_qif", seed=11, receipts=20)
         uid = finish_receipt(rt, 1, "paid.png", receipt)
         for _ in range(200):
             deliver_due(rt, "test-deliverer")
@@ -160,9 +167,7 @@ def test_a_correction_tells_the_state_after_its_own_reconciliation(service):
     the correction's transaction (nothing is left for a later run to tell)."""
     app, rt, client = service
     configure(client)
-    generated = generate_statement("bancaribe_csv", seed=4, receipts=40)
-    post_statement(client, generated)
-    receipt = next(r for r in generated.receipts if generated.expected[r["id"]]["estado"] == "conciliado")
+    _, [receipt, *_] = paid_receipts(client, "bancaribe_csv", seed=4)
     first = finish_receipt(rt, 1, "first.png", receipt)
     second = finish_receipt(rt, 1, "second.png", receipt)
     before = events(rt)
