@@ -5,7 +5,8 @@ WORKER_POLL_INTERVAL_SECONDS, whichever comes first: the poll is the safety net 
 
 Each round does what is due, in order: take work back from lost workers, give up poison uploads,
 run queued manual batches, register files dropped into the inbox, reconcile files a crash left
-behind, and process a round of pending uploads; now and then the retention cleanup runs too.
+behind, and process a round of pending uploads; now and then receipts whose reconciliation failed
+are reconciled again, and the retention cleanup runs too.
 The rules of claiming, recording and housekeeping live in the service modules this loop calls.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from database import WorkerState, database_now
 from main_ocr_process import OrquestadorOCR, shared_orchestrator
 from migrations_runner import upgrade_to_head
 from service.batches import run_manual_batch, run_worker_round
-from service.housekeeping import adopt_inbox_files, purge_finished, reconcile_files
+from service.housekeeping import adopt_inbox_files, purge_finished, reconcile_files, retry_reconciliation
 from service.jobs import (
     INFRASTRUCTURE_FAULTS,
     expire_leases_of_lost_workers,
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
+# How often a worker looks for receipts whose reconciliation failed (a query over the results).
+RECONCILIATION_SWEEP_SECONDS = 30.0
 PARENT_PID_ENV = "OCR_WORKER_PARENT_PID"
 
 
@@ -60,6 +63,7 @@ class Worker:
         self._heartbeat_thread: threading.Thread | None = None
         self._busy_since: float | None = None
         self._last_cleanup = time.monotonic()
+        self._last_reconciliation_sweep: float | None = None
         self._state = "starting"
         self.images_processed = 0
         self.batches_processed = 0
@@ -175,6 +179,7 @@ class Worker:
                                                      self.stop_event.is_set))
             adopt_inbox_files(self.rt)
             reconcile_files(self.rt)
+            self._maybe_retry_reconciliation()
             if not self.stop_event.is_set():
                 done += self._count(run_worker_round(self.rt, self.orchestrator, self.worker_id, self.stop_event.is_set))
         finally:
@@ -187,6 +192,13 @@ class Worker:
             self.images_processed += images
             self.batches_processed += 1
         return images
+
+    def _maybe_retry_reconciliation(self) -> None:
+        last = self._last_reconciliation_sweep
+        if last is not None and time.monotonic() - last < RECONCILIATION_SWEEP_SECONDS:
+            return
+        self._last_reconciliation_sweep = time.monotonic()
+        retry_reconciliation(self.rt)
 
     def _maybe_cleanup(self) -> None:
         interval = self.rt.settings.get("CLEANUP_INTERVAL_SECONDS", 0)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api.schemas import Closed, PageQuery, Success, Timestamp
 from database import DeliveryState
+from service.webhooks import EVENT_TYPES
 
 DeliveryStateName = Literal[DeliveryState.ALL]  # type: ignore[valid-type]
 
@@ -61,7 +62,7 @@ class Attempt(Closed):
 class Delivery(Closed):
     id: int
     event_id: str = Field(description="The event's id (a UUID), also in the delivery's headers")
-    event_type: str = Field(description="upload.processed, upload.failed, upload.corrected, upload.reviewed")
+    event_type: str = Field(description=", ".join(EVENT_TYPES))
     upload_id: int | None
     url: str
     state: DeliveryStateName

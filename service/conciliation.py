@@ -26,11 +26,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from database import BankStatement, Conciliacion, Result, StatementMovement, Tenant, utcnow
+from database import BankStatement, Conciliacion, Result, StatementMovement, Tenant, Upload, utcnow
 from reconciliation import MatchSettings, Movement, Statement, reconcile
 from reconciliation.spec import FormatSpec, load_specs
 from service.conciliation_scope import RECEIPT_COLUMNS, Component, components_for, previous_seeds, receipt_of
 from service.runtime import Runtime
+from service.webhooks import enqueue_upload_events
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +129,14 @@ def _store(session: Any, tenant_id: int, outcomes: dict[int, dict], force: froze
     results = {r.upload_id: r for r in session.scalars(
         select(Result).where(Result.upload_id.in_(list(changed))).order_by(Result.upload_id).with_for_update())}
     now = utcnow()
+    moved: list[int] = []
     for uid, new in changed.items():
         result = results.get(uid)
         if result is None:
             continue
         document = copy.deepcopy(result.document)
+        if _told_state(document.get("conciliacion")) != _told_state(new):
+            moved.append(uid)
         validacion = document.setdefault("validacion", {})
         current = bool(validacion.get("requiere_revision"))
         row = existing.get(uid)
@@ -150,7 +154,28 @@ def _store(session: Any, tenant_id: int, outcomes: dict[int, dict], force: froze
         validacion["requiere_revision"] = bool(row.base_requiere_revision) or bool(new.get("requiere_revision"))
         result.document = document
     session.flush()
+    _announce(session, [(uid, results[uid].document) for uid in moved])
     files.extend((results[uid].filename, results[uid].document) for uid in changed if uid in results)
+
+
+def _told_state(conciliacion: dict | None) -> tuple:
+    """What upload.reconciled announces a change of: the state and the credits it names. Compared
+    with the document's previous `conciliacion`, the one the receipt's last event carried; a
+    receipt not reconciled yet (null) counts as `pendiente`, so a fresh receipt no statement covers
+    yet adds no event to its upload.processed, and a run that finds the same match adds none."""
+    if not conciliacion:
+        return ("pendiente", None, ())
+    candidates = tuple((c.get("movimiento") or {}).get("id") for c in conciliacion.get("candidatos", ()))
+    return (conciliacion.get("estado"), _movement_id(conciliacion), candidates)
+
+
+def _announce(session: Any, documents: list[tuple[int, dict]]) -> None:
+    """upload.reconciled for each receipt whose state changed, in the transaction that stores it."""
+    if not documents:
+        return
+    uploads = {u.id: u for u in session.scalars(select(Upload).where(Upload.id.in_([uid for uid, _ in documents])))}
+    enqueue_upload_events(session, "upload.reconciled",
+                          [(uploads[uid], document) for uid, document in documents if uid in uploads])
 
 
 def _movement_id(conciliacion: dict) -> int | None:
@@ -189,24 +214,13 @@ def _outcomes(specs: dict[str, FormatSpec], stored: list[BankStatement], rows: l
 def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
     """Reconcile one processed receipt (and whatever competes with it for a credit) in its own
     transaction; the receipt's `estado`, or None when it has no successful result. Called after a
-    receipt is processed, and by a correction of its fields."""
+    receipt is processed, and by the sweep that retries a failed one."""
     for attempt in range(RETRIES):
         try:
             with rt.db.session() as session:
                 lock_tenant(session, tenant_id)
-                row = session.execute(select(*RECEIPT_COLUMNS).where(
-                    Result.upload_id == upload_id, Result.tenant_id == tenant_id,
-                    Result.processing_status == "success")).first()
-                previous = session.scalar(select(Conciliacion).where(
-                    Conciliacion.upload_id == upload_id, Conciliacion.tenant_id == tenant_id))
-                seeds = previous_seeds(previous.evidence if previous else None)
-                if row is None and previous is not None:  # reprocessed into an error: it pays for nothing now
-                    session.delete(previous)
-                    session.flush()
-                components, loose = components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
                 files: list[tuple[str, dict]] = []
-                _run(rt, session, tenant_id, components, loose, files, force=frozenset({upload_id}))
-                estado = session.scalar(select(Conciliacion.estado).where(Conciliacion.upload_id == upload_id))
+                estado = reconcile_in(rt, session, tenant_id, upload_id, files)
                 session.commit()
             write_files(rt, files)
             return estado
@@ -216,6 +230,23 @@ def reconcile_upload(rt: Runtime, tenant_id: int, upload_id: int) -> str | None:
                 raise
             logger.info("Reconciliation of upload %s met a concurrent one; retrying", upload_id)
     return None
+
+
+def reconcile_in(rt: Runtime, session: Any, tenant_id: int, upload_id: int, files: list[tuple[str, dict]]) -> str | None:
+    """reconcile_upload inside the caller's transaction (a correction), which took the tenant's
+    lock (lock_tenant) before any row of the receipt: the order every run takes them in."""
+    row = session.execute(select(*RECEIPT_COLUMNS).where(
+        Result.upload_id == upload_id, Result.tenant_id == tenant_id,
+        Result.processing_status == "success")).first()
+    previous = session.scalar(select(Conciliacion).where(
+        Conciliacion.upload_id == upload_id, Conciliacion.tenant_id == tenant_id))
+    seeds = previous_seeds(previous.evidence if previous else None)
+    if row is None and previous is not None:  # reprocessed into an error: it pays for nothing now
+        session.delete(previous)
+        session.flush()
+    components, loose = components_for(session, tenant_id, [row] if row else [], window_of(rt), seeds)
+    _run(rt, session, tenant_id, components, loose, files, force=frozenset({upload_id}))
+    return session.scalar(select(Conciliacion.estado).where(Conciliacion.upload_id == upload_id))
 
 
 def write_files(rt: Runtime, files: list[tuple[str, dict]]) -> None:
@@ -249,4 +280,5 @@ def reconcile_after_finish(rt: Runtime, tenant_id: int, upload_id: int) -> None:
         logger.exception("Reconciliation of upload %s failed", upload_id)
 
 
-__all__ = ["lock_tenant", "reconcile_after_finish", "reconcile_period", "reconcile_upload", "write_files"]
+__all__ = ["lock_tenant", "reconcile_after_finish", "reconcile_in", "reconcile_period", "reconcile_upload",
+           "write_files"]

@@ -4,15 +4,18 @@ A correction is read the way extraction reads a value (extraction/corrections.py
 `corrections` (who, when, before, after) and written into the stored result, so that every read
 path (the result row's columns, `/api/ocr/result_data`, `/api/extract_results` and its exports,
 the result file) shows it without knowing about corrections; the extracted value stays in
-`campos_detalle[field]["valor_extraido"]`. The reuse check then runs again on the corrected payment.
+`campos_detalle[field]["valor_extraido"]`. The reuse check and the reconciliation then run again on
+the corrected payment, in the same transaction.
 
-Concurrency: the first statement of the transaction is an UPDATE of the result row, which takes
-its row lock on PostgreSQL and the single write lock on SQLite; a second correction of the same
-upload waits for the first to commit and then reads its document, so neither is lost.
+Concurrency: a correction first takes the tenant's reconciliation lock (service/conciliation.py
+lock_tenant), then its row lock with an UPDATE of the result row (on SQLite the first write takes
+the single write lock); a second correction of the same upload waits for the first to commit and
+then reads its document, so neither is lost.
 """
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from sqlalchemy import select, update
@@ -23,12 +26,14 @@ import config
 from database import ApiKey, Correction, Result, Review, ReviewState, Upload, UploadStatus, iso, utcnow
 from extraction.corrections import read_correction
 from service.access import Principal
-from service.conciliation import reconcile_after_finish
+from service.conciliation import lock_tenant, reconcile_in, write_files
 from service.results import set_field_columns
 from service.reuse import flag_reuse
 from service.runtime import Runtime
 from service.webhooks import enqueue_upload_event
 from validador_ocr import ValidadorOCR
+
+logger = logging.getLogger(__name__)
 
 MAX_NOTE_CHARS = 2000
 ANONYMOUS_ACTOR = "anonymous"
@@ -97,7 +102,7 @@ def read_values(values: Any) -> dict[str, str | None]:
 
 
 def _locked_result(session: Session, tenant_id: int, upload_id: int) -> tuple[Upload, Result | None]:
-    # The UPDATE first: it is the lock (see the module docstring); reads come after it.
+    # The UPDATE before any read: it is the row's lock (see the module docstring).
     session.execute(update(Result).where(Result.upload_id == upload_id, Result.tenant_id == tenant_id)
                     .values(upload_id=Result.upload_id))
     upload = session.scalar(select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id))
@@ -136,12 +141,30 @@ def corrected_document(document: dict[str, Any], values: dict[str, str | None], 
     return document, changed
 
 
+class _ReconciliationFailed(Exception):
+    """The correction's reconciliation raised: its transaction is given up and made again without it."""
+
+
 def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[str, Any], actor: str) -> Upload:
     """Set fields of a processed upload by hand (see the module docstring); returns the upload.
 
     Raises InvalidFields, UploadNotFound, NotProcessed."""
     read = read_values(values)
+    try:
+        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=True)
+    except _ReconciliationFailed:
+        # A correction never fails for its reconciliation: it is stored unreconciled, and the
+        # housekeeping sweep (retry_reconciliation) reconciles it and announces the state.
+        logger.exception("Reconciliation of corrected upload %s failed; left to the sweep", upload_id)
+        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=False)
+
+
+def _store_correction(rt: Runtime, tenant_id: int, upload_id: int, read: dict[str, str | None], actor: str,
+                      reconcile: bool) -> Upload:
     with rt.db.session() as session:
+        # The tenant's reconciliation lock before the result row's: the order every reconciliation
+        # run takes them in (a statement upload locks the tenant, then its receipts' rows).
+        lock_tenant(session, tenant_id)
         upload, row = _locked_result(session, tenant_id, upload_id)
         if upload.status != UploadStatus.PROCESSED or row is None or row.processing_status != "success":
             raise NotProcessed(upload.status)
@@ -153,18 +176,34 @@ def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[
         for field, old, new in changed:
             session.add(Correction(upload_id=upload.id, tenant_id=tenant_id, campo=field, anterior=old, nuevo=new,
                                    por=actor, en=now))
+        if not reconcile:
+            document["conciliacion"] = None  # not the corrected payment's: null until the sweep's run
         row.document = document
         set_field_columns(row, document["extracted_fields"])
         rewritten = [row, *flag_reuse(session, rt.settings, upload, row)]
         rewritten += _recheck_flagged_after(session, rt.settings, upload, actor, iso(now))
-        on_upload_changed(session, upload, "upload.corrected", document)
+        files: list[tuple[str, dict]] = []
+        if reconcile:
+            _reconcile_corrected(rt, session, tenant_id, upload_id, files)
+        on_upload_changed(session, upload, "upload.corrected", row.document)
         session.flush()
         for result in {id(r): r for r in rewritten}.values():
             rt.storage.write_result(result.filename, result.document)
         session.commit()
-    # The corrected amount or reference may pay another credit, and the old one is free again.
-    reconcile_after_finish(rt, tenant_id, upload_id)
+    write_files(rt, files)
     return upload
+
+
+def _reconcile_corrected(rt: Runtime, session: Session, tenant_id: int, upload_id: int,
+                         files: list[tuple[str, dict]]) -> None:
+    """The corrected amount or reference may pay another credit, and the old one is free again.
+    Reconciled in the correction's transaction, before its event is written, so upload.corrected
+    carries the state the corrected payment has: one truth, never a conciliacion its own correction
+    already changed. The receipts whose state this changes (this one too) get upload.reconciled."""
+    try:
+        reconcile_in(rt, session, tenant_id, upload_id, files)
+    except Exception as exc:
+        raise _ReconciliationFailed(upload_id) from exc
 
 
 def _recheck_flagged_after(session: Session, settings: dict[str, Any], upload: Upload, actor: str,

@@ -1,4 +1,5 @@
-"""Keeping disk and database in step: inbox files adopted, crash leftovers reconciled, old work purged."""
+"""Keeping disk and database in step: inbox files adopted, crash leftovers reconciled, receipts
+whose reconciliation failed reconciled again, old work purged."""
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,10 @@ from database import (
     iso,
     utcnow,
 )
+from service.conciliation import reconcile_upload
 from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
+from service.jobs import INFRASTRUCTURE_FAULTS
 from service.results import original_or_duplicate
 from service.runtime import Runtime
 from service.webhooks import enqueue_upload_event
@@ -49,6 +52,10 @@ logger = logging.getLogger(__name__)
 INBOX_SCAN_LIMIT = 500
 # Staging files of uploads are never younger than this when swept, whatever the retention.
 MIN_TEMP_AGE_SECONDS = 3600
+# A receipt is reconciled by the worker that finishes it right after its commit: the sweep leaves
+# it that long, so it does not race a run that is about to happen anyway.
+UNRECONCILED_MIN_AGE_SECONDS = 60
+UNRECONCILED_SWEEP_LIMIT = 100
 
 
 # --- files dropped into the inbox -------------------------------------------------------------
@@ -150,6 +157,41 @@ def reconcile_files(rt: Runtime, at_start: bool = False) -> int:
             continue
         moved += 1
     return moved
+
+
+# --- receipts left unreconciled ------------------------------------------------------------------
+def unreconciled_receipts(rt: Runtime, limit: int = UNRECONCILED_SWEEP_LIMIT) -> list[tuple[int, int]]:
+    """(tenant id, upload id) of processed receipts whose `conciliacion` is still null a while after
+    they were recorded: the reconciliation after finishing (or after a correction) did not commit."""
+    cutoff = utcnow() - timedelta(seconds=UNRECONCILED_MIN_AGE_SECONDS)
+    with rt.db.session() as session:
+        return [tuple(row) for row in session.execute(
+            select(Result.tenant_id, Result.upload_id).join(Upload, Upload.id == Result.upload_id)
+            .where(Result.processing_status == "success", Upload.status == UploadStatus.PROCESSED,
+                   Result.document["conciliacion"].as_string().is_(None), Upload.processed_at < cutoff)
+            .order_by(Result.upload_id).limit(limit))]
+
+
+def retry_reconciliation(rt: Runtime) -> int:
+    """Reconcile the receipts unreconciled_receipts finds; how many it reconciled.
+
+    Several workers may sweep at once: reconcile_upload runs under the tenant's lock, and a second
+    run over a receipt finds the state the first stored, so it changes nothing and tells nothing.
+    The database failing again ends the sweep (the worker backs off; the next sweep resumes); a
+    receipt that fails for its own reasons is logged and left for the next sweep."""
+    done = 0
+    for tenant_id, upload_id in unreconciled_receipts(rt):
+        try:
+            reconcile_upload(rt, tenant_id, upload_id)
+        except INFRASTRUCTURE_FAULTS:
+            raise
+        except Exception:  # noqa: BLE001 - one receipt's failure must not stop the others
+            logger.exception("Reconciliation of upload %s failed again", upload_id)
+            continue
+        done += 1
+    if done:
+        logger.info("Reconciled %d receipts whose reconciliation had failed", done)
+    return done
 
 
 # --- retention --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 `enqueue_upload_event(session, upload, event_type, document)` is called inside the transaction
 that records an upload's outcome (service/results.py, the housekeeping that marks uploads
-failed; corrections and reviews later): the event and its delivery commit or roll back with the
+failed; corrections and reviews later; service/conciliation.py when a receipt's reconciliation
+state changes): the event and its delivery commit or roll back with the
 outcome itself, so an outcome is never recorded without its event, nor an event sent for an
 outcome that was not recorded. service/webhook_delivery.py sends them.
 
@@ -39,7 +40,7 @@ from database import (
 from service.webhook_secrets import encrypt_secret, new_secret
 from service.webhook_targets import TargetRefused, host_allowed, normalize_hosts, parse_url, resolve
 
-EVENT_TYPES = ("upload.processed", "upload.failed", "upload.corrected", "upload.reviewed")
+EVENT_TYPES = ("upload.processed", "upload.failed", "upload.corrected", "upload.reviewed", "upload.reconciled")
 # Set when a transaction that enqueued an event commits: a deliverer in the same process (the
 # worker's) sends it at once instead of at its next poll. Other processes' deliverers poll.
 NEW_EVENTS = threading.Event()
@@ -167,35 +168,63 @@ def result_summary(document: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"processing_status": document.get("processing_status"),
             "fields": document.get("extracted_fields"), "validacion": validation,
             "requiere_revision": validation.get("requiere_revision"), "duplicado_de": document.get("duplicado_de"),
-            "posible_reutilizacion": document.get("posible_reutilizacion"), "error": document.get("error")}
+            "posible_reutilizacion": document.get("posible_reutilizacion"), "error": document.get("error"),
+            "conciliacion": document.get("conciliacion")}
 
 
 def enqueue_upload_event(session: Session, upload: Upload, event_type: str,
                          document: dict[str, Any] | None = None) -> str | None:
     """Add an event about `upload` and its delivery to the open transaction (the caller commits);
     the event's id, or None when the upload's tenant (or key) has no URL to tell."""
+    told = enqueue_upload_events(session, event_type, [(upload, document)])
+    return told[0] if told else None
+
+
+def enqueue_upload_events(session: Session, event_type: str,
+                          uploads: list[tuple[Upload, dict[str, Any] | None]]) -> list[str]:
+    """One event of `event_type` per (upload, document) that has a URL to tell, with its delivery,
+    in the open transaction; the ids of the events added. A statement can change the state of
+    thousands of receipts at once: routes are read in one query and each configuration once."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    route = session.get(WebhookUploadRoute, upload.id)
-    config = _applicable_config(session, upload.tenant_id, route.api_key_id if route else None)
-    url = (route.callback_url if route else None) or (config.url if config else None)
-    if config is None or not url:
-        return None
+    if not uploads:
+        return []
+    routes = {r.upload_id: r for r in session.scalars(select(WebhookUploadRoute).where(
+        WebhookUploadRoute.upload_id.in_([upload.id for upload, _ in uploads])))}
+    configs: dict[tuple[int, int | None], WebhookConfig | None] = {}
     now = database_now(session)
-    event_id = str(uuid.uuid4())
-    payload = {"id": event_id, "type": event_type, "created": iso(now), "data": {
+    deliveries = []
+    for upload, document in uploads:
+        route = routes.get(upload.id)
+        scope = (upload.tenant_id, route.api_key_id if route else None)
+        if scope not in configs:
+            configs[scope] = _applicable_config(session, *scope)
+        config = configs[scope]
+        url = (route.callback_url if route else None) or (config.url if config else None)
+        if config is None or not url:
+            continue
+        event_id = str(uuid.uuid4())
+        session.add(WebhookEvent(id=event_id, tenant_id=upload.tenant_id, upload_id=upload.id, type=event_type,
+                                 payload=_payload(event_id, event_type, now, upload, document), created_at=now))
+        deliveries.append(WebhookDelivery(event_id=event_id, tenant_id=upload.tenant_id, config_id=config.id,
+                                          url=url, state=DeliveryState.PENDING, next_attempt_at=now,
+                                          window_started_at=now, created_at=now))
+    if not deliveries:
+        return []
+    session.flush()  # the events before their deliveries: PostgreSQL checks the foreign key at once
+    session.add_all(deliveries)
+    event.listen(session, "after_commit", lambda _session: NEW_EVENTS.set(), once=True)
+    return [delivery.event_id for delivery in deliveries]
+
+
+def _payload(event_id: str, event_type: str, now: Any, upload: Upload,
+             document: dict[str, Any] | None) -> dict[str, Any]:
+    return {"id": event_id, "type": event_type, "created": iso(now), "data": {
         "upload_id": upload.id, "stored_name": upload.stored_name, "original_name": upload.original_name,
         "metadata": upload.upload_metadata, "request_id": (document or {}).get("request_id", upload.request_id),
         "status": upload.status, "error": {"code": upload.error_code, "message": upload.error_message}
         if upload.error_code else None,
         "duplicado_de": upload.duplicado_de, "result": result_summary(document)}}
-    session.add(WebhookEvent(id=event_id, tenant_id=upload.tenant_id, upload_id=upload.id, type=event_type,
-                             payload=payload, created_at=now))
-    session.flush()  # the event before its delivery: PostgreSQL checks the foreign key at once
-    session.add(WebhookDelivery(event_id=event_id, tenant_id=upload.tenant_id, config_id=config.id, url=url,
-                                state=DeliveryState.PENDING, next_attempt_at=now, window_started_at=now, created_at=now))
-    event.listen(session, "after_commit", lambda _session: NEW_EVENTS.set(), once=True)
-    return event_id
 
 
 # --- listing and resending ----------------------------------------------------------------------

@@ -5,8 +5,9 @@ Sign in; the queue lists a receipt that needs review; its view shows the image w
 found field exactly over the field's word coordinates; an invalid edit shows the API's error, a
 valid one changes GET /api/uploads/<id>; approving moves it to the approved filter; a new upload
 appears without reloading; a second tenant's key sees none of it; posts without the CSRF token
-are refused. Screenshots of the queue and a receipt land in the test's tmp dir (a CI artifact);
-with REVIEW_SCREENSHOTS_DIR set they are written there too (docs/ was made that way).
+are refused; a receipt paid by a statement's credit shows that credit. Screenshots of the queue
+and a receipt land in the test's tmp dir (a CI artifact); with REVIEW_SCREENSHOTS_DIR set they are
+written there too (docs/ was made that way).
 """
 import os
 import shutil
@@ -20,6 +21,7 @@ from benchmarks.service_process import running_service
 from service.access import create_key
 from tests.test_tenants import ADMIN_KEY, _migrated, keyed
 from tools.receipt_generator import generate_receipt
+from tools.statement_generator import statement_for_receipts
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -35,6 +37,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WAIT = 60
 # A receipt whose fields the OCR reads (BDV layout, clean PNG): uploaded twice, the copy needs review.
 RECEIPT_SEED = 8
+# A receipt paid into a BNC account (bnc_tsv statements): its view shows the credit it matched.
+PAID_SEED = 118
 
 
 def browser(width=1440, height=1000):
@@ -103,6 +107,35 @@ def fetch_status(driver, method, path, headers):
         "fetch(arguments[1], {method: arguments[0], headers: arguments[2], credentials: 'same-origin', body: '{}'})"
         ".then(function (r) { return r.json().then(function (b) { done([r.status, b.error && b.error.code]); }); })"
         ".catch(function (e) { done([0, String(e)]); });", method, path, headers)
+
+
+def with_markup_in_descriptions(data: bytes) -> bytes:
+    """A bnc_tsv export whose credits' descriptions carry HTML, as a hostile or broken export could."""
+    lines = []
+    for line in data.split(b"\n"):
+        cells = line.split(b"\t")
+        if len(cells) > 4 and cells[0][:1].isdigit() and cells[4].strip():
+            cells[2] += b" <img src=x onerror=alert(1)>"
+        lines.append(b"\t".join(cells))
+    return b"\n".join(lines)
+
+
+def check_reconciliation(driver, base, key, paid):
+    """The paid receipt's view shows its state and the credit it matched, the bank's text as text."""
+    view = requests.get(f"{base}/api/uploads/{paid}", headers=keyed(key), timeout=30).json()["upload"]
+    assert view["conciliacion"]["estado"] == "conciliado", view["conciliacion"]
+    movement = view["conciliacion"]["movimiento"]
+    driver.get(f"{base}/review")
+    choose_state(driver, "todos")
+    wait_listed(driver, paid).click()
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "conciliacion").is_displayed()
+                                      and d.find_element(By.ID, "recibo-titulo").text.startswith(f"#{paid}"))
+    assert driver.find_element(By.ID, "conciliacion-estado").text == "Conciliado"
+    shown = driver.find_element(By.ID, "conciliacion-datos").text
+    for value in (f"línea {movement['linea']} del extracto #{movement['extracto']}", movement["referencia"],
+                  movement["monto"], movement["fecha"], "<img src=x onerror=alert(1)>"):
+        assert value in shown, (value, shown)
+    assert driver.find_elements(By.CSS_SELECTOR, "#conciliacion img") == []  # shown, never parsed
 
 
 def check_boxes(driver, view):
@@ -291,6 +324,21 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
             driver.find_element(By.ID, "volver").click()
             assert driver.find_element(By.ID, "lista").is_displayed()
             driver.set_window_size(1440, 1000)
+
+            # Reconciliation: a statement crediting a payment; its receipt's view shows the credit.
+            # The receipts no statement covers show their state too.
+            paid_receipt = generate_receipt(PAID_SEED, variant="clean")
+            paid = upload(base, staff, paid_receipt, "pagado.png", nombre="Carla")
+            processed(base, staff, paid)
+            statement = statement_for_receipts("bnc_tsv", [{"id": "pagado", **paid_receipt.fields}])
+            answer = requests.post(f"{base}/api/statements", headers=keyed(staff), timeout=120,
+                                   files={"file": (statement.filename, with_markup_in_descriptions(statement.data))})
+            assert answer.status_code == 201, answer.text
+            check_reconciliation(driver, base, staff, paid)
+            screenshot(driver, tmp_path, "review-conciliacion.png")
+            wait_listed(driver, first).click()
+            WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "recibo-titulo").text.startswith(f"#{first}"))
+            assert driver.find_element(By.ID, "conciliacion-estado").text == "Pendiente"
 
             # A second tenant's key sees none of it, even by asking for the id.
             sign_in(driver, base, stranger)

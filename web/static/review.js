@@ -16,6 +16,8 @@
   var REVIEW_NAMES = {pendiente: "Pendiente", aprobado: "Aprobado", rechazado: "Rechazado"};
   var REASONS = {misma_imagen: "la misma imagen", mismo_pago: "el mismo pago (referencia y monto)",
                  mismo_pago_sin_banco: "el mismo pago (sin banco en uno de los dos)"};
+  var RECONCILIATION_NAMES = {conciliado: "Conciliado", ambiguo: "Ambiguo", no_encontrado: "No encontrado",
+                              pendiente: "Pendiente"};
   var POLL_MS = 8000;
   var PAGE = 30;
 
@@ -319,6 +321,49 @@
     (validation.campos_faltantes || []).forEach(function (f) { warnings.appendChild(el("li", {}, "Falta: " + (LABEL[f] || f))); });
   }
 
+  // A term and its value in a <dl>, nothing when there is no value.
+  function addTerm(list, term, value) {
+    if (value === null || value === undefined || value === "") return;
+    list.appendChild(el("dt", {}, term));
+    list.appendChild(el("dd", {}, value));
+  }
+
+  function movementSummary(movement) {
+    return [movement.fecha, movement.referencia ? "ref. " + movement.referencia : null,
+            movement.monto ? "Bs. " + movement.monto : null].filter(Boolean).join(" · ");
+  }
+
+  // The receipt's state against the tenant's bank statements and the credit it was matched with.
+  function renderReconciliation(upload) {
+    var box = $("conciliacion");
+    var conciliacion = upload.conciliacion;
+    box.hidden = !conciliacion;
+    if (!conciliacion) return;
+    var tag = $("conciliacion-estado");
+    tag.textContent = RECONCILIATION_NAMES[conciliacion.estado] || conciliacion.estado;
+    tag.className = "etiqueta conciliacion-" + (RECONCILIATION_NAMES[conciliacion.estado] ? conciliacion.estado : "otro");
+    $("conciliacion-motivo").textContent = conciliacion.motivo || "";
+    var list = $("conciliacion-datos");
+    list.textContent = "";
+    var movement = conciliacion.movimiento;
+    if (movement) {
+      addTerm(list, "Movimiento", "línea " + movement.linea + (movement.extracto ? " del extracto #" + movement.extracto : ""));
+      addTerm(list, "Fecha", [movement.fecha, movement.hora].filter(Boolean).join(" "));
+      addTerm(list, "Referencia", movement.referencia);
+      addTerm(list, "Monto", movement.monto);
+      addTerm(list, "Descripción", movement.descripcion);
+      addTerm(list, "Coincide en", (conciliacion.coincidencias || []).join(", "));
+    }
+    (conciliacion.candidatos || []).forEach(function (candidate, index) {
+      addTerm(list, "Candidato " + (index + 1), movementSummary(candidate.movimiento || {}));
+    });
+    var reuse = conciliacion.reutilizacion;
+    if (reuse) {
+      addTerm(list, "Crédito ya tomado por", "comprobante #" + reuse.recibo);
+      addTerm(list, "Movimiento", movementSummary(reuse.movimiento || {}));
+    }
+  }
+
   function renderEarlier(upload) {
     var box = $("anterior");
     var reuse = upload.posible_reutilizacion;
@@ -332,11 +377,7 @@
     list.textContent = "";
     var image = $("anterior-imagen");
     image.hidden = true;
-    function add(term, value) {
-      if (value === null || value === undefined || value === "") return;
-      list.appendChild(el("dt", {}, term));
-      list.appendChild(el("dd", {}, value));
-    }
+    function add(term, value) { addTerm(list, term, value); }
     if (reuse && reuse.other_tenant) { add("Origen", "otra empresa (sin detalles)"); return; }
     var meta = (reuse && reuse.metadata) || {};
     add("Enviado por", [meta.nombre, meta.idWhatsapp].filter(Boolean).join(" · "));
@@ -371,6 +412,7 @@
     $("recibo-titulo").textContent = "#" + upload.id + " · " + ([meta.nombre, meta.numerosorteo ? "sorteo " + meta.numerosorteo : null]
       .filter(Boolean).join(" · ") || upload.original_name);
     renderFlags(upload);
+    renderReconciliation(upload);
     var body = $("campos").querySelector("tbody");
     body.textContent = "";
     FIELDS.forEach(function (f) { body.appendChild(fieldRow(f[0], upload)); });
