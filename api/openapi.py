@@ -83,8 +83,11 @@ SAFE_METHODS = {"get", "head", "options"}
 TENANT_PARAMETER = {"name": TENANT_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
                     "description": "Admin keys only: act on this tenant's data (a client key gets 403 forbidden, "
                                    "an unknown name 404 tenant_not_found)"}
-TENANT_ERRORS = {403: "forbidden: a client key named a tenant (X-Tenant)",
-                 404: "tenant_not_found: X-Tenant names no tenant"}
+# The same choice as a query parameter, for links (the review desk's image and file URLs).
+TENANT_QUERY_PARAMETER = {"name": "tenant", "in": "query", "required": False, "schema": {"type": "string"},
+                          "description": f"Admin keys only: the same as {TENANT_HEADER} (the header wins when both are sent)"}
+TENANT_ERRORS = {403: "forbidden: a client key named a tenant (X-Tenant or ?tenant=)",
+                 404: "tenant_not_found: X-Tenant or ?tenant= names no tenant"}
 CSRF_ERROR = "csrf_failed: signed in with the review desk's session cookie, but without its X-CSRF-Token"
 
 
@@ -270,7 +273,7 @@ def document() -> dict[str, Any]:
 def _complete(method: str, operation: dict[str, Any], declared: Declaration) -> None:
     operation["summary"] = declared.summary
     if not declared.public:
-        operation.setdefault("parameters", []).append(dict(TENANT_PARAMETER))
+        operation.setdefault("parameters", []).extend([dict(TENANT_PARAMETER), dict(TENANT_QUERY_PARAMETER)])
         if method not in SAFE_METHODS:
             operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {"Session": [], "Csrf": []}]
             forbidden = operation["responses"]["403"]
