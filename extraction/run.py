@@ -214,16 +214,18 @@ class Extraction:
 
     def _wraps_onto(self, first: Segment, second: Segment) -> bool:
         """Whether two segments one above the other are the two lines of one label. The joined text
-        must be a label of the rules with nothing after it, one that `first` alone is not; and
-        `first` must not be text that continues a line above or a value under a label."""
+        must be a label of the rules with nothing after it, of another rule than any label `first`
+        alone is; and `first` must not be text that continues a line above or a value under a label."""
         if first.in_chrome or second.in_chrome:
             return False
         joined = self._whole_labels(Segment(-1, first.line, first.words + second.words))
         alone = self._whole_labels(first)
-        if not joined or (joined <= alone and self.rules.label_tail.match(second.text)):
-            return False  # not a label, or the second line adds nothing to it ("Monto" / "Bs.")
+        if not joined or joined <= alone:
+            # Not a label, or one of the first line's own rules: "Concepto" / "pago" is a label and
+            # its value, as tight as a wrapped line in stacked layouts ("Monto" / "Bs." adds nothing).
+            return False
         if alone and self._whole_labels(second) and self._has_value_right(second):
-            return False  # two rows, each a label and its value ("Cédula" / "Beneficiario")
+            return False  # two rows, each a label and its value ("Cuenta" / "Destino")
         return not self._continues_text_above(first)
 
     def _has_value_right(self, segment: Segment) -> bool:

@@ -132,14 +132,24 @@ def _control():
 
 
 def test_two_label_value_rows_close_together_stay_two_rows():
-    # "Teléfono beneficiario" is a label, but here each line is a label with its own value.
+    # "Cuenta destino" is a label, but here each line is a label with its own value.
     ocr = page(header() + [
-        [(40, 300, "Teléfono", 28), (-40, 300, "0414-1234567", 28)],
-        [(40, 330, "Beneficiario", 28), (-40, 330, "Juan Pérez", 28)],
+        [(40, 300, "Cuenta", 28), (-40, 300, "0102****1234", 28)],
+        [(40, 330, "Destino", 28), (-40, 330, "0414-1234567", 28)],
     ] + _control())
     got = fields(ocr)
+    assert got["cuenta_origen"] == "0102****1234"
+    assert got["cuenta_destino"] is None
     assert got["telefono"] == "04141234567"
-    assert got["beneficiario"] == "Juan Pérez"
+    assert got["cedula"] == "V-12345678"
+
+
+def test_value_as_close_as_a_wrapped_line_completing_its_own_label_is_a_value():
+    # "Concepto pago" reads as "Concepto de pago", a label of the same rule as "Concepto": the
+    # word is the value, printed as close under its label as Bancamiga does in WhatsApp copies.
+    ocr = page(header() + [[(40, 300, "Concepto", 28)], [(40, 336, "pago", 28)]] + _control())
+    got = fields(ocr)
+    assert got["concepto"] == "pago"
     assert got["cedula"] == "V-12345678"
 
 
