@@ -11,7 +11,9 @@ rule reads, so the status bar's clock is never the operation time; a cropped rec
 row is text keeps that row.
 
 Nothing here knows the rules: the region search takes the ids of the segments that are labels
-(they end a value and bound a column) and the layout settings of the rules file.
+(they end a value and bound a column) and the layout settings of the rules file. Likewise
+`label_second_line` only finds the segment set as the second line of a wrapped label, and
+`join_lines_of_labels` makes the pairs the extraction accepts one segment.
 """
 from __future__ import annotations
 
@@ -383,3 +385,69 @@ def wrap_lines(doc: Document, label: Segment, value_words: list[Word], labels: s
         out.append(line.segments)
         bottom = line.box[3]
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Labels wrapped over two lines
+# ------------------------------------------------------------------------------------------------
+def _share_column(a: Segment, b: Segment) -> bool:
+    return a.box[0] < b.box[2] and a.box[2] > b.box[0]
+
+
+def _similar_height(a: Segment, b: Segment) -> bool:
+    # Detection boxes of one font size differ by a fifth (accents, descenders): only a clearly
+    # different size (a title, a large amount) is another kind of text.
+    return min(a.height, b.height) >= 0.75 * max(a.height, b.height)
+
+
+def segments_above(doc: Document, segment: Segment, max_gap: float) -> list[Segment]:
+    """Segments of the few lines above `segment` that share its column and end at most `max_gap`
+    above its top (overlapping boxes included), nearest first."""
+    out = []
+    for line in reversed(doc.lines[max(0, segment.line - 3):segment.line]):
+        for other in line.segments:
+            gap = segment.box[1] - other.box[3]
+            if _share_column(segment, other) and -0.5 * segment.height <= gap <= max_gap:
+                out.append(other)
+    return sorted(out, key=lambda s: segment.box[1] - s.box[3])
+
+
+def label_second_line(doc: Document, first: Segment, settings: dict[str, float]) -> Segment | None:
+    """The segment that would be the second line of `first` if `first` were a label wrapped in its
+    column: right below it (gap at most `label_wrap_gap_factor` x its height), starting where it
+    starts, text of the same size. None when no segment, or more than one, is there."""
+    height = first.height
+    found = []
+    # The next line may be another column's text that sits a little higher: look two lines on.
+    for line in doc.lines[first.line + 1:first.line + 3]:
+        for other in line.segments:
+            gap = other.box[1] - first.box[3]
+            if -0.3 * height <= gap <= settings["label_wrap_gap_factor"] * height \
+                    and abs(other.box[0] - first.box[0]) <= 0.5 * height \
+                    and _share_column(first, other) and _similar_height(first, other):
+                found.append(other)
+    return found[0] if len(found) == 1 else None
+
+
+def join_lines_of_labels(doc: Document, pairs: list[tuple[Segment, Segment]]) -> None:
+    """Make each (first line, second line) pair of a wrapped label one segment, in the first
+    line's place: the value search then starts right of its first line or below its second. A
+    line left empty goes; lines and segments are numbered again."""
+    seconds = {id(second) for _first, second in pairs}
+    joined = {}
+    for first, second in pairs:
+        segment = Segment(first.id, first.line, first.words + second.words)
+        segment.in_chrome = first.in_chrome
+        joined[id(first)] = segment
+    lines: list[Line] = []
+    for line in doc.lines:
+        segments = [joined.get(id(s), s) for s in line.segments if id(s) not in seconds]
+        if segments:
+            lines.append(Line(len(lines), segments, _union(s.box for s in segments)))
+    doc.lines = lines
+    doc.segments = [s for line in lines for s in line.segments]
+    for index, segment in enumerate(doc.segments):
+        segment.id = index
+    for line in lines:
+        for segment in line.segments:
+            segment.line = line.index

@@ -59,6 +59,7 @@ DEFAULT_SETTINGS: dict[str, float] = {
     "below_max_gap_factor": 2.6,  # label -> value below: vertical gap at most this x label height
     "block_gap_factor": 1.0,  # lines of one value block: gap at most this x line height
     "wrap_gap_factor": 0.8,  # wrapped value continuation: gap at most this x line height
+    "label_wrap_gap_factor": 0.3,  # second line of a wrapped label: gap at most this x its height
     "header_fraction": 0.4,  # without any label, the header is this top share of the image
     "min_word_confidence": 0.3,  # words below this are ignored by unlabelled rules
     "max_value_chars": 300,  # longest value text a pattern is applied to

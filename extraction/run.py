@@ -5,6 +5,11 @@ Labels: a segment that starts with a known label phrase (any rule's, or an exclu
 "Comisión" or "Código autorizador") is a label. Matching is accent/case-insensitive and tolerates
 OCR noise (one edit in words of 5+ letters, "N°"/"Nro."/"Número" as one token). When phrases
 compete for one segment the longest wins ("Teléfono origen" beats "Teléfono").
+
+A label wrapped over two lines in its column ("Documento de" / "identidad": left-aligned, the same
+text size, tightly spaced) is one label when the joined text is a label and the first line alone
+is not that label; its value is then searched right of its first line or below its second. Lines
+that continue text above them, or are a label's value, are never the first line of one.
 """
 from __future__ import annotations
 
@@ -24,7 +29,10 @@ from extraction.layout import (
     _union,
     _wide_gap_at,
     below_lines,
+    join_lines_of_labels,
+    label_second_line,
     right_segments,
+    segments_above,
     wrap_lines,
 )
 from extraction.normalizers import NORMALIZERS
@@ -184,8 +192,64 @@ class Extraction:
             for index, segment in enumerate(self.doc.segments):
                 segment.id = index
 
+    def _join_wrapped_labels(self) -> None:
+        """A label wrapped over two lines in its column ("Documento de" / "identidad") becomes one
+        segment, so that its value is found right of its first line or below its second."""
+        pairs: list[tuple[Segment, Segment]] = []
+        used: set[int] = set()
+        for first in self.doc.segments:
+            if first.id in used:
+                continue
+            second = label_second_line(self.doc, first, self.settings)
+            if second is None or second.id in used or not self._wraps_onto(first, second):
+                continue
+            pairs.append((first, second))
+            used.update((first.id, second.id))
+        if pairs:
+            join_lines_of_labels(self.doc, pairs)
+
+    def _whole_labels(self, segment: Segment) -> set[str]:
+        """Owners of the labels that are the whole text of a segment (a colon or a unit may follow)."""
+        return {o.ref.owner for o in self._match(segment) if o.strong and o.inline is None}
+
+    def _wraps_onto(self, first: Segment, second: Segment) -> bool:
+        """Whether two segments one above the other are the two lines of one label. The joined text
+        must be a label of the rules with nothing after it, of another rule than any label `first`
+        alone is; and `first` must not be text that continues a line above or a value under a label."""
+        if first.in_chrome or second.in_chrome:
+            return False
+        joined = self._whole_labels(Segment(-1, first.line, first.words + second.words))
+        alone = self._whole_labels(first)
+        if not joined or joined <= alone:
+            # Not a label, or one of the first line's own rules: "Concepto" / "pago" is a label and
+            # its value, as tight as a wrapped line in stacked layouts ("Monto" / "Bs." adds nothing).
+            return False
+        if alone and self._whole_labels(second) and self._has_value_right(second):
+            return False  # two rows, each a label and its value ("Cuenta" / "Destino")
+        return not self._continues_text_above(first)
+
+    def _has_value_right(self, segment: Segment) -> bool:
+        """Text that is not a label follows the segment on its line."""
+        return any(not self._whole_labels(s) for s in right_segments(self.doc, segment, set()))
+
+    def _continues_text_above(self, segment: Segment) -> bool:
+        """A segment tight under text in its column is that text's next line; one under a label
+        whose value is not right of it, with nothing between them, is that label's value."""
+        above = segments_above(self.doc, segment, self.settings["below_max_gap_factor"] * segment.height)
+        if not above:
+            return False
+        nearest = above[0]
+        if nearest.box[1] <= segment.box[1] and \
+                segment.box[1] - nearest.box[3] <= self.settings["label_wrap_gap_factor"] * segment.height:
+            return True
+        occs = self._match(nearest)
+        # A label word that is the end of a value ("0156 - 100%" / "Banco") is no label.
+        return bool(self._whole_labels(nearest)) and not self._has_value_right(nearest) \
+            and not self._is_wrapped_value(nearest, occs)
+
     def _find_labels(self) -> None:
         self._split_merged_labels()
+        self._join_wrapped_labels()
         for segment in self.doc.segments:
             occs = self._match(segment)
             if occs and self._is_wrapped_value(segment, occs):

@@ -584,15 +584,44 @@ class RowStyle:
     value_right_pad: float = 0.0
 
 
+# Apps set the lines of a wrapped label closer than those of a paragraph.
+LABEL_LEADING = 1.25
+
+
+def draw_label(c: Canvas, x: float, y: float, label: str, st: RowStyle, max_width: float
+               ) -> tuple[float, float]:
+    """Draw a row's label from y down, wrapped inside `max_width` when it is wider, the way apps
+    wrap a label in its column; returns the y of its last line and the width it takes."""
+    size, weight = st.label_size, st.label_weight
+    lines = [label]
+    if c.measure(label, size, weight) > max_width:
+        lines = c.wrap(label, size, weight, max_width)
+    for i, line in enumerate(lines):
+        c.text(x, y + i * size * LABEL_LEADING, line, size, weight, st.label_color)
+    return y + (len(lines) - 1) * size * LABEL_LEADING, max(c.measure(line, size, weight) for line in lines)
+
+
+def _narrowest_value(c: Canvas, value: str, st: RowStyle) -> float:
+    """The least width a value can be printed in: numbers shrink to 3/4 (see Canvas.paragraph),
+    words wrap down to the widest one."""
+    if _ATOMIC.match(value):
+        return 0.75 * c.measure(value, st.value_size, st.value_weight)
+    return max(c.measure(word, st.value_size, st.value_weight) for word in value.split(" "))
+
+
 def lv_row(c: Canvas, y: float, label: str, value: str, st: RowStyle
            ) -> tuple[list[TextItem | None], float]:
-    """Label on the left, value right-aligned (wrapping leftwards when long); returns next y."""
+    """Label on the left, value right-aligned (wrapping leftwards when long); returns next y.
+    A label that would leave its value too little room wraps instead, the value right of its
+    first line."""
     c.row_tops.append(y - st.height / 2)
-    c.text(st.margin, y, label, st.label_size, st.label_weight, st.label_color)
     right = c.W - st.margin - st.value_right_pad
-    avail = right - st.margin - c.measure(label, st.label_size, st.label_weight) - 16
+    label_room = right - st.margin - 16 - _narrowest_value(c, value, st)
+    label_bottom, label_width = draw_label(c, st.margin, y, label, st, label_room)
+    avail = right - st.margin - label_width - 16
     items, last_y = c.paragraph(right, y, value, st.value_size, st.value_weight, st.value_color,
                                 avail, "right", 1.3)
+    last_y = max(last_y, label_bottom)
     if st.divider:
         c.hline(st.margin, c.W - st.margin, last_y + st.height / 2, st.divider, 0.8)
     c.content_bottom = last_y + st.value_size
@@ -601,12 +630,13 @@ def lv_row(c: Canvas, y: float, label: str, value: str, st: RowStyle
 
 def stacked_row(c: Canvas, y: float, label: str, value: str, st: RowStyle, x: float | None = None,
                 width: float | None = None) -> tuple[list[TextItem | None], float]:
-    """Label on one line and its value below it (Bancamiga/BNC style); returns next y."""
+    """Label on one line and its value below it (Bancamiga/BNC style); returns next y. A label
+    wider than its column wraps inside it, the value below its last line."""
     x = st.margin if x is None else x
     width = (c.W - 2 * st.margin) if width is None else width
     c.row_tops.append(y - st.label_size)
-    c.text(x, y, label, st.label_size, st.label_weight, st.label_color)
-    vy = y + st.label_size * 0.75 + st.value_size * 0.85
+    label_bottom, _width = draw_label(c, x, y, label, st, width)
+    vy = label_bottom + st.label_size * 0.75 + st.value_size * 0.85
     items, last_y = c.paragraph(x, vy, value, st.value_size, st.value_weight, st.value_color, width)
     if st.divider:
         c.hline(st.margin, c.W - st.margin, last_y + st.value_size * 1.1, st.divider, 0.8)
