@@ -13,8 +13,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 # OCR models made from the shipped PP-OCRv6 files (int8 detector, recognizers cut to the receipt
-# alphabet), deterministic, ~25 s; `--check` (about a second when nothing changed) rebuilds what is
-# missing, was built from other weights, or was calibrated on receipts drawn with other fonts.
+# alphabet), deterministic, ~25 s; `--check` (a few seconds when nothing changed) rebuilds what is
+# missing, was built from other weights, or was calibrated on receipts drawn otherwise (fonts, generator).
 models: $(STAMP)
 	$(PY) tools/quantize_models.py --check
 

@@ -110,12 +110,15 @@ def test_built_models_read_real_receipts_with_the_same_fields_as_fp32():
         assert {f: fields[0][f] for f in KEY_FIELDS} == {f: fields[1][f] for f in KEY_FIELDS}, name
 
 
-def test_a_font_change_after_the_build_makes_the_int8_detector_stale(tmp_path):
-    """Fonts installed after `make install` change the calibration receipts: `--check` rebuilds."""
+def test_a_font_or_generator_change_after_the_build_makes_the_int8_detector_stale(tmp_path):
+    """Fonts installed after `make install`, or a change of the generator, change the calibration
+    receipts: `--check` rebuilds."""
     name = "ppocrv6_tiny_det_int8"
     model, record = built_model_paths(name)
     info = json.loads(record.read_text())
-    assert not quantize_models._calibrated_with_other_fonts(name, BUILT_MODELS_DIR)
+    assert not quantize_models._calibrated_on_other_receipts(name, BUILT_MODELS_DIR)
     (tmp_path / record.name).write_text(json.dumps({**info, "calibration_fonts": ["DejaVu Sans"]}))
-    assert quantize_models._calibrated_with_other_fonts(name, tmp_path) == (quantize_models.calibration_fonts() != ["DejaVu Sans"])
-    assert not quantize_models._calibrated_with_other_fonts("ppocrv6_tiny_rec_receipt", tmp_path)
+    assert quantize_models._calibrated_on_other_receipts(name, tmp_path) == (quantize_models.calibration_fonts() != ["DejaVu Sans"])
+    (tmp_path / record.name).write_text(json.dumps({**info, "calibration_images_sha256": "0" * 64}))
+    assert quantize_models._calibrated_on_other_receipts(name, tmp_path)
+    assert not quantize_models._calibrated_on_other_receipts("ppocrv6_tiny_rec_receipt", tmp_path)

@@ -17,7 +17,8 @@ which records every tensor it hands the detector (turned and straightened pages 
 The output is deterministic for a given source file, onnxruntime version and set of fonts: the
 pipeline capturing the calibration inputs runs single-threaded and everything it reads is seeded. Beside the model a JSON
 records the source's SHA-256 (the loader refuses a model built from other weights), the seeds, the
-calibration inputs' digest and the output's SHA-256. Nothing is downloaded. `make install` runs it.
+calibration inputs' digest, the fonts and the generated receipts' digest (`--check` rebuilds when
+either changed) and the output's SHA-256. Nothing is downloaded. `make install` runs it.
 """
 from __future__ import annotations
 
@@ -90,13 +91,26 @@ def calibration_fonts() -> list[str]:
     return [family.name for family in available_font_families()]
 
 
-def _calibrated_with_other_fonts(name: str, out_dir: Path) -> bool:
-    """A calibrated model whose receipts were drawn with other fonts than the installed ones (fonts
-    installed after it was built): rebuilt, so the same checkout always builds the same file."""
+def calibration_images_sha256(seeds: range = CALIBRATION_SEEDS) -> str:
+    """Digest of the generated calibration receipts' bytes: what the generator draws for them now
+    (a couple of seconds, against the build's twenty-five)."""
+    from tools.receipt_generator import generate_receipt
+
+    digest = hashlib.sha256()
+    for index, seed in enumerate(seeds):
+        digest.update(generate_receipt(seed, variant=CALIBRATION_VARIANTS[index % len(CALIBRATION_VARIANTS)]).image_bytes)
+    return digest.hexdigest()
+
+
+def _calibrated_on_other_receipts(name: str, out_dir: Path) -> bool:
+    """A calibrated model whose receipts were drawn otherwise than the generator draws them now
+    (fonts installed after it was built, or the generator changed): rebuilt, so the same checkout
+    always builds the same file."""
     if BUILT_MODELS[name]["build"] != "int8":
         return False
     record = json.loads(built_model_paths(name, out_dir)[1].read_text(encoding="utf-8"))
-    return record.get("calibration_fonts") != calibration_fonts()
+    return record.get("calibration_fonts") != calibration_fonts() or \
+        record.get("calibration_images_sha256") != calibration_images_sha256()
 
 
 class _Reader:
@@ -198,6 +212,7 @@ def _quantize(source: Path, out: Path, tmp: Path, seeds: range) -> dict:
         "calibration_inputs": reader.count,
         "calibration_sha256": reader.digest.hexdigest(),
         "calibration_fonts": calibration_fonts(),
+        "calibration_images_sha256": calibration_images_sha256(seeds),
     }
 
 
@@ -212,10 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 spec = BUILT_MODELS[name]
                 check_built_model(name, model_file(spec["source_size"], spec["kind"]), args.out)
-                if not _calibrated_with_other_fonts(name, args.out):
+                if not _calibrated_on_other_receipts(name, args.out):
                     print(f"{name}: up to date in {args.out}", file=sys.stderr)
                     continue
-                print(f"{name}: calibrated with other fonts than the installed ones; rebuilding", file=sys.stderr)
+                print(f"{name}: calibrated on receipts drawn otherwise (fonts or generator changed); rebuilding",
+                      file=sys.stderr)
             except BuiltModelError:
                 pass
         try:
