@@ -390,7 +390,8 @@ def wrap_lines(doc: Document, label: Segment, value_words: list[Word], labels: s
 # ------------------------------------------------------------------------------------------------
 # Labels wrapped over two lines
 # ------------------------------------------------------------------------------------------------
-def _share_column(a: Segment, b: Segment) -> bool:
+def share_column(a: Segment, b: Segment) -> bool:
+    """The two segments overlap horizontally."""
     return a.box[0] < b.box[2] and a.box[2] > b.box[0]
 
 
@@ -407,7 +408,7 @@ def segments_above(doc: Document, segment: Segment, max_gap: float) -> list[Segm
     for line in reversed(doc.lines[max(0, segment.line - 3):segment.line]):
         for other in line.segments:
             gap = segment.box[1] - other.box[3]
-            if _share_column(segment, other) and -0.5 * segment.height <= gap <= max_gap:
+            if share_column(segment, other) and -0.5 * segment.height <= gap <= max_gap:
                 out.append(other)
     return sorted(out, key=lambda s: segment.box[1] - s.box[3])
 
@@ -424,7 +425,7 @@ def label_second_line(doc: Document, first: Segment, settings: dict[str, float])
             gap = other.box[1] - first.box[3]
             if -0.3 * height <= gap <= settings["label_wrap_gap_factor"] * height \
                     and abs(other.box[0] - first.box[0]) <= 0.5 * height \
-                    and _share_column(first, other) and _similar_height(first, other):
+                    and share_column(first, other) and _similar_height(first, other):
                 found.append(other)
     return found[0] if len(found) == 1 else None
 
@@ -445,9 +446,15 @@ def join_lines_of_labels(doc: Document, pairs: list[tuple[Segment, Segment]]) ->
         if segments:
             lines.append(Line(len(lines), segments, _union(s.box for s in segments)))
     doc.lines = lines
-    doc.segments = [s for line in lines for s in line.segments]
+    renumber(doc)
+
+
+def renumber(doc: Document) -> None:
+    """After segments were split or joined: the document's segments in reading order, each with
+    its index there as id and its line's index as line."""
+    doc.segments = [s for line in doc.lines for s in line.segments]
     for index, segment in enumerate(doc.segments):
         segment.id = index
-    for line in lines:
+    for line in doc.lines:
         for segment in line.segments:
             segment.line = line.index

@@ -31,8 +31,10 @@ from extraction.layout import (
     below_lines,
     join_lines_of_labels,
     label_second_line,
+    renumber,
     right_segments,
     segments_above,
+    share_column,
     wrap_lines,
 )
 from extraction.normalizers import NORMALIZERS
@@ -188,9 +190,7 @@ class Extraction:
                 out.append(pending)
             line.segments = out
         if changed:
-            self.doc.segments = [s for line in self.doc.lines for s in line.segments]
-            for index, segment in enumerate(self.doc.segments):
-                segment.id = index
+            renumber(self.doc)
 
     def _join_wrapped_labels(self) -> None:
         """A label wrapped over two lines in its column ("Documento de" / "identidad") becomes one
@@ -271,7 +271,7 @@ class Extraction:
             return False
         above = self.doc.lines[segment.line - 1]
         for other in above.segments:
-            if other.box[0] < segment.box[2] and other.box[2] > segment.box[0] and other.id not in self.label_segments \
+            if share_column(other, segment) and other.id not in self.label_segments \
                     and other.id not in self.labels:
                 gap = segment.box[1] - other.box[3]
                 if gap <= 0.2 * min(segment.height, other.height):

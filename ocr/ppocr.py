@@ -168,7 +168,7 @@ class Reading:
         left alone: splitting a label costs more than a stray glyph.
         """
         count = len(self.chars)
-        if count < 4 or not (self.chars[-2].isdigit() and self.chars[-3].isdigit()):
+        if not self._last_follows_digits:
             return set()
         gaps = np.diff(self.steps)  # gaps[i]: time steps between characters i and i + 1
         # The usual spacing is that of the characters before the last, not counting the gap in
@@ -192,9 +192,14 @@ class Reading:
         return {count - 1} if lone_glyph or far or apart_and_unsure or nudged_and_doubtful or off_colour else set()
 
     @property
+    def _last_follows_digits(self) -> bool:
+        """Four characters or more, the two before the last digits: a number that may end in an icon."""
+        return len(self.chars) >= 4 and self.chars[-2].isdigit() and self.chars[-3].isdigit()
+
+    @property
     def may_end_in_icon(self) -> bool:
         """Digits whose last character is unsure: the only readings whose colours are looked at."""
-        return len(self.chars) >= 4 and self.chars[-2].isdigit() and self.chars[-3].isdigit() and self.probs[-1] < 0.9
+        return self._last_follows_digits and self.probs[-1] < 0.9
 
     def _marked(self) -> list[tuple[str, int]]:
         """Characters with a space inserted at each break; the int is the source index (-1: inserted)."""
