@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     SECRET_KEY: str | None = Field(None, min_length=16, validation_alias=AliasChoices("SECRET_KEY", "SESSION_SECRET"))
     SESSION_LIFETIME_HOURS: float = Field(12.0, gt=0, le=24 * 30)
     LOGIN_RATE_LIMIT_PER_MINUTE: int = Field(10, ge=0, le=100_000)
+    # The review desk shows times in this IANA time zone (the API stays UTC ISO 8601).
+    DESK_TIME_ZONE: str = Field("America/Caracas", min_length=1, max_length=64)
     PROMETHEUS_MULTIPROC_DIR: Path | None = None
     # Request limits
     MAX_FILE_SIZE_MB: int = Field(16, ge=1, le=1024)
@@ -166,6 +168,17 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("DESK_TIME_ZONE")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/Caracas)") from None
         return value
 
     @field_validator("LOG_LEVEL", "LOG_FORMAT", mode="before")

@@ -5,6 +5,7 @@ fields and its review state.
     GET   /uploads/<id>/image    the stored image (nosniff)
     PATCH /uploads/<id>/fields   {field: value-or-null}: corrections, read as extraction reads values
     POST  /uploads/<id>/review   {"estado": "aprobado"|"rechazado"|"pendiente", "nota": ...}
+    POST  /uploads/<id>/corrections/<cid>/undo   the field back to its value before that correction
 
 Another tenant's upload answers 404 exactly as a missing one.
 """
@@ -12,20 +13,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, send_file
+from flask import Blueprint, Response, send_file
 
+from api.actor import acting_person
 from api.errors import ApiError, ok
 from api.inputs import json_body, runtime, tenant_id
 from api.openapi import endpoint
 from api.schemas_follow import FieldsBody, ReviewBody, UploadDetailOut
 from service.corrections import (
+    CorrectionNotFound,
     InvalidFields,
     InvalidReview,
     NotProcessed,
     UploadNotFound,
-    actor_name,
     apply_corrections,
     set_review,
+    undo_correction,
 )
 from service.follow import upload_image, upload_view
 
@@ -90,8 +93,6 @@ def get_image(upload_id: int) -> Response:
     raise _not_found(upload_id)
 
 
-def _actor() -> str:
-    return actor_name(runtime(), g.get("principal"))
 
 
 @blueprint.patch("/uploads/<int:upload_id>/fields")
@@ -103,7 +104,8 @@ def correct_fields(upload_id: int) -> Response:
     _known(upload_id)
     body: Any = json_body()
     try:
-        apply_corrections(runtime(), tenant_id(), upload_id, body, _actor())
+        actor = acting_person()
+        apply_corrections(runtime(), tenant_id(), upload_id, body, actor.name, actor.staff_id)
     except InvalidFields as exc:
         fields = sorted(exc.reasons)
         first = fields[0]
@@ -123,9 +125,30 @@ def correct_fields(upload_id: int) -> Response:
 def review_upload(upload_id: int) -> Response:
     _known(upload_id)
     try:
-        set_review(runtime(), tenant_id(), upload_id, json_body(), _actor())
+        actor = acting_person()
+        set_review(runtime(), tenant_id(), upload_id, json_body(), actor.name, actor.staff_id)
     except InvalidReview as exc:
         raise ApiError(400, "invalid_parameter", exc.message, details={"field": exc.field}) from None
     except UploadNotFound:
         raise _not_found(upload_id) from None
+    return _answer(upload_id)
+
+
+@blueprint.post("/uploads/<int:upload_id>/corrections/<int:correction_id>/undo")
+@endpoint("Undo a correction: its field goes back to the value before it (a correction of its own, "
+          "reconciled again); answers the upload as GET does", ok=UploadDetailOut,
+          errors={404: f"{NOT_FOUND}, or no such correction of it",
+                  409: "not_processed: only a processed upload can be corrected (details.status)"})
+def undo_upload_correction(upload_id: int, correction_id: int) -> Response:
+    _known(upload_id)
+    if correction_id > MAX_ID:
+        raise ApiError(404, "not_found", f"No correction {correction_id} of upload {upload_id}")
+    try:
+        actor = acting_person()
+        undo_correction(runtime(), tenant_id(), upload_id, correction_id, actor.name, actor.staff_id)
+    except (UploadNotFound, CorrectionNotFound):
+        raise ApiError(404, "not_found", f"No correction {correction_id} of upload {upload_id}") from None
+    except NotProcessed as exc:
+        raise ApiError(409, "not_processed", f"The upload is {exc.status}; only a processed upload can be corrected",
+                       details={"status": exc.status}) from None
     return _answer(upload_id)

@@ -26,15 +26,30 @@ class BatchRef(Closed):
 class ReviewInfo(Closed):
     estado: ReviewState
     nota: str | None
-    por: str | None = Field(description="Who decided: the key's name or id")
+    por: str | None = Field(description="Who decided: the person's name, or the key's name or id")
     en: Timestamp | None
+    por_cuenta: int | None = Field(None, description="The staff account that decided (null for a key)")
+    avisos: list[str] | None = Field(None, description="An approval's warnings, taken anyway: sin_monto, "
+                                     "sin_referencia, sin_fecha, conciliacion_<estado>, sin_conciliacion")
+
+
+class DecisionEntry(Closed):
+    estado: ReviewState
+    nota: str | None
+    por: str
+    por_cuenta: int | None
+    avisos: list[str] | None
+    en: Timestamp
 
 
 class CorrectionEntry(Closed):
+    id: int
     campo: str
     anterior: Any = Field(description="The value before (as stored: text, number or null)")
     nuevo: Any = Field(description="The corrected value, read as extraction reads it (or null)")
     por: str | None
+    por_cuenta: int | None = Field(None, description="The staff account that corrected (null for a key)")
+    deshace: int | None = Field(None, description="The id of the correction this one undid, or null")
     en: Timestamp | None
 
 
@@ -45,6 +60,7 @@ class UploadDetail(FileEntry):
     requiere_revision: bool | None
     review: ReviewInfo
     corrections: list[CorrectionEntry]
+    decisiones: list[DecisionEntry] = Field(description="Every review decision, oldest first")
     conciliacion: Conciliacion | None = Field(description="The reconciliation against bank statements, or null")
     result: dict[str, Any] | None = Field(description="The result document with corrected values applied (open)")
     image_url: str

@@ -31,6 +31,7 @@ from database.models import (
     WorkerState,
 )
 from database.reviews import Correction, IdempotencyKey, Review, ReviewState
+from database.staff import BrowserSession, ReviewDecision, StaffAccount, StaffRole
 from database.statements import BankStatement, Conciliacion, StatementMovement
 from database.webhooks import (
     TENANT_SCOPE,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_TENANT_ID", "DEFAULT_TENANT_NAME", "RESULT_TEXT_FIELDS", "ApiKey", "Batch", "BatchState", "Payment",
     "RateLimit", "Result", "Role", "Tenant", "Upload", "UploadStatus", "WorkerState",
     "Correction", "IdempotencyKey", "Review", "ReviewState",
+    "BrowserSession", "ReviewDecision", "StaffAccount", "StaffRole",
     "TENANT_SCOPE", "DeliveryState", "WebhookAttempt", "WebhookConfig", "WebhookDelivery", "WebhookEvent",
     "WebhookUploadRoute",
     "BankStatement", "Conciliacion", "StatementMovement",

@@ -32,6 +32,9 @@ class Correction(Base):
     nuevo: Mapped[str | None] = mapped_column(Text)
     por: Mapped[str] = mapped_column(String(160))
     en: Mapped[datetime] = mapped_column(default=utcnow)
+    # The staff account that made it (null for an API key); the correction this one undid.
+    por_cuenta: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id", ondelete="SET NULL"))
+    deshace: Mapped[int | None] = mapped_column(Integer)
 
 
 class Review(Base):
@@ -45,6 +48,9 @@ class Review(Base):
     nota: Mapped[str | None] = mapped_column(Text)
     por: Mapped[str] = mapped_column(String(160))
     en: Mapped[datetime] = mapped_column(default=utcnow)
+    por_cuenta: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id", ondelete="SET NULL"))
+    # What the decision was warned of and taken anyway (see database/staff.py ReviewDecision).
+    avisos: Mapped[list[Any] | None]
 
     __table_args__ = (Index("ix_reviews_tenant_estado", "tenant_id", "estado"),)
 

@@ -23,7 +23,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import config
-from database import ApiKey, Correction, Result, Review, ReviewState, Upload, UploadStatus, iso, utcnow
+from database import (
+    ApiKey,
+    Correction,
+    Result,
+    Review,
+    ReviewDecision,
+    ReviewState,
+    Upload,
+    UploadStatus,
+    iso,
+    utcnow,
+)
 from extraction.corrections import read_correction
 from service.access import Principal
 from service.conciliation import lock_tenant, reconcile_in, write_files
@@ -55,6 +66,10 @@ class InvalidFields(ValueError):
     def __init__(self, reasons: dict[str, str]) -> None:
         super().__init__(", ".join(reasons))
         self.reasons = reasons
+
+
+class CorrectionNotFound(LookupError):
+    """No correction of that id on that upload of the tenant."""
 
 
 class InvalidReview(ValueError):
@@ -145,22 +160,46 @@ class _ReconciliationFailed(Exception):
     """The correction's reconciliation raised: its transaction is given up and made again without it."""
 
 
-def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[str, Any], actor: str) -> Upload:
+def apply_corrections(rt: Runtime, tenant_id: int, upload_id: int, values: dict[str, Any], actor: str,
+                      actor_id: int | None = None) -> Upload:
     """Set fields of a processed upload by hand (see the module docstring); returns the upload.
+    `actor_id` is the staff account acting (None for a key).
 
     Raises InvalidFields, UploadNotFound, NotProcessed."""
-    read = read_values(values)
+    return _correct(rt, tenant_id, upload_id, read_values(values), actor, actor_id, None)
+
+
+def undo_correction(rt: Runtime, tenant_id: int, upload_id: int, correction_id: int, actor: str,
+                    actor_id: int | None = None) -> Upload:
+    """Put a corrected field back to the value it had before that correction: a correction of its
+    own (`deshace` names the one undone), so history keeps both, and the receipt is reconciled
+    again as after any correction. The value before is restored as stored, not read again.
+
+    Raises CorrectionNotFound, UploadNotFound, NotProcessed."""
+    with rt.db.session() as session:
+        found = session.execute(select(Correction.campo, Correction.anterior).where(
+            Correction.id == correction_id, Correction.upload_id == upload_id,
+            Correction.tenant_id == tenant_id)).first()
+    if found is None:
+        raise CorrectionNotFound(correction_id)
+    return _correct(rt, tenant_id, upload_id, {found.campo: found.anterior}, actor, actor_id, correction_id)
+
+
+def _correct(rt: Runtime, tenant_id: int, upload_id: int, read: dict[str, str | None], actor: str,
+             actor_id: int | None, undoes: int | None) -> Upload:
     try:
-        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=True)
+        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=True, actor_id=actor_id,
+                                 undoes=undoes)
     except _ReconciliationFailed:
         # A correction never fails for its reconciliation: it is stored unreconciled, and the
         # housekeeping sweep (retry_reconciliation) reconciles it and announces the state.
         logger.exception("Reconciliation of corrected upload %s failed; left to the sweep", upload_id)
-        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=False)
+        return _store_correction(rt, tenant_id, upload_id, read, actor, reconcile=False, actor_id=actor_id,
+                                 undoes=undoes)
 
 
 def _store_correction(rt: Runtime, tenant_id: int, upload_id: int, read: dict[str, str | None], actor: str,
-                      reconcile: bool) -> Upload:
+                      reconcile: bool, actor_id: int | None = None, undoes: int | None = None) -> Upload:
     with rt.db.session() as session:
         # The tenant's reconciliation lock before the result row's: the order every reconciliation
         # run takes them in (a statement upload locks the tenant, then its receipts' rows).
@@ -175,7 +214,7 @@ def _store_correction(rt: Runtime, tenant_id: int, upload_id: int, read: dict[st
             return upload
         for field, old, new in changed:
             session.add(Correction(upload_id=upload.id, tenant_id=tenant_id, campo=field, anterior=old, nuevo=new,
-                                   por=actor, en=now))
+                                   por=actor, en=now, por_cuenta=actor_id, deshace=undoes))
         if not reconcile:
             document["conciliacion"] = None  # not the corrected payment's: null until the sweep's run
         row.document = document
@@ -236,19 +275,45 @@ def read_review(body: Any) -> tuple[str, str | None]:
     return estado, nota
 
 
-def set_review(rt: Runtime, tenant_id: int, upload_id: int, body: Any, actor: str) -> Upload:
-    """Set the review state of an upload of the tenant. Raises InvalidReview, UploadNotFound."""
+# Approving a receipt with one of these empty is approving it anyway (the desk asks first).
+ESSENTIAL_FIELDS = ("monto", "referencia", "fecha")
+RECONCILED = "conciliado"
+
+
+def approval_warnings(document: dict[str, Any] | None) -> list[str]:
+    """What an approval of this result would be taken in spite of: `sin_<field>` for each empty
+    essential field, `conciliacion_<estado>` when it is not reconciled (`sin_conciliacion` when
+    it has no state at all)."""
+    document = document or {}
+    fields = document.get("extracted_fields") or {}
+    found = [f"sin_{name}" for name in ESSENTIAL_FIELDS if fields.get(name) in (None, "")]
+    state = (document.get("conciliacion") or {}).get("estado")
+    if state != RECONCILED:
+        found.append(f"conciliacion_{state}" if isinstance(state, str) else "sin_conciliacion")
+    return found
+
+
+def set_review(rt: Runtime, tenant_id: int, upload_id: int, body: Any, actor: str,
+               actor_id: int | None = None) -> Upload:
+    """Set the review state of an upload of the tenant, and log the decision (who, when, and for an
+    approval what it was warned of: approval_warnings). Raises InvalidReview, UploadNotFound."""
     estado, nota = read_review(body)
     for attempt in range(2):
         with rt.db.session() as session:
-            values = {"estado": estado, "nota": nota, "por": actor, "en": utcnow()}
-            updated = session.execute(update(Review).where(Review.upload_id == upload_id, Review.tenant_id == tenant_id)
-                                      .values(**values)).rowcount
             upload = session.scalar(select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id))
             if upload is None:
                 raise UploadNotFound(upload_id)
+            warnings = None
+            if estado == ReviewState.APPROVED:
+                document = session.scalar(select(Result.document).where(Result.upload_id == upload_id))
+                warnings = approval_warnings(document) or None
+            values = {"estado": estado, "nota": nota, "por": actor, "en": utcnow(), "por_cuenta": actor_id,
+                      "avisos": warnings}
+            updated = session.execute(update(Review).where(Review.upload_id == upload_id, Review.tenant_id == tenant_id)
+                                      .values(**values)).rowcount
             if not updated:
                 session.add(Review(upload_id=upload_id, tenant_id=tenant_id, **values))
+            session.add(ReviewDecision(upload_id=upload_id, tenant_id=tenant_id, **values))
             on_upload_changed(session, upload, "upload.reviewed")
             try:
                 session.commit()

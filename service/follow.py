@@ -5,14 +5,25 @@ from typing import Any
 
 from sqlalchemy import select
 
-from database import Batch, Correction, Result, Review, ReviewState, Upload, iso
+from database import Batch, Correction, Result, Review, ReviewDecision, ReviewState, Upload, iso
 from service.runtime import Runtime
 
 
 def review_view(review: Review | None) -> dict[str, Any]:
     if review is None:
-        return {"estado": ReviewState.PENDING, "nota": None, "por": None, "en": None}
-    return {"estado": review.estado, "nota": review.nota, "por": review.por, "en": iso(review.en)}
+        return {"estado": ReviewState.PENDING, "nota": None, "por": None, "en": None, "por_cuenta": None, "avisos": None}
+    return {"estado": review.estado, "nota": review.nota, "por": review.por, "en": iso(review.en),
+            "por_cuenta": review.por_cuenta, "avisos": review.avisos}
+
+
+def decision_view(decision: ReviewDecision) -> dict[str, Any]:
+    return {"estado": decision.estado, "nota": decision.nota, "por": decision.por, "por_cuenta": decision.por_cuenta,
+            "avisos": decision.avisos, "en": iso(decision.en)}
+
+
+def correction_view(c: Correction) -> dict[str, Any]:
+    return {"id": c.id, "campo": c.campo, "anterior": c.anterior, "nuevo": c.nuevo, "por": c.por,
+            "por_cuenta": c.por_cuenta, "deshace": c.deshace, "en": iso(c.en)}
 
 
 def upload_entry(upload: Upload) -> dict[str, Any]:
@@ -43,6 +54,8 @@ def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] |
         review = session.get(Review, upload.id)
         corrections = session.scalars(select(Correction).where(Correction.upload_id == upload.id)
                                       .order_by(Correction.id)).all()
+        decisions = session.scalars(select(ReviewDecision).where(ReviewDecision.upload_id == upload.id)
+                                    .order_by(ReviewDecision.id)).all()
         batch = None
         if upload.request_id:
             batch = session.execute(select(Batch.request_id, Batch.state).where(
@@ -54,8 +67,8 @@ def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] |
         "posible_reutilizacion": (document or {}).get("posible_reutilizacion"),
         "requiere_revision": validation.get("requiere_revision") if document else None,
         "review": review_view(review),
-        "corrections": [{"campo": c.campo, "anterior": c.anterior, "nuevo": c.nuevo, "por": c.por, "en": iso(c.en)}
-                        for c in corrections],
+        "corrections": [correction_view(c) for c in corrections],
+        "decisiones": [decision_view(d) for d in decisions],
         "conciliacion": (document or {}).get("conciliacion"),
         "result": document,
         "image_url": f"/api/uploads/{upload.id}/image",
