@@ -7,6 +7,9 @@
     python main.py keys create --tenant NAME [--role client|admin] [--name LABEL]
                                            a new API key, printed once (stored only as a hash)
     python main.py keys list | keys revoke ID
+    python main.py staff create --tenant NAME --username U [--email E] [--name SHOWN] [--role revisor|admin]
+    python main.py staff reset USER | staff disable USER | staff enable USER | staff list [--tenant NAME]
+                                           people of the review desk (passwords read from stdin or prompted)
     python main.py webhooks set --tenant NAME [--key-id ID] [--url URL | --no-url] [--allowed-host H ...]
                                [--rotate-secret]     a tenant's (or key's) webhook; a new secret is printed once
     python main.py webhooks show --tenant NAME | webhooks deliver (the deliverer alone)
@@ -135,6 +138,77 @@ def keys(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- staff accounts of the review desk (one block: `staff` subcommands) -------------------------
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass  # noqa: PLC0415
+
+    first = getpass.getpass("Contraseña: ")
+    if getpass.getpass("Repítala: ") != first:
+        raise SystemExit("staff: the two passwords differ")
+    return first
+
+
+def staff(args: argparse.Namespace) -> int:
+    from service.access import AccessError  # noqa: PLC0415
+    from service.staff import (  # noqa: PLC0415
+        create_staff,
+        find_staff_id,
+        list_staff,
+        reset_password,
+        set_disabled,
+    )
+
+    db = _migrated_database()
+    try:
+        if args.staff_command == "create":
+            made = create_staff(db, args.tenant, args.username, _read_password(args), args.role, args.email, args.name,
+                                create_tenant=True)
+            print(json.dumps({"success": True, **made.as_dict(args.tenant)}, ensure_ascii=False))
+        elif args.staff_command == "list":
+            from service.access import tenant_id_named  # noqa: PLC0415
+
+            tenant_id = tenant_id_named(db, args.tenant) if args.tenant else None
+            if args.tenant and tenant_id is None:
+                raise AccessError(f"no tenant named {args.tenant!r}")
+            for view, tenant in list_staff(db, tenant_id):
+                print(json.dumps(view.as_dict(tenant), ensure_ascii=False))
+        else:
+            account_id = find_staff_id(db, args.user)
+            if args.staff_command == "reset":
+                made = reset_password(db, account_id, _read_password(args))
+            else:
+                made = set_disabled(db, account_id, args.staff_command == "disable")
+            print(json.dumps({"success": True, **made.as_dict(), "sesiones_cerradas": args.staff_command != "enable"},
+                             ensure_ascii=False))
+    except AccessError as exc:
+        print(f"staff: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
+def _staff_parser(commands: Any) -> None:
+    staff_cmd = commands.add_parser("staff", help="people of the review desk: create, reset, disable, list").add_subparsers(
+        dest="staff_command", required=True)
+    create_cmd = staff_cmd.add_parser("create", help="a new account (password from stdin, or prompted)")
+    create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    create_cmd.add_argument("--username", required=True)
+    create_cmd.add_argument("--email", default=None)
+    create_cmd.add_argument("--name", default=None, help="the name history shows (default: the username)")
+    create_cmd.add_argument("--role", choices=("revisor", "admin"), default="revisor")
+    create_cmd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    reset_cmd = staff_cmd.add_parser("reset", help="a new password; the account's sessions end")
+    reset_cmd.add_argument("user", help="username or e-mail")
+    reset_cmd.add_argument("--password-stdin", action="store_true")
+    staff_cmd.add_parser("disable", help="disable an account; its sessions end at once").add_argument("user")
+    staff_cmd.add_parser("enable", help="enable a disabled account").add_argument("user")
+    staff_cmd.add_parser("list", help="every account (of one tenant)").add_argument("--tenant", default=None)
+# --- end of the staff block -----------------------------------------------------------------------
+
+
 def webhooks(args: argparse.Namespace) -> int:
     if args.webhooks_command == "deliver":
         return run_deliverer()
@@ -198,6 +272,7 @@ def cli(argv: list[str]) -> int:
     create_cmd.add_argument("--name", default=None, help="a label for the key")
     keys_cmd.add_parser("list", help="every key: id, tenant, role, label, prefix, revoked")
     keys_cmd.add_parser("revoke", help="revoke a key by id").add_argument("id", type=int)
+    _staff_parser(commands)
     hooks_cmd = commands.add_parser("webhooks", help="webhook configuration and delivery").add_subparsers(
         dest="webhooks_command", required=True)
     set_cmd = hooks_cmd.add_parser("set", help="create or change a tenant's (or key's) webhook configuration")
@@ -223,6 +298,8 @@ def cli(argv: list[str]) -> int:
         return keys(args)
     if args.command == "webhooks":
         return webhooks(args)
+    if args.command == "staff":
+        return staff(args)
     if args.command == "extract":
         return extract(args.images, args.profile)
     return serve()

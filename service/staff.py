@@ -55,19 +55,25 @@ def check_password(password: str) -> None:
         raise AccessError(f"la contraseña debe tener entre {MIN_PASSWORD} y {MAX_PASSWORD} caracteres")
 
 
-def _tenant_id(session: Any, tenant: str | int) -> int:
+def _tenant_id(session: Any, tenant: str | int, create: bool) -> int:
     if isinstance(tenant, int):
         return tenant
     if not TENANT_NAME_PATTERN.match(tenant):
-        raise AccessError(f"no tenant named {tenant!r}")
+        raise AccessError("a tenant name is 1-64 lowercase letters, digits, '_', '.' or '-'")
     found = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
+    if found is None and create:
+        made = Tenant(name=tenant)
+        session.add(made)
+        session.flush()
+        found = made.id
     if found is None:
         raise AccessError(f"no tenant named {tenant!r}")
     return found
 
 
 def create_staff(db: Database, tenant: str | int, username: str, password: str, role: str = StaffRole.REVISOR,
-                 email: str | None = None, display_name: str | None = None) -> StaffView:
+                 email: str | None = None, display_name: str | None = None, create_tenant: bool = False) -> StaffView:
+    """A new account of the tenant (a name, created if new with create_tenant, or an id)."""
     username = (username or "").strip().lower()
     email = (email or "").strip().lower() or None
     if not USERNAME_PATTERN.match(username):
@@ -79,7 +85,7 @@ def create_staff(db: Database, tenant: str | int, username: str, password: str, 
     check_password(password)
     name = (display_name or "").strip()[:128] or username
     with db.session() as session:
-        account = StaffAccount(tenant_id=_tenant_id(session, tenant), username=username, email=email,
+        account = StaffAccount(tenant_id=_tenant_id(session, tenant, create_tenant), username=username, email=email,
                                display_name=name, role=role, password_hash=HASHER.hash(password))
         session.add(account)
         try:
