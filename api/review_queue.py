@@ -4,6 +4,8 @@
                                &q=<reference, phone, cédula, name...>&numerosorteo=&fechasorteo=
                                &limit=&cursor=  (newest first)   or  &desde_id=<id> (only newer rows)
                                &format=csv: the filter's results as extract_results' CSV (UTF-8 with BOM, streamed)
+                               &format=xlsx: the same receipts as a workbook (Spanish titles, numbers, dates)
+                               (both exports take &cursor=: only the receipts below that id)
     GET /review_queue/counts   the number of uploads in each state under the same q/sorteo filters
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
 from api.openapi import endpoint
 from api.schemas_follow import QueueCountsOut, QueueFilterQuery, QueueOut, QueueQuery
 from service.export import csv_lines
+from service.export_xlsx import MIME as XLSX_MIME
+from service.export_xlsx import xlsx_chunks
 from service.review_queue import MAX_TEXT, STATES, QueueFilter, queue_counts, queue_documents, queue_page
 
 blueprint = Blueprint("review_queue", __name__)
@@ -43,23 +47,33 @@ def _newer_than() -> int | None:
     return int(raw)
 
 
-def _csv(which: QueueFilter) -> Response:
+def _csv(which: QueueFilter, below: int) -> Response:
     # The same columns as GET /api/extract_results?format=csv (service/export.py), for this filter.
-    response = Response(stream_with_context(csv_lines(queue_documents(runtime(), which))),
+    response = Response(stream_with_context(csv_lines(queue_documents(runtime(), which, below))),
                         content_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="comprobantes-{which.estado}.csv"'
     return response
 
 
+def _xlsx(which: QueueFilter, below: int) -> Response:
+    rt = runtime()
+    chunks = xlsx_chunks(queue_documents(rt, which, below), rt.settings["DESK_TIME_ZONE"])
+    response = Response(stream_with_context(chunks), content_type=XLSX_MIME)
+    response.headers["Content-Disposition"] = f'attachment; filename="comprobantes-{which.estado}.xlsx"'
+    return response
+
+
 @blueprint.get("/review_queue")
-@endpoint("The review desk's queue, newest first, by state, text and sorteo; or its results as CSV",
-          query=QueueQuery, ok=QueueOut, media={200: ("text/csv",)})
+@endpoint("The review desk's queue, newest first, by state, text and sorteo; or its results as CSV or XLSX",
+          query=QueueQuery, ok=QueueOut, media={200: ("text/csv", XLSX_MIME)})
 def review_queue() -> Response:
     which = _filter()
-    if request.args.get("format", "json") not in ("json", "csv"):
-        raise ApiError(400, "invalid_parameter", "format must be json or csv", details={"field": "format"})
+    if request.args.get("format", "json") not in ("json", "csv", "xlsx"):
+        raise ApiError(400, "invalid_parameter", "format must be json, csv or xlsx", details={"field": "format"})
     if request.args.get("format") == "csv":
-        return _csv(which)
+        return _csv(which, cursor_arg())
+    if request.args.get("format") == "xlsx":
+        return _xlsx(which, cursor_arg())
     limit, newer = limit_arg(), _newer_than()
     page = queue_page(runtime(), which, limit, cursor_arg(), newer)
     return ok({"count": len(page.items), "items": page.items, "next_cursor": cursor_for(page.last_id)})

@@ -98,7 +98,8 @@ class QueueFilterQuery(BaseModel):
 
 class QueueQuery(QueueFilterQuery, PageQuery):
     desde_id: str | None = Field(None, pattern=r"^[0-9]{1,10}$", description="Only the uploads newer than this id")
-    format: Literal["json", "csv"] = Field("json", description="csv: the filter's results as extract_results' CSV")
+    format: Literal["json", "csv", "xlsx"] = Field("json", description="csv: the filter's results as extract_results' "
+                                                    "CSV; xlsx: as a workbook (Spanish titles, numbers, dates)")
 
 
 class QueueItem(Closed):

@@ -11,17 +11,24 @@ from typing import Any
 
 from config import FIELDS
 from database import ReviewState, iso
+from service.review_words import matched_credit, review_reasons
 from storage import METADATA_FIELDS
 
 BOM = "\ufeff"
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# "+" and "-" start a formula only with an operator, a call or a reference after them (DDE "|",
+# another sheet "!", a range ":"): a name like "-maria.png", "-5" or a phone "+58 414..." stays as is.
+SIGN_FORMULA_MARKS = ("+", "*", "/", "^", "(", "!", "|", "=", "@", ":", "&", "\t", "\r", "\n")
 COLUMNS = (
     "upload_id", "filename", "request_id", "processing_status", "timestamp",
     *METADATA_FIELDS, *FIELDS,
     "valido", "campos_faltantes", "advertencias", "requiere_revision", "campos_corregidos",
     "duplicado_de", "posible_reutilizacion", "reutilizacion_de",
     "revision", "revision_nota", "revision_por", "revision_en",
+    # Issue 23: what the office reconciles and signs off with.
+    "conciliacion", "conciliacion_fecha", "conciliacion_referencia", "conciliacion_monto", "conciliacion_extracto",
+    "conciliacion_linea", "motivos_revision", "aprobado_por", "aprobado_en",
 )
 
 
@@ -34,7 +41,11 @@ def safe_cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         value = "; ".join(str(item) for item in value)
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    if text[0] in "+-" and not any(mark in text[1:] for mark in SIGN_FORMULA_MARKS):
+        return text
+    return "'" + text
 
 
 def csv_row(document: dict[str, Any], review: tuple[Any, ...]) -> list[str]:
@@ -54,8 +65,19 @@ def csv_row(document: dict[str, Any], review: tuple[Any, ...]) -> list[str]:
         validation.get("requiere_revision"), corrected,
         meta.get("duplicado_de"), reuse.get("reason"), reuse.get("upload_id"),
         estado or ReviewState.PENDING, nota, por, iso(en) if en else None,
+        *_reconciliation_cells(document, estado, por, en),
     ]
     return [safe_cell(value) for value in values]
+
+
+def _reconciliation_cells(document: dict[str, Any], estado: Any, por: Any, en: Any) -> list[Any]:
+    credit = matched_credit(document)
+    meta = document.get("processing_metadata") or {}
+    approved = estado == ReviewState.APPROVED
+    return [(document.get("conciliacion") or {}).get("estado"), credit.get("fecha"), credit.get("referencia"),
+            credit.get("monto"), credit.get("extracto"), credit.get("linea"),
+            review_reasons(document, meta.get("duplicado_de")),
+            por if approved else None, iso(en) if approved and en else None]
 
 
 def csv_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:

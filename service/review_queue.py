@@ -132,11 +132,14 @@ def queue_page(rt: Runtime, which: QueueFilter, limit: int, before_id: int = 0, 
     return QueuePage(items=items, last_id=items[-1]["id"] if more else None)
 
 
-def queue_documents(rt: Runtime, which: QueueFilter) -> Iterator[tuple[Any, ...]]:
-    """(id, document JSON text, estado, nota, por, en) of every row of the filter that has a result,
-    newest first, fetched a few at a time: the rows service/export.py writes as CSV."""
+def queue_documents(rt: Runtime, which: QueueFilter, before_id: int = 0) -> Iterator[tuple[Any, ...]]:
+    """(id, document JSON text, estado, nota, por, en) of every row of the filter that has a result
+    (below `before_id`, 0: from the newest), newest first, fetched a few at a time: the rows
+    service/export.py writes as CSV and service/export_xlsx.py as a workbook."""
     query = (_base([Upload.id, cast(Result.document, Text), Review.estado, Review.nota, Review.por, Review.en])
              .where(Result.id.is_not(None), *which.conditions()).order_by(Upload.id.desc()))
+    if before_id:
+        query = query.where(Upload.id < before_id)
     with rt.db.session() as session:
         yield from session.execute(query.execution_options(yield_per=50))
 

@@ -18,10 +18,50 @@
                  mismo_pago_sin_banco: "el mismo pago (sin banco en uno de los dos)"};
   var RECONCILIATION_NAMES = {conciliado: "Conciliado", ambiguo: "Ambiguo", no_encontrado: "No encontrado",
                               pendiente: "Pendiente"};
+  var CHANNEL_NAMES = {pago_movil: "Pago móvil", transferencia: "Transferencia"};
+  var MATCH_NAMES = {monto: "el monto", fecha: "la fecha", referencia: "la referencia", telefono: "el teléfono",
+                     cedula: "la cédula", banco: "el banco", rif: "el RIF", hora: "la hora"};
+  var WARNING_NAMES = {sin_monto: "no tiene monto", sin_referencia: "no tiene referencia", sin_fecha: "no tiene fecha",
+                       sin_conciliacion: "no está conciliado con el banco",
+                       conciliacion_pendiente: "aún no está conciliado con el banco (pendiente)",
+                       conciliacion_no_encontrado: "el banco no muestra este pago (no encontrado)",
+                       conciliacion_ambiguo: "varios créditos del banco podrían ser este pago (ambiguo)"};
+  // What each field accepts, said as the clerk would type it (the API's reasons name its own types).
+  var FIELD_HINTS = {
+    monto: "Escribe el monto como 210,00 (con coma y dos decimales).",
+    fecha: "Escribe la fecha como 20/06/2025.",
+    referencia: "Escribe solo los dígitos de la referencia, por ejemplo 405622415499.",
+    comprobante: "Escribe solo los dígitos del comprobante, por ejemplo 000123456.",
+    telefono: "Escribe el teléfono como 0414-1234567.",
+    cedula: "Escribe la cédula como V-12345678.",
+    identificador_fiscal: "Escribe el RIF como J-12345678-9.",
+    hora_operacion: "Escribe la hora como 14:30.",
+    cuenta_origen: "Escribe la cuenta con sus 20 dígitos, o como aparece en el comprobante (0102****4821).",
+    cuenta_destino: "Escribe la cuenta con sus 20 dígitos, o como aparece en el comprobante (0102****4821).",
+    banco_origen: "Escribe el nombre de un banco venezolano, por ejemplo Banesco o Banco de Venezuela.",
+    banco_destino: "Escribe el nombre de un banco venezolano, por ejemplo Banesco o Banco de Venezuela.",
+    tipo_transaccion: "Escribe Pago móvil o Transferencia."
+  };
+  // The API's error codes as sentences a clerk reads.
+  var ERROR_MESSAGES = {
+    csrf_failed: "La página venció. Vuelva a cargarla e inténtelo de nuevo.",
+    not_found: "Ese comprobante no existe o no es de su empresa.",
+    not_processed: "El comprobante aún no se ha leído; podrá corregirlo cuando termine.",
+    database_unavailable: "El servicio no puede leer sus datos en este momento. Inténtelo de nuevo en unos segundos.",
+    storage_unavailable: "El servicio no puede leer sus archivos en este momento. Inténtelo de nuevo en unos segundos.",
+    rate_limited: "Demasiadas solicitudes seguidas. Espere un momento y vuelva a intentarlo.",
+    invalid_parameter: "Uno de los datos enviados no es válido.",
+    invalid_field: "Uno de los campos no es válido.",
+    invalid_json: "La página envió datos ilegibles. Vuelva a cargarla.",
+    forbidden: "Su cuenta no puede hacer esto.",
+    unauthorized: "Su sesión terminó. Vuelva a entrar."
+  };
+  var UPLOAD_ERRORS = {too_many_attempts: "se intentó leer varias veces sin éxito"};
   var POLL_MS = 8000;
   var PAGE = 30;
 
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var ZONE = (document.getElementById("mesa") || document.body).getAttribute("data-zona") || "America/Caracas";
   var $ = function (id) { return document.getElementById(id); };
   var state = {items: [], cursor: null, selected: null, upload: null, zoom: 0, topId: 0};
 
@@ -34,6 +74,90 @@
     return node;
   }
 
+  // --- Venezuelan formats (the API stays ISO) -------------------------------------------------
+  function groupThousands(digits) { return digits.replace(/\B(?=(\d{3})+(?!\d))/g, "."); }
+
+  // "21070.56" -> "21.070,56"; anything that is not a canonical amount is shown as it is.
+  function amountText(value) {
+    var match = /^(-?)(\d+)(?:\.(\d{1,2}))?$/.exec(String(value === null || value === undefined ? "" : value));
+    if (!match) return value === null || value === undefined ? "" : String(value);
+    return match[1] + groupThousands(match[2]) + "," + ((match[3] || "") + "00").slice(0, 2);
+  }
+
+  function money(value) { return amountText(value) + " Bs"; }
+
+  // "2025-06-20" -> "20/06/2025".
+  function dateText(value) {
+    var match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value || ""));
+    return match ? match[3] + "/" + match[2] + "/" + match[1] : (value === null || value === undefined ? "" : String(value));
+  }
+
+  var timeFormat = (function () {
+    try {
+      return new Intl.DateTimeFormat("es-VE", {timeZone: ZONE, day: "2-digit", month: "2-digit", year: "numeric",
+                                                hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+    } catch (e) {
+      return new Intl.DateTimeFormat("es-VE", {timeZone: "America/Caracas", day: "2-digit", month: "2-digit",
+                                                year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+    }
+  })();
+
+  // An instant of the API (UTC, ISO 8601) in the desk's time zone: "06/12/2026 21:47".
+  function timeText(iso) {
+    if (!iso) return "";
+    var text = String(iso);
+    // The API's instants are UTC; one written without its zone is UTC too, never the browser's zone.
+    if (!/(Z|[+-]\d{2}:?\d{2})$/.test(text)) text += "Z";
+    var moment = new Date(text);
+    if (isNaN(moment.getTime())) return String(iso);
+    var parts = {};
+    timeFormat.formatToParts(moment).forEach(function (p) { parts[p.type] = p.value; });
+    return parts.day + "/" + parts.month + "/" + parts.year + " " + parts.hour + ":" + parts.minute;
+  }
+
+  // A field's value as the page shows and edits it.
+  function shownValue(name, value) {
+    if (value === null || value === undefined) return "";
+    if (name === "monto") return amountText(value);
+    if (name === "fecha") return dateText(value);
+    if (name === "tipo_transaccion") return CHANNEL_NAMES[value] || String(value);
+    return String(value);
+  }
+
+  // What is typed, as the API reads it (words of a catalog field back to its value).
+  function typedValue(name, text) {
+    if (name === "tipo_transaccion") {
+      var folded = text.toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[\s_]+/g, " ").trim();
+      if (folded === "pago movil") return "pago_movil";
+      if (folded === "transferencia") return "transferencia";
+    }
+    return text;
+  }
+
+  function errorText(error) {
+    error = error || {};
+    return ERROR_MESSAGES[error.code] || "No se pudo completar la acción. Inténtelo de nuevo.";
+  }
+
+  // The API's reason for refusing a field's value, as a sentence that says what is accepted.
+  function fieldErrorText(name, reason) {
+    var hint = FIELD_HINTS[name];
+    if (/^debe ser uno de: /.test(reason || "")) return "Escribe uno de estos: " + reason.slice(17) + ".";
+    if (/no reconocido/.test(reason || "")) return "Ese banco no está en el catálogo. " + (hint || "");
+    return hint || "Ese valor no se puede leer.";
+  }
+
+  // A validation warning ("monto: confianza 0.72 por debajo del mínimo 0.85") in words.
+  function warningText(text) {
+    var match = /^([a-z_]+): (.*)$/.exec(String(text));
+    if (!match || !LABEL[match[1]]) return String(text);
+    var rest = match[2];
+    var low = /^confianza ([\d.]+) por debajo del mínimo ([\d.]+)/.exec(rest);
+    if (low) rest = "se leyó con poca seguridad (" + Math.round(parseFloat(low[1]) * 100) + " %, se pide " +
+      Math.round(parseFloat(low[2]) * 100) + " %)";
+    return LABEL[match[1]] + ": " + rest;
+  }
+
   function api(method, path, body) {
     var options = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
     if (method !== "GET") {
@@ -43,7 +167,7 @@
     }
     return fetch(path, options).then(function (response) {
       if (response.status === 401) { window.location.href = "/review/login"; throw new Error("sesión vencida"); }
-      return response.json().catch(function () { return {success: false, error: {message: "Respuesta ilegible"}}; })
+      return response.json().catch(function () { return {success: false, error: {code: "ilegible"}}; })
         .then(function (data) { data.httpStatus = response.status; return data; });
     });
   }
@@ -60,9 +184,9 @@
     return params;
   }
 
-  function exportHref() {
+  function exportHref(format) {
     var params = filterParams();
-    params.set("format", "csv");
+    params.set("format", format || "csv");
     return "/api/review_queue?" + params.toString();
   }
 
@@ -70,9 +194,9 @@
     var campos = item.campos || {};
     var who = (item.metadata && (item.metadata.nombre || item.metadata.idWhatsapp)) || item.original_name;
     return {
-      title: (campos.monto ? "Bs " + campos.monto : "sin monto") + " · " + (campos.referencia || "sin referencia"),
+      title: (campos.monto ? money(campos.monto) : "sin monto") + " · " + (campos.referencia || "sin referencia"),
       sub: [who, campos.banco_origen, item.metadata && item.metadata.numerosorteo ? "sorteo " + item.metadata.numerosorteo : null,
-            (item.created_at || "").replace("T", " ").slice(0, 16)].filter(Boolean).join(" · ")
+            timeText(item.created_at)].filter(Boolean).join(" · ")
     };
   }
 
@@ -108,6 +232,7 @@
     $("lista-vacia").hidden = state.items.length > 0;
     $("mas").hidden = !state.cursor;
     $("exportar").setAttribute("href", exportHref());
+    $("exportar-xlsx").setAttribute("href", exportHref("xlsx"));
   }
 
   function loadQueue(append) {
@@ -115,7 +240,7 @@
     params.set("limit", PAGE);
     if (append && state.cursor) params.set("cursor", state.cursor);
     return api("GET", "/api/review_queue?" + params.toString()).then(function (data) {
-      if (!data.success) { showNotice($("nuevos"), data.error.message, true); return; }
+      if (!data.success) { showNotice($("nuevos"), errorText(data.error), true); return; }
       state.items = append ? state.items.concat(data.items) : data.items;
       state.cursor = data.next_cursor;
       if (!append) state.topId = data.items.length ? data.items[0].id : state.topId;
@@ -196,8 +321,8 @@
       var box = d && d.coordenadas;
       if (!box || box.length !== 4 || d.valor === null || d.valor === undefined) return;
       // In the image's own pixels: percentages keep the boxes on their words at any zoom.
-      var node = el("div", {"class": "caja " + confidenceClass(d.confianza), "data-campo": f[0],
-                            "title": f[1] + ": " + d.valor});
+      var node = el("div", {"class": "caja " + confidenceClass(d.confianza), "data-campo": f[0], "tabindex": "-1",
+                            "title": f[1] + ": " + shownValue(f[0], d.valor), "aria-label": f[1]});
       node.style.left = (100 * box[0] / width) + "%";
       node.style.top = (100 * box[1] / height) + "%";
       node.style.width = (100 * (box[2] - box[0]) / width) + "%";
@@ -206,6 +331,36 @@
       linkHover(node, f[0]);
       node.addEventListener("click", function () { focusField(f[0]); });
       layer.appendChild(node);
+    });
+    layoutCaptions();
+  }
+
+  function intersects(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+
+  // Captions outside their box: above it, else below it, else shown only on hover or focus, so a
+  // caption never covers another caption or any box (the value read).
+  function layoutCaptions() {
+    var boxes = Array.prototype.slice.call(document.querySelectorAll("#cajas .caja"));
+    var boxRects = boxes.map(function (b) { return b.getBoundingClientRect(); });
+    var canvas = $("lienzo").getBoundingClientRect();
+    var inside = function (r) { return r.top >= canvas.top && r.bottom <= canvas.bottom && r.left >= canvas.left && r.right <= canvas.right; };
+    var placed = [];
+    boxes.forEach(function (box, index) {
+      var caption = box.querySelector(".caja-nombre");
+      if (!caption) return;
+      var spots = ["arriba", "abajo"];
+      for (var i = 0; i < spots.length; i++) {
+        box.classList.remove("nombre-arriba", "nombre-abajo", "nombre-oculto");
+        box.classList.add("nombre-" + spots[i]);
+        var rect = caption.getBoundingClientRect();
+        var free = inside(rect) && !placed.some(function (p) { return intersects(rect, p); }) &&
+          !boxRects.some(function (r) { return intersects(rect, r); });
+        if (free) { placed.push(rect); return; }
+      }
+      box.classList.remove("nombre-arriba", "nombre-abajo");
+      box.classList.add("nombre-oculto");
     });
   }
 
@@ -217,6 +372,7 @@
     var scale = state.zoom > 0 ? state.zoom : fit;
     $("lienzo").style.width = Math.round(image.naturalWidth * scale) + "px";
     $("zoom-nivel").textContent = Math.round(scale * 100) + " %";
+    layoutCaptions();
   }
 
   function zoomBy(factor) {
@@ -237,26 +393,35 @@
     label.appendChild(el("label", {"for": "campo-" + name}, LABEL[name]));
     row.appendChild(label);
     var cell = el("td");
+    var line = el("div", {"class": "campo-linea"});
     var input = el("input", {"id": "campo-" + name, "name": name, "type": "text", "autocomplete": "off",
                              "placeholder": "—", "maxlength": "255", "aria-describedby": "error-" + name});
-    input.value = value === null || value === undefined ? "" : String(value);
+    input.value = shownValue(name, value);
     input.setAttribute("data-original", input.value);
     input.disabled = upload.status !== "processed";
     input.addEventListener("keydown", function (e) {
       if (e.key === "Enter") { e.preventDefault(); saveField(name, input); }
-      if (e.key === "Escape") { input.value = input.getAttribute("data-original"); setFieldError(name, ""); input.blur(); }
+      if (e.key === "Escape") { restoreField(name, input); input.blur(); }
     });
     input.addEventListener("change", function () { saveField(name, input); });
-    cell.appendChild(input);
+    line.appendChild(input);
+    if (name === "monto") line.appendChild(el("span", {"class": "unidad"}, "Bs"));
+    // Emptying a box is not a save: leaving a field empty is this button's own action.
+    var empty = el("button", {"type": "button", "class": "secundario vaciar", "id": "vaciar-" + name, "hidden": "hidden"},
+                   "Dejar vacío");
+    empty.addEventListener("mousedown", function (e) { e.preventDefault(); });  // keep the box's focus: no blur first
+    empty.addEventListener("click", function () { clearField(name, input); });
+    line.appendChild(empty);
+    cell.appendChild(line);
     if (value === null || value === undefined) cell.appendChild(el("div", {"class": "motivo"}, detail.motivo || "no encontrado"));
     else if (detail.corregido || (result.campos_detalle && result.campos_detalle[name] && "valor_extraido" in detail))
-      cell.appendChild(el("div", {"class": "motivo"}, "leído: " + (detail.valor_extraido === null ? "—" : detail.valor_extraido)));
+      cell.appendChild(el("div", {"class": "motivo"}, "leído: " + (detail.valor_extraido === null ? "—" : shownValue(name, detail.valor_extraido))));
     cell.appendChild(el("div", {"class": "error-campo", "id": "error-" + name, "role": "alert"}));
     row.appendChild(cell);
     var confidence = detail.confianza;
     var conf = detail.corregido ? el("td", {"class": "conf corregido", "title": "Corregido a mano"}, "a mano")
       : el("td", {"class": "conf " + confidenceClass(value === null ? null : confidence)},
-           value === null || confidence === undefined || confidence === null ? "" : Math.round(confidence * 100) + "%");
+           value === null || confidence === undefined || confidence === null ? "" : Math.round(confidence * 100) + " %");
     row.appendChild(conf);
     linkHover(row, name);
     return row;
@@ -269,13 +434,37 @@
     if (input) input.classList.toggle("invalido", !!message);
   }
 
+  function restoreField(name, input) {
+    input.value = input.getAttribute("data-original");
+    setFieldError(name, "");
+    var empty = $("vaciar-" + name);
+    if (empty) empty.hidden = true;
+  }
+
   function saveField(name, input) {
     var value = input.value.trim();
-    if (value === input.getAttribute("data-original")) { setFieldError(name, ""); return; }
+    var empty = $("vaciar-" + name);
+    if (value === input.getAttribute("data-original")) { setFieldError(name, ""); if (empty) empty.hidden = true; return; }
+    if (value === "") {
+      // A slip (or a box cleared to type again) never erases the value: nothing is sent.
+      setFieldError(name, "Vacío: no se guardó. Escribe el valor, pulsa «Dejar vacío» para borrarlo, o Esc para volver.");
+      if (empty) empty.hidden = false;
+      return;
+    }
+    var body = {};
+    body[name] = typedValue(name, value);
+    sendField(name, input, body);
+  }
+
+  function clearField(name, input) {
+    var body = {};
+    body[name] = null;
+    sendField(name, input, body);
+  }
+
+  function sendField(name, input, body) {
     if (input.saving) return;  // Enter, then the blur's change event: one request
     input.saving = true;
-    var body = {};
-    body[name] = value === "" ? null : value;
     input.classList.add("guardando");
     api("PATCH", "/api/uploads/" + state.selected + "/fields", body).then(function (data) {
       input.classList.remove("guardando");
@@ -284,8 +473,8 @@
         var details = data.error.details || {};
         var reasons = details.reasons || {};
         var named = Object.keys(reasons);
-        named.forEach(function (f) { setFieldError(f, reasons[f]); });
-        if (!named.length) setFieldError(details.field || name, data.error.message);
+        named.forEach(function (f) { setFieldError(f, fieldErrorText(f, reasons[f])); });
+        if (!named.length) setFieldError(details.field || name, errorText(data.error));
         return;
       }
       showReceipt(data.upload, {keepNote: true});
@@ -300,6 +489,26 @@
     if (input && !input.disabled) { input.focus(); input.select(); }
   }
 
+  // Why the service flagged this receipt, in words.
+  function flagReasons(upload) {
+    var reasons = [];
+    var validation = (upload.result && upload.result.validacion) || {};
+    (validation.campos_faltantes || []).forEach(function (f) { reasons.push("falta " + (LABEL[f] || f).toLowerCase()); });
+    (validation.advertencias || []).forEach(function (w) {
+      var match = /^([a-z_]+): (.*)$/.exec(String(w));
+      if (!match || (validation.campos_faltantes || []).indexOf(match[1]) >= 0) return;
+      var low = /^confianza ([\d.]+)/.exec(match[2]);
+      var label = (LABEL[match[1]] || match[1]).toLowerCase();
+      reasons.push(low ? label + " se leyó con poca seguridad (" + Math.round(parseFloat(low[1]) * 100) + " %)"
+                       : label + " no es válido (" + match[2] + ")");
+    });
+    if (upload.duplicado_de) reasons.push("es la misma imagen que el comprobante #" + upload.duplicado_de);
+    var reuse = upload.posible_reutilizacion;
+    if (reuse && !upload.duplicado_de) reasons.push("ya se presentó " + (REASONS[reuse.reason] || "este pago") +
+      (reuse.upload_id ? " en el comprobante #" + reuse.upload_id : " en otra empresa"));
+    return reasons;
+  }
+
   function renderFlags(upload) {
     var flags = $("banderas");
     flags.textContent = "";
@@ -307,18 +516,24 @@
     var tag = $("recibo-estado");
     tag.textContent = REVIEW_NAMES[review.estado] || review.estado;
     tag.className = "etiqueta " + review.estado;
-    if (upload.status === "error" && upload.error) flags.appendChild(el("p", {"class": "aviso error"}, "Error: " + upload.error.message));
+    if (upload.status === "error" && upload.error) flags.appendChild(el("p", {"class": "aviso error"},
+      "No se pudo leer este comprobante" + (UPLOAD_ERRORS[upload.error.code] ? ": " + UPLOAD_ERRORS[upload.error.code] : "") + "."));
     if (upload.status !== "processed" && upload.status !== "error") flags.appendChild(el("p", {"class": "aviso"}, "Aún en proceso."));
-    if (upload.requiere_revision) flags.appendChild(el("p", {"class": "aviso"}, "El servicio marcó este comprobante para revisión."));
+    var reasons = flagReasons(upload);
+    if (upload.requiere_revision || reasons.length) {
+      flags.appendChild(el("p", {"class": "aviso", "id": "motivo-revision"}, "Para revisar: " +
+        (reasons.length ? reasons.join("; ") : "el servicio no está seguro de la lectura") + "."));
+    }
     if (review.estado !== "pendiente") {
-      flags.appendChild(el("p", {"class": "aviso"}, (REVIEW_NAMES[review.estado] || review.estado) + " por " + (review.por || "?") +
-        " el " + (review.en || "").replace("T", " ").slice(0, 16) + (review.nota ? ": " + review.nota : "")));
+      var warned = (review.avisos || []).map(function (w) { return WARNING_NAMES[w] || w; });
+      flags.appendChild(el("p", {"class": "aviso", "id": "decidido"}, (REVIEW_NAMES[review.estado] || review.estado) + " por " +
+        (review.por || "?") + " el " + timeText(review.en) + (warned.length ? " aunque " + warned.join(", ") : "") +
+        (review.nota ? ": " + review.nota : "")));
     }
     var warnings = $("advertencias");
     warnings.textContent = "";
     var validation = (upload.result && upload.result.validacion) || {};
-    (validation.advertencias || []).forEach(function (w) { warnings.appendChild(el("li", {}, w)); });
-    (validation.campos_faltantes || []).forEach(function (f) { warnings.appendChild(el("li", {}, "Falta: " + (LABEL[f] || f))); });
+    (validation.advertencias || []).forEach(function (w) { warnings.appendChild(el("li", {}, warningText(w))); });
   }
 
   // A term and its value in a <dl>, nothing when there is no value.
@@ -329,8 +544,8 @@
   }
 
   function movementSummary(movement) {
-    return [movement.fecha, movement.referencia ? "ref. " + movement.referencia : null,
-            movement.monto ? "Bs. " + movement.monto : null].filter(Boolean).join(" · ");
+    return [dateText(movement.fecha), movement.referencia ? "ref. " + movement.referencia : null,
+            movement.monto ? money(movement.monto) : null].filter(Boolean).join(" · ");
   }
 
   // The receipt's state against the tenant's bank statements and the credit it was matched with.
@@ -348,11 +563,11 @@
     var movement = conciliacion.movimiento;
     if (movement) {
       addTerm(list, "Movimiento", "línea " + movement.linea + (movement.extracto ? " del extracto #" + movement.extracto : ""));
-      addTerm(list, "Fecha", [movement.fecha, movement.hora].filter(Boolean).join(" "));
+      addTerm(list, "Fecha", [dateText(movement.fecha), movement.hora].filter(Boolean).join(" "));
       addTerm(list, "Referencia", movement.referencia);
-      addTerm(list, "Monto", movement.monto);
+      addTerm(list, "Monto", movement.monto ? money(movement.monto) : null);
       addTerm(list, "Descripción", movement.descripcion);
-      addTerm(list, "Coincide en", (conciliacion.coincidencias || []).join(", "));
+      addTerm(list, "Coincide en", (conciliacion.coincidencias || []).map(function (m) { return MATCH_NAMES[m] || m; }).join(", "));
     }
     (conciliacion.candidatos || []).forEach(function (candidate, index) {
       addTerm(list, "Candidato " + (index + 1), movementSummary(candidate.movimiento || {}));
@@ -372,7 +587,7 @@
     box.parentNode.classList.toggle("con-anterior", !box.hidden);
     if (box.hidden) return;
     $("anterior-motivo").textContent = "Ya se presentó " + (REASONS[reuse && reuse.reason] || "este comprobante") +
-      (reuse && reuse.confidence ? " (confianza " + reuse.confidence + ")" : "") + ".";
+      (reuse && reuse.confidence ? " (seguridad " + Math.round(reuse.confidence * 100) + " %)" : "") + ".";
     var list = $("anterior-datos");
     list.textContent = "";
     var image = $("anterior-imagen");
@@ -388,19 +603,57 @@
     api("GET", "/api/uploads/" + earlierId).then(function (data) {
       if (!data.success || state.selected !== upload.id) return;
       var other = data.upload;
-      add("Recibido", (other.created_at || "").replace("T", " ").slice(0, 16));
+      add("Recibido", timeText(other.created_at));
       add("Revisión", REVIEW_NAMES[(other.review || {}).estado] || "");
       image.src = other.image_url;
       image.hidden = false;
     });
   }
 
+  // The receipt's history: every correction (old -> new, who, when, with a way to undo it) and
+  // every decision, oldest first.
   function renderCorrections(upload) {
     var list = $("correcciones");
     list.textContent = "";
-    (upload.corrections || []).forEach(function (c) {
-      list.appendChild(el("li", {}, (LABEL[c.campo] || c.campo) + ": " + (c.anterior === null ? "—" : c.anterior) + " → " +
-        (c.nuevo === null ? "—" : c.nuevo) + " (" + c.por + ", " + (c.en || "").replace("T", " ").slice(0, 16) + ")"));
+    var undone = {};
+    (upload.corrections || []).forEach(function (c) { if (c.deshace) undone[c.deshace] = true; });
+    var entries = (upload.corrections || []).map(function (c) { return {en: c.en, correction: c}; })
+      .concat((upload.decisiones || []).map(function (d) { return {en: d.en, decision: d}; }));
+    entries.sort(function (a, b) { return (a.en || "") < (b.en || "") ? -1 : (a.en || "") > (b.en || "") ? 1 : 0; });
+    entries.forEach(function (entry) {
+      var li;
+      if (entry.correction) {
+        var c = entry.correction;
+        var shown = function (v) { return v === null || v === undefined ? "vacío" : shownValue(c.campo, v); };
+        li = el("li", {"class": "historia-correccion", "data-correccion": c.id},
+                (LABEL[c.campo] || c.campo) + ": " + shown(c.anterior) + " → " + shown(c.nuevo) +
+                (c.deshace ? " (deshace un cambio)" : "") + " · " + c.por + ", " + timeText(c.en));
+        if (undone[c.id]) li.appendChild(el("span", {"class": "deshecha"}, " · deshecho"));
+        else if (upload.status === "processed") {
+          var button = el("button", {"type": "button", "class": "secundario deshacer", "id": "deshacer-" + c.id}, "Deshacer");
+          button.addEventListener("click", function () { undo(c.id); });
+          li.appendChild(button);
+        }
+      } else {
+        var d = entry.decision;
+        var warned = (d.avisos || []).map(function (w) { return WARNING_NAMES[w] || w; });
+        li = el("li", {"class": "historia-decision"}, (REVIEW_NAMES[d.estado] || d.estado) +
+                (warned.length ? " aunque " + warned.join(", ") : "") + (d.nota ? ": " + d.nota : "") + " · " + d.por +
+                ", " + timeText(d.en));
+      }
+      list.appendChild(li);
+    });
+    $("historial-vacio").hidden = entries.length > 0;
+  }
+
+  function undo(correctionId) {
+    var id = state.selected;
+    api("POST", "/api/uploads/" + id + "/corrections/" + correctionId + "/undo", {}).then(function (data) {
+      if (!data.success) { showNotice($("decision"), errorText(data.error), true); return; }
+      showNotice($("decision"), "Cambio deshecho.", false);
+      showReceipt(data.upload, {keepNote: true});
+      refreshItem(data.upload);
+      loadCounts();
     });
   }
 
@@ -441,7 +694,7 @@
       if (state.selected !== id) return;
       if (!data.success) {
         $("recibo").hidden = true;
-        showNotice($("nuevos"), "No se puede abrir el comprobante #" + id + ": " + data.error.message, true);
+        showNotice($("nuevos"), "No se puede abrir el comprobante #" + id + ": " + errorText(data.error), true);
         return;
       }
       state.zoom = 0;
@@ -460,17 +713,41 @@
     renderList();
   }
 
-  function decide(estado) {
-    if (!state.selected) return;
+  // What approving this receipt would be in spite of (the service records the same list).
+  function approvalWarnings(upload) {
+    var fields = (upload.result && upload.result.extracted_fields) || {};
+    var found = ["monto", "referencia", "fecha"].filter(function (f) { return fields[f] === null || fields[f] === undefined || fields[f] === ""; })
+      .map(function (f) { return "sin_" + f; });
+    var estado = (upload.conciliacion || {}).estado;
+    if (estado !== "conciliado") found.push(estado ? "conciliacion_" + estado : "sin_conciliacion");
+    return found;
+  }
+
+  function decide(estado, confirmed) {
+    if (!state.selected || !state.upload) return;
     var id = state.selected;
+    var warnings = estado === "aprobado" ? approvalWarnings(state.upload) : [];
+    if (warnings.length && !confirmed) { askApproval(warnings); return; }
     api("POST", "/api/uploads/" + id + "/review", {estado: estado, nota: $("nota").value.trim()}).then(function (data) {
-      if (!data.success) { showNotice($("decision"), data.error.message, true); return; }
+      if (!data.success) { showNotice($("decision"), errorText(data.error), true); return; }
       showNotice($("decision"), (REVIEW_NAMES[estado] || estado) + ".", false);
       showReceipt(data.upload, {keepNote: true});
       refreshItem(data.upload);
       loadCounts();
     });
   }
+
+  // Approving a receipt with an empty amount, reference or date, or not reconciled, asks first.
+  function askApproval(warnings) {
+    var box = $("confirmar");
+    var list = $("confirmar-avisos");
+    list.textContent = "";
+    warnings.forEach(function (w) { list.appendChild(el("li", {}, "Este comprobante " + (WARNING_NAMES[w] || w) + ".")); });
+    box.hidden = false;
+    $("confirmar-si").focus();
+  }
+
+  function closeApproval() { $("confirmar").hidden = true; }
 
   function step(delta) {
     if (!state.items.length) return;
@@ -492,6 +769,10 @@
 
   // --- wiring ---------------------------------------------------------------------------------
   document.addEventListener("keydown", function (e) {
+    if (!$("confirmar").hidden) {
+      if (e.key === "Escape") { e.preventDefault(); closeApproval(); }
+      return;
+    }
     var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName);
     if (e.key === "Escape" && typing) { e.target.blur(); return; }
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -510,6 +791,8 @@
   });
   $("mas").addEventListener("click", function () { loadQueue(true); });
   $("aprobar").addEventListener("click", function () { decide("aprobado"); });
+  $("confirmar-si").addEventListener("click", function () { closeApproval(); decide("aprobado", true); });
+  $("confirmar-no").addEventListener("click", closeApproval);
   $("rechazar").addEventListener("click", function () { decide("rechazado"); });
   $("pendiente").addEventListener("click", function () { decide("pendiente"); });
   $("zoom-mas").addEventListener("click", function () { zoomBy(1.25); });
@@ -521,7 +804,7 @@
     var match = /recibo=(\d+)/.exec(window.location.hash);
     if (match && parseInt(match[1], 10) !== state.selected) openReceipt(parseInt(match[1], 10));
   });
-  window.addEventListener("resize", function () { if (!state.zoom) applyZoom(); });
+  window.addEventListener("resize", function () { if (!state.zoom) applyZoom(); else layoutCaptions(); });
 
   loadQueue(false).then(function () {
     var match = /recibo=(\d+)/.exec(window.location.hash);
