@@ -294,3 +294,37 @@ def test_a_team_reviews_in_chromium_without_losing_a_value(tmp_path, database_ur
             assert replay.status_code == 401
         finally:
             driver.quit()
+
+
+def test_clearing_the_amount_box_saves_nothing(tmp_path, database_url):
+    """The slip of issue 23 on its own, signed in with a key as the desk before it allowed: the
+    Monto box cleared and left (Selenium's clear() blurs it) must not store monto -> null. On the
+    desk before issue 23 it did, at once."""
+    db = _migrated(database_url)
+    machine, _ = create_key(db, "tienda", name="bot de la tienda")
+    db.dispose()
+    receipt = generate_receipt(RECEIPT_SEED, variant="clean")
+    with running_service(tmp_path / "storage", database_url, API_KEYS=ADMIN_KEY, LOGIN_RATE_LIMIT_PER_MINUTE="0",
+                         print_log_tail=True) as service:
+        base = service.base
+        receipt_id = upload(base, machine, receipt, "pago.png", nombre="Ana Cliente")
+        monto = processed(base, machine, receipt_id)["result"]["extracted_fields"]["monto"]
+        assert monto
+        driver = browser()
+        try:
+            for size in SIZES:
+                driver.set_window_size(*size)
+                driver.delete_all_cookies()
+                driver.get(f"{base}/review/login")
+                driver.find_element(By.ID, "clave").send_keys(machine)
+                driver.find_element(By.ID, "entrar").click()
+                WebDriverWait(driver, WAIT).until(EC.presence_of_element_located((By.ID, "lista")))
+                open_receipt(driver, receipt_id)
+                driver.find_element(By.ID, "campo-monto").clear()
+                driver.find_element(By.ID, "nota").click()
+                time.sleep(2)  # a save, had one been sent, would have landed by now
+                after = api_view(base, machine, receipt_id)
+                assert after["result"]["extracted_fields"]["monto"] == monto, size
+                assert after["corrections"] == [], size
+        finally:
+            driver.quit()
