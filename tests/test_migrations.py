@@ -3,7 +3,7 @@ migrations (create_all, rows in every table) is upgraded to head with nothing lo
 start-ups apply each revision once. On SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -311,4 +311,43 @@ def test_statement_tables_keep_their_rows_through_later_revisions(empty_database
                                  movement_id=ids[2], evidence={}))
         with pytest.raises(IntegrityError):  # a credit already paying another receipt
             session.commit()
+    db.dispose()
+
+
+def test_corrections_and_reviews_keep_their_rows_through_0008_staff_accounts(empty_database_url):
+    """Corrections and reviews written before staff accounts survive 0008 with no account
+    (por_cuenta null, no avisos), and the new tables take accounts, sessions and decisions."""
+    from alembic import command
+
+    from database import BrowserSession, Correction, Review, ReviewDecision, StaffAccount
+    from migrations_runner import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0005_statements")
+        connection.execute(text("INSERT INTO uploads (id, tenant_id, stored_name, original_name, sha256, size_bytes, "
+                                "metadata, source, status, created_at, attempts) VALUES (1, 1, 'r.png', 'r.png', :sha, 1, "
+                                "'{}', 'upload', 'processed', :now, 0)"), {"sha": "a" * 64, "now": datetime(2026, 1, 1)})
+        connection.execute(text("INSERT INTO corrections (upload_id, tenant_id, campo, anterior, nuevo, por, en) "
+                                "VALUES (1, 1, 'monto', '1.00', NULL, 'shop bot', :now)"), {"now": datetime(2026, 1, 1)})
+        connection.execute(text("INSERT INTO reviews (upload_id, tenant_id, estado, nota, por, en) "
+                                "VALUES (1, 1, 'aprobado', NULL, 'shop bot', :now)"), {"now": datetime(2026, 1, 1)})
+    engine.dispose()
+    db = Database(empty_database_url)
+    upgrade_to_head(db)
+    assert schema_differences(db) == []
+    with db.session() as session:
+        correction = session.scalar(select(Correction))
+        assert (correction.por, correction.por_cuenta, correction.deshace, correction.nuevo) == ("shop bot", None, None, None)
+        review = session.get(Review, 1)
+        assert (review.estado, review.por_cuenta, review.avisos) == ("aprobado", None, None)
+        account = StaffAccount(tenant_id=DEFAULT_TENANT_ID, username="ana", display_name="Ana", role="revisor",
+                               password_hash="x")
+        session.add(account)
+        session.flush()
+        session.add_all([BrowserSession(token_hash="b" * 64, staff_id=account.id, expires_at=datetime(2030, 1, 1)),
+                         ReviewDecision(upload_id=1, tenant_id=DEFAULT_TENANT_ID, estado="aprobado", por="Ana",
+                                        por_cuenta=account.id, avisos=["sin_monto"])])
+        session.commit()
+        assert session.scalar(select(ReviewDecision.avisos)) == ["sin_monto"]
     db.dispose()
