@@ -5,7 +5,8 @@
 Stores N result documents (about 8 KB each, like a receipt's with its words and coordinates) in a
 fresh SQLite database (or DATABASE_URL), starts the real service under gunicorn (no OCR worker),
 then C clients at once follow `next_cursor` through `/api/extract_results` until the end, and
-then read the streamed export, then its CSV (`format=csv`). Prints the RSS of each web process before and at its peak (sampled
+then read the streamed export, then its CSV (`format=csv`), then the review queue's XLSX
+(`format=xlsx`). Prints the RSS of each web process before and at its peak (sampled
 every 0.1 s), the growth, the pages and bytes read and the time taken. Target: growth <= 50 MB.
 """
 from __future__ import annotations
@@ -132,12 +133,15 @@ def main() -> int:
             stop = threading.Event()
             sampler = threading.Thread(target=sample_peaks, args=(processes, peaks, stop), daemon=True)
             sampler.start()
-            totals = {"pages": 0, "rows": 0, "bytes": 0, "export_rows": 0, "export_bytes": 0, "csv_rows": 0, "csv_bytes": 0}
+            totals = {"pages": 0, "rows": 0, "bytes": 0, "export_rows": 0, "export_bytes": 0, "csv_rows": 0, "csv_bytes": 0,
+                      "xlsx_rows": 0, "xlsx_bytes": 0}
             lock = threading.Lock()
             paging_seconds = run_clients(args.clients, page_through, (service.base, args.limit, totals, lock))
             export_seconds = run_clients(args.clients, export, (service.base, totals, lock))
             csv_seconds = run_clients(args.clients, export, (service.base, totals, lock,
                                                              "/api/extract_results?format=csv", "csv"))
+            xlsx_seconds = run_clients(args.clients, export, (service.base, totals, lock,
+                                                              "/api/review_queue?estado=todos&format=xlsx", "xlsx"))
             stop.set()
             sampler.join()
         print(f"{args.clients} clients paging with limit={args.limit}: {totals['pages']} pages, {totals['rows']} rows, "
@@ -146,6 +150,8 @@ def main() -> int:
               f"{totals['export_bytes'] / MB:.1f} MB in {export_seconds:.1f} s")
         print(f"{args.clients} clients reading the streamed CSV: {totals['csv_rows']} lines (with headers), "
               f"{totals['csv_bytes'] / MB:.1f} MB in {csv_seconds:.1f} s")
+        print(f"{args.clients} clients reading the review queue's XLSX: {totals['xlsx_bytes'] / MB:.1f} MB "
+              f"in {xlsx_seconds:.1f} s")
         worst = 0
         for pid, rss in before.items():
             growth = peaks.get(pid, rss) - rss

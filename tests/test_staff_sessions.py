@@ -161,6 +161,15 @@ def test_sign_ins_by_name_are_rate_limited(make_app):
                                                                        "csrf_token": token}).get_data(as_text=True)
 
 
+def test_a_long_name_is_refused_not_a_server_error(make_app):
+    app = make_app(API_KEYS=[ADMIN_KEY], LOGIN_RATE_LIMIT_PER_MINUTE=50)
+    client = app.test_client()
+    token = csrf_of(client.get("/review/login").get_data(as_text=True))
+    for name in ("x" * 300, "ñ" * 254, "nadie"):
+        answer = client.post("/review/login", data={"usuario": name, "clave": PASSWORD, "csrf_token": token})
+        assert answer.status_code == 401, name
+
+
 def test_two_clerks_history_shows_each_ones_corrections_and_decisions(team):
     app, rt, who = team
     upload_id = finished(rt, "a.png", tenant_id=who["tienda"])
