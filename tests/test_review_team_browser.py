@@ -171,6 +171,8 @@ def test_a_team_reviews_in_chromium_without_losing_a_value(tmp_path, database_ur
                 input_box = driver.find_element(By.ID, "campo-monto")
                 assert input_box.get_attribute("value") == shown_monto
                 check_captions(driver)
+                driver.execute_script("document.getElementById('recibo').scrollTop = 0; window.scrollTo(0, 0);")
+                screenshot(driver, tmp_path, f"review-recibo-{tag}.png")
 
                 # The slip: the box cleared (and left) saves nothing.
                 input_box.clear()
@@ -210,6 +212,7 @@ def test_a_team_reviews_in_chromium_without_losing_a_value(tmp_path, database_ur
                 when = datetime.fromisoformat(slip["en"].replace("Z", "+00:00")).astimezone(CARACAS)
                 assert f"Monto: {shown_monto} → vacío" in entry.text and "Luis Díaz" in entry.text
                 assert when.strftime("%d/%m/%Y %H:%M") in entry.text, (entry.text, slip["en"])
+                driver.execute_script("document.getElementById('historial').scrollIntoView({block: 'center'});")
                 screenshot(driver, tmp_path, f"review-historial-{tag}.png")
                 driver.find_element(By.ID, f"deshacer-{slip['id']}").click()
                 WebDriverWait(driver, WAIT).until(
@@ -239,7 +242,8 @@ def test_a_team_reviews_in_chromium_without_losing_a_value(tmp_path, database_ur
                 assert_spanish(driver.find_element(By.ID, "confirmar").text, "confirmation")
                 time.sleep(0.5)
                 assert len(api_view(base, machine, receipt_id)["decisiones"]) == decisions  # nothing sent yet
-                screenshot(driver, tmp_path, f"review-recibo-{tag}.png")
+                driver.execute_script("document.getElementById('confirmar').scrollIntoView({block: 'center'});")
+                screenshot(driver, tmp_path, f"review-confirmar-{tag}.png")
                 driver.find_element(By.ID, "confirmar-si").click()
                 WebDriverWait(driver, WAIT).until(
                     lambda d, n=decisions: len(api_view(base, machine, receipt_id)["decisiones"]) == n + 1)
