@@ -30,6 +30,7 @@ from database import (
     Review,
     ReviewDecision,
     ReviewState,
+    StaffAccount,
     Upload,
     UploadStatus,
     iso,
@@ -80,9 +81,15 @@ class InvalidReview(ValueError):
 
 
 def actor_name(rt: Runtime, principal: Principal | None) -> str:
-    """Who did it, as recorded: the key's name (or `key:<id>`), `admin` for an API_KEYS key, or anonymous."""
+    """Who did it, as recorded: a person's display name, the key's name (or `key:<id>`), `admin` for an
+    API_KEYS key, or anonymous."""
     if principal is None or principal.client_key.startswith("ip:"):
         return ANONYMOUS_ACTOR
+    if principal.client_key.startswith("staff:"):  # a person's session (api/actor.py names them first)
+        with rt.db.session() as session:
+            name = session.scalar(select(StaffAccount.display_name).where(
+                StaffAccount.id == int(principal.client_key.removeprefix("staff:"))))
+        return name or principal.client_key
     if principal.key_id is None:
         return "admin"
     with rt.db.session() as session:

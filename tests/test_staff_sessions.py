@@ -279,3 +279,11 @@ def test_the_staff_commands_create_reset_disable_and_list(service_env, tmp_path)
     assert [(e["usuario"], e["desactivada"]) for e in listed] == [("ana", True)]
     assert run("enable", "ana")[1][0]["desactivada"] is False
     assert run("disable", "nadie")[0] == 2
+
+
+def test_the_actor_of_a_staff_principal_is_the_person(team):
+    from service.access import Principal
+    from service.corrections import actor_name
+
+    _app, rt, who = team
+    assert actor_name(rt, Principal(who["tienda"], "client", None, f"staff:{who['ana'].id}")) == "Ana Pérez"
