@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from api import browser_session
+from api.errors import ApiError, error_response
 from api.inputs import runtime
 from database import StaffRole
 from service.access import AccessError, authenticate, keys_configured, tenant_id_named, tenant_names
@@ -32,6 +33,16 @@ def forms_carry_the_csrf_token() -> None:
     if browser_session.needs_csrf() and not browser_session.csrf_valid():
         abort(Response(render_template("error.html", mensaje="El formulario expiró o no viene de esta página. "
                                        "Vuelva a cargarla e inténtelo de nuevo."), status=403))
+
+
+@blueprint.errorhandler(ApiError)
+def desk_error(error: ApiError) -> Response | tuple[str, int]:
+    """A page answers in Spanish, as a page: the session's record unreadable is 503, never entry."""
+    if request.path.startswith("/review/static/"):
+        return error_response(error.status, error.code, error.message)
+    message = ("El servicio no puede leer sus datos en este momento. Inténtelo de nuevo en unos segundos."
+               if error.code == "database_unavailable" else "No se pudo completar la solicitud.")
+    return render_template("error.html", mensaje=message), error.status
 
 
 def _signed_in() -> bool:
