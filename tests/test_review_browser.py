@@ -10,6 +10,7 @@ and a receipt land in the test's tmp dir (a CI artifact); with REVIEW_SCREENSHOT
 written there too (docs/ was made that way).
 """
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -207,6 +208,10 @@ def test_the_review_desk_in_chromium(tmp_path, database_url):
             WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "anterior").is_displayed()
                                               and "Ana Pérez" in d.find_element(By.ID, "anterior-datos").text)
             assert "sorteo" in driver.find_element(By.ID, "anterior-datos").text.lower()
+            # Issue 23: the banner says why in words, and no machine word shows (posible_reutilizacion, NaN...).
+            shown = driver.find_element(By.ID, "recibo").text
+            assert "misma imagen que el comprobante #" in driver.find_element(By.ID, "motivo-revision").text
+            assert not re.findall(r"\b[a-z]+_[a-z_]+\b|NaN|undefined|null", shown), shown
             # Hovering a field lights its box, and the other way round.
             field = next(iter(found))
             ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, f'#campos tr[data-campo="{field}"]')).perform()

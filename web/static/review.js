@@ -150,7 +150,9 @@
   // A validation warning ("monto: confianza 0.72 por debajo del mínimo 0.85") in words.
   function warningText(text) {
     var match = /^([a-z_]+): (.*)$/.exec(String(text));
-    if (!match || !LABEL[match[1]]) return String(text);
+    if (match && match[1] === "posible_reutilizacion")
+      return "Posible reúso: ya se presentó " + (REASONS[match[2]] || "este pago") + ".";
+    if (!match || !LABEL[match[1]]) return String(text).replace(/_/g, " ");
     var rest = match[2];
     var low = /^confianza ([\d.]+) por debajo del mínimo ([\d.]+)/.exec(rest);
     if (low) rest = "se leyó con poca seguridad (" + Math.round(parseFloat(low[1]) * 100) + " %, se pide " +
@@ -496,7 +498,8 @@
     (validation.campos_faltantes || []).forEach(function (f) { reasons.push("falta " + (LABEL[f] || f).toLowerCase()); });
     (validation.advertencias || []).forEach(function (w) {
       var match = /^([a-z_]+): (.*)$/.exec(String(w));
-      if (!match || (validation.campos_faltantes || []).indexOf(match[1]) >= 0) return;
+      // Field warnings only: a reuse warning is said below with the receipt it repeats.
+      if (!match || !LABEL[match[1]] || (validation.campos_faltantes || []).indexOf(match[1]) >= 0) return;
       var low = /^confianza ([\d.]+)/.exec(match[2]);
       var label = (LABEL[match[1]] || match[1]).toLowerCase();
       reasons.push(low ? label + " se leyó con poca seguridad (" + Math.round(parseFloat(low[1]) * 100) + " %)"
@@ -587,7 +590,8 @@
     box.parentNode.classList.toggle("con-anterior", !box.hidden);
     if (box.hidden) return;
     $("anterior-motivo").textContent = "Ya se presentó " + (REASONS[reuse && reuse.reason] || "este comprobante") +
-      (reuse && reuse.confidence ? " (seguridad " + Math.round(reuse.confidence * 100) + " %)" : "") + ".";
+      (reuse && reuse.confidence ? " (coincidencia " + (typeof reuse.confidence === "number" ?
+        Math.round(reuse.confidence * 100) + " %" : reuse.confidence) + ")" : "") + ".";
     var list = $("anterior-datos");
     list.textContent = "";
     var image = $("anterior-imagen");
