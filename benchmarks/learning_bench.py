@@ -1,6 +1,6 @@
 """What corrections teach (issue 20 item 7): a leave-one-layout-out table on generated receipts.
 
-    python benchmarks/learning_bench.py [--next 20] [--others 20] [--variant clean|whatsapp|lowres|mixed]
+    python benchmarks/learning_bench.py [--k 3] [--next 20] [--others 20] [--variant clean|whatsapp|lowres|mixed]
 
 For each layout the shipped rules have never seen (tools/novel_layouts.py: an existing layout with
 its labels renamed), held out in turn: a clerk corrects, on the first k = 1, 2, 3 receipts of that
@@ -40,7 +40,6 @@ from tools.novel_layouts import NOVEL_LAYOUTS, generate_novel  # noqa: E402
 from tools.receipt_generator import generate_receipt  # noqa: E402
 
 FIELDS = list(config.FIELDS)
-LEARN_SEEDS = (1, 2, 3)
 EVAL_FROM = 100  # evaluation seeds are EVAL_FROM.. (never a learning seed)
 SHIPPED_FROM = 5000
 
@@ -78,7 +77,7 @@ class Tenant:
             if same_value(name, page.truth.get(name), stored.get(name)) or page.truth.get(name) is None:
                 continue
             value, refused = read_correction(name, page.truth[name])
-            lesson = None if refused else learn_from_correction(document, name, value)
+            lesson = None if refused else learn_from_correction(document, name, value, learned=self.rules)
             if lesson is None:
                 continue
             known = next((rule for rule in self.rules if same_rule(rule, lesson)), None)
@@ -106,9 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--next", type=int, default=20, help="receipts of the layout measured after learning")
     parser.add_argument("--others", type=int, default=20, help="receipts of the shipped layouts checked")
     parser.add_argument("--variant", default="mixed", help="clean, whatsapp, lowres, or mixed (by seed)")
+    parser.add_argument("--k", type=int, default=3, help="corrected receipts, learned one by one (k = 1..K)")
     parser.add_argument("--profile", default=config.OCR_CONFIG["default_profile"])
     args = parser.parse_args(argv)
     variant = None if args.variant == "mixed" else args.variant
+    if not 1 <= args.k < EVAL_FROM:
+        parser.error(f"--k must be 1 to {EVAL_FROM - 1} (learning seeds never overlap the measured ones)")
 
     engine = get_aplicador()
     engine.preload(args.profile)
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         receipt = generate_novel(seed, layout, variant)
         return Page(receipt.filename, receipt.image_bytes, receipt.fields, engine, args.profile)
 
-    learn = {layout: [novel(layout, s) for s in LEARN_SEEDS] for layout in NOVEL_LAYOUTS}
+    learn = {layout: [novel(layout, s) for s in range(1, args.k + 1)] for layout in NOVEL_LAYOUTS}
     evaluate = {layout: [novel(layout, EVAL_FROM + i) for i in range(args.next)] for layout in NOVEL_LAYOUTS}
     shipped = []
     for i in range(args.others):
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for layout in NOVEL_LAYOUTS:
         tenant = Tenant()
         elsewhere = [p for other, pages in evaluate.items() if other != layout for p in pages] + shipped
-        for k in range(0, len(LEARN_SEEDS) + 1):
+        for k in range(0, args.k + 1):
             if k:
                 tenant.correct(learn[layout][k - 1])
             rules = list(tenant.rules)

@@ -12,10 +12,12 @@ proposed is what would have found it.
 
 The layout's signature is the bank the shipped rules read on the page and the set of labels on
 the page (`page_labels`): digit-free short segments that end in a colon, have a value to their
-right on the same line, or are known labels (the shipped rules' or the tenant's learned ones).
+right on the same line or a number right under them, or are known labels (the shipped rules' or the tenant's learned ones).
 
-Applying (`apply_learned`): only rules whose signature matches the page (same bank, unless the
-rule learns the bank itself; at least MIN_LAYOUT_SHARE of the page's labels are in the signature)
+Applying (`apply_learned`): only rules whose signature matches the page (a compatible bank,
+unless the rule learns the bank itself; its label on the page; at least MIN_LAYOUT_SHARE of the
+smaller label set, the page's or the signature's, in the other: a layout's optional rows come and
+go, another layout shares few labels)
 are added to the shipped rules, and only their own fields are taken from that extraction, by
 this policy (documented in the README and tested):
 
@@ -161,9 +163,19 @@ def page_labels(doc: Document, known: Iterable[str] = ()) -> set[str]:
         if not _looks_like_label(text):
             continue
         form = label_form(text)
-        if form in known_forms or text.rstrip().endswith(":") or _right_neighbour(doc, segment) is not None:
+        if (form in known_forms or text.rstrip().endswith(":") or _right_neighbour(doc, segment) is not None
+                or _number_below(doc, segment)):
             found.add(form)
     return found
+
+
+def _number_below(doc: Document, segment: Segment) -> bool:
+    """A stacked row's label: the segment right under it (same column) holds a number."""
+    if segment.line + 1 >= len(doc.lines):
+        return False
+    below = [s for s in doc.lines[segment.line + 1].segments
+             if min(s.box[2], segment.box[2]) - max(s.box[0], segment.box[0]) > 0]
+    return bool(below) and any(ch.isdigit() for ch in below[0].text)
 
 
 def known_label_forms(rules: RuleSet, learned: Iterable[LearnedRule] = ()) -> set[str]:
@@ -296,8 +308,9 @@ def finds(rules: RuleSet, ocr: dict[str, Any], learned: LearnedRule) -> str | No
 
 
 def learn_from_correction(document: dict[str, Any], campo: str, valor: str | None,
-                          rules: RuleSet | None = None) -> Lesson | None:
-    """What would have found `valor` for `campo` on the page of this result document, or None."""
+                          rules: RuleSet | None = None, learned: Iterable[LearnedRule] = ()) -> Lesson | None:
+    """What would have found `valor` for `campo` on the page of this result document, or None.
+    `learned`: the tenant's rules so far, whose labels count among the page's."""
     rules = rules or get_registry().current
     ocr = ocr_of(document)
     if ocr is None or not valor or template_rule(rules, campo) is None:
@@ -317,7 +330,7 @@ def learn_from_correction(document: dict[str, Any], campo: str, valor: str | Non
             tried.add((label_form(label), position))
             candidate = LearnedRule("propuesta", campo, label, position, bank)
             if finds(rules, ocr, candidate) == valor:
-                labels = page_labels(doc, known_label_forms(rules)) | {label_form(label)}
+                labels = page_labels(doc, known_label_forms(rules, learned)) | {label_form(label)}
                 return Lesson(campo, valor, label, position, bank, tuple(sorted(labels)),
                               (wrong_rule,) if wrong_rule else ())
     return None
@@ -336,8 +349,8 @@ def matches_layout(rule: LearnedRule, bank: str | None, labels: set[str]) -> boo
         return False
     if label_form(rule.etiqueta) not in labels:
         return False
-    signature = set(rule.etiquetas_pagina)
-    return bool(labels) and len(labels & signature) / len(labels) >= MIN_LAYOUT_SHARE
+    signature = set(rule.etiquetas_pagina) | {label_form(rule.etiqueta)}
+    return len(labels & signature) / min(len(labels), len(signature)) >= MIN_LAYOUT_SHARE
 
 
 def apply_learned(document: dict[str, Any], learned: list[LearnedRule],

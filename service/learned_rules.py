@@ -87,8 +87,14 @@ def propose_from_corrections(rt: Runtime, tenant_id: int, upload_id: int, docume
     """Proposals from the fields a correction set on the page of `document` (the result before
     it). Returns the ids of the rules proposed or taught again; never raises."""
     try:
-        lessons = [lesson for field, _old, new in changed if new is not None
-                   if (lesson := learn_from_correction(document, field, new)) is not None]
+        wanted = [(field, new) for field, _old, new in changed if new is not None]
+        if not wanted:
+            return []
+        with rt.db.session() as session:
+            known = all_rules(session, tenant_id)
+        # The page is read outside any transaction: it takes tens of milliseconds per field.
+        lessons = [lesson for field, new in wanted
+                   if (lesson := learn_from_correction(document, field, new, learned=known)) is not None]
         if not lessons:
             return []
         with rt.db.session() as session:
@@ -152,6 +158,13 @@ def switch_off(rt: Runtime, tenant_id: int, rule_id: int, actor: str) -> dict[st
 # ------------------------------------------------------------------------------------------------
 # Applying
 # ------------------------------------------------------------------------------------------------
+def all_rules(session: Session, tenant_id: int) -> list[LearnedRule]:
+    """Every rule of the tenant (their labels are labels of its layouts, whatever their state)."""
+    rows = session.scalars(select(LearnedRuleRow).where(LearnedRuleRow.tenant_id == tenant_id)
+                           .order_by(LearnedRuleRow.id)).all()
+    return [as_learned(row) for row in rows]
+
+
 def active_rules(session: Session, tenant_id: int) -> list[LearnedRule]:
     rows = session.scalars(select(LearnedRuleRow).where(LearnedRuleRow.tenant_id == tenant_id,
                                                         LearnedRuleRow.estado == LearnedRuleState.ACTIVE)

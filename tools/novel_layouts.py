@@ -46,6 +46,27 @@ NOVEL_LAYOUTS: dict[str, tuple[str, str, dict[str, str], tuple[str, ...] | None]
         "Banco:": "Entidad:",
         "Concepto:": "Glosa:",
     }, None),
+    # Bancamiga's stacked rows (label above value, sometimes in two columns) under new labels.
+    "novel_stacked": ("bancamiga", "_bancamiga_rows", {
+        "Monto": "Suma enviada",
+        "Referencia": "Código único",
+        "Nro. Referencia": "Código único",
+        "N° de operación": "Código único",
+        "Operación": "Código único",
+        "Fecha": "Emitido",
+        "Hora": "Instante",
+        "Cuenta destino": "Abonado en",
+        "Beneficiario": "Receptor",
+        "Banco destino": "Entidad destinataria",
+        "Banco receptor": "Entidad destinataria",
+        "Teléfono": "Móvil receptor",
+        "Celular destino": "Móvil receptor",
+        "Cédula": "Documento receptor",
+        "Documento de identidad": "Documento receptor",
+        "Cuenta origen": "Debitado desde",
+        "Cuenta debitada": "Debitado desde",
+        "Concepto": "Glosa",
+    }, None),
 }
 
 _patching = threading.Lock()  # the renaming patches a module global: one receipt at a time
