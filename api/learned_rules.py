@@ -3,19 +3,22 @@ accepted or switched off by its admins.
 
     GET  /learned_rules                      ?estado=propuesta|activa|desactivada&limit=&cursor=  (id order)
     GET  /learned_rules/<id>
-    POST /learned_rules/<id>/accept          (admin) the rule applies to later receipts of its layout
+    POST /learned_rules/<id>/accept          (admin) the rule applies to later receipts of its layout;
+                                             {"releer_pendientes": true} re-reads the pending ones too
     POST /learned_rules/<id>/switch_off      (admin) it no longer applies
 
 Another tenant's rule answers 404 exactly as a missing one.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from flask import Blueprint, Response, g, request
 
 from api.errors import ApiError, ok
-from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.inputs import bool_field, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
 from api.openapi import endpoint
-from api.schemas_learned import LearnedRuleOut, LearnedRulesOut, LearnedRulesQuery
+from api.schemas_learned import AcceptBody, LearnedRuleOut, LearnedRulesOut, LearnedRulesQuery
 from database import LearnedRuleState
 from service import learned_rules
 from service.access import Principal
@@ -65,7 +68,7 @@ def get_learned(rule_id: int) -> Response:
         raise _not_found(rule_id) from None
 
 
-def _change(rule_id: int, action) -> Response:
+def _change(rule_id: int, action: Callable[[Runtime, int, int, str], dict[str, Any]]) -> Response:
     rt = runtime()
     try:
         return ok({"regla": action(rt, tenant_id(), _rule_id(rule_id), who(rt, g.get("principal")))})
@@ -74,10 +77,20 @@ def _change(rule_id: int, action) -> Response:
 
 
 @blueprint.post("/learned_rules/<int:rule_id>/accept")
-@endpoint("Accept a learned rule: it applies to the tenant's later receipts of its layout (records who)",
-          ok=LearnedRuleOut, errors={404: NOT_FOUND}, admin=True)
+@endpoint("Accept a learned rule: it applies to the tenant's later receipts of its layout (records who); "
+          "releer_pendientes re-reads its pending, uncorrected receipts with the active rules",
+          json=AcceptBody, ok=LearnedRuleOut, errors={404: NOT_FOUND}, admin=True)
 def accept_learned(rule_id: int) -> Response:
-    return _change(rule_id, learned_rules.accept)
+    reread = bool_field(json_body(), "releer_pendientes", False)
+    rt = runtime()
+    try:
+        rule = learned_rules.accept(rt, tenant_id(), _rule_id(rule_id), who(rt, g.get("principal")))
+    except learned_rules.RuleNotFound:
+        raise _not_found(rule_id) from None
+    answer = {"regla": rule}
+    if reread:
+        answer["releidos"] = learned_rules.reread_with_active(rt, tenant_id())
+    return ok(answer)
 
 
 @blueprint.post("/learned_rules/<int:rule_id>/switch_off")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.schemas import Closed, NextCursor, PageQuery, Success, Timestamp
 
@@ -44,3 +44,9 @@ class LearnedRulesOut(Success):
 
 class LearnedRuleOut(Success):
     regla: LearnedRuleView
+    releidos: int | None = Field(None, description="Pending receipts re-read and changed (when asked for)")
+
+
+class AcceptBody(BaseModel):
+    releer_pendientes: StrictBool = Field(False, description="Also re-read the tenant's receipts still pending "
+                                                             "review and never corrected, with its active rules")

@@ -8,6 +8,7 @@ admins, applied by the worker to its later receipts of the same layout.
   a switched-off rule stays off. Learning never fails a correction: an error is logged.
 - `accept` / `switch_off` set the state and record who did it (the name api/learned_rules.py
   `who` gives: the one place a staff account's person would slot in) and when. Another tenant's rule is missing (RuleNotFound).
+- `reread_with_active` re-reads the tenant's pending receipts when an admin asks on acceptance.
 - `apply_to_document` is the worker's hook (service/batches.py): the tenant's active rules that
   match the page's layout fill what the shipped rules missed, or replace only a value of a shipped
   rule a correction proved wrong on that layout (the policy of extraction/learning.py). A tenant
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from database import LearnedRuleRow, LearnedRuleState, iso, utcnow
 from extraction.learning import LearnedRule, Lesson, apply_learned, label_form, learn_from_correction, merged, same_rule
+from service.learned_reread import reread_pending
 from service.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -172,6 +174,13 @@ def active_rules(session: Session, tenant_id: int) -> list[LearnedRule]:
     return [as_learned(row) for row in rows]
 
 
+def reread_with_active(rt: Runtime, tenant_id: int) -> int:
+    """Re-read the tenant's pending receipts with its active rules (service/learned_reread.py)."""
+    with rt.db.session() as session:
+        rules = active_rules(session, tenant_id)
+    return reread_pending(rt, tenant_id, rules)
+
+
 def apply_to_document(rt: Runtime, tenant_id: int, document: dict[str, Any]) -> dict[str, Any]:
     """The worker's document with the tenant's matching active rules applied (or as it was)."""
     if not isinstance(document, dict) or document.get("processing_status") != "success":
@@ -188,4 +197,4 @@ def apply_to_document(rt: Runtime, tenant_id: int, document: dict[str, Any]) -> 
 
 
 __all__ = ["LearnedRuleState", "Page", "RuleNotFound", "accept", "active_rules", "apply_to_document", "get_rule",
-           "label_form", "list_rules", "propose_from_corrections", "switch_off"]
+           "label_form", "list_rules", "propose_from_corrections", "reread_with_active", "switch_off"]

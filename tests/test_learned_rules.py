@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, select
 
-from database import Database, LearnedRuleRow, Role, Upload
+from database import Database, LearnedRuleRow, Result, Role, Upload
 from extraction.extractor import extract_fields, ocr_result_from_text
 from extraction.learning import LearnedRule, apply_learned, learn_from_correction
 from main_ocr_process import ImagenLote
@@ -258,3 +258,32 @@ def test_the_learned_rules_table_is_added_on_top_of_0005(empty_database_url):  #
         stored = session.scalar(select(LearnedRuleRow))
         assert (stored.estado, stored.veces, stored.etiquetas_pagina) == ("propuesta", 1, ["clave unica"])
     db.dispose()
+
+
+def test_accepting_can_reread_the_pending_receipts_of_that_layout(desk):
+    _, rt, client, keys, _ = desk
+    texts = [LAYOUT.format(ref=ref, monto="3,00", concepto="c") for ref in ("405622415499", "70707070", "80808080",
+                                                                            "90909090")]
+    first, pending, decided, others = (receipt(desk, "staff", t) for t in texts)
+    theirs = receipt(desk, "other", LAYOUT.format(ref="60606060", monto="3,00", concepto="c"))
+    correct(desk, first, {"referencia": "405622415499"})
+    review = client.post(f"/api/uploads/{decided}/review", headers=keyed(keys["staff"]), json={"estado": "aprobado"})
+    assert review.status_code == 200
+    rule_id = rules(desk, "staff")[0]["id"]
+    bad = client.post(f"/api/learned_rules/{rule_id}/accept", headers=keyed(keys["boss"]),
+                      json={"releer_pendientes": "yes"})
+    assert bad.status_code == 400 and rules(desk, "staff")[0]["estado"] == "propuesta"
+    answer = client.post(f"/api/learned_rules/{rule_id}/accept", headers=keyed(keys["boss"]),
+                         json={"releer_pendientes": True})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["releidos"] == 2  # `pending` and `others`: never corrected, still pending
+    reread = fields(desk, "staff", pending)
+    assert reread["extracted_fields"]["referencia"] == "70707070"
+    assert reread["campos_detalle"]["referencia"]["regla"] == f"aprendida.{rule_id}"
+    assert fields(desk, "staff", others)["extracted_fields"]["referencia"] == "90909090"
+    assert fields(desk, "staff", decided)["extracted_fields"]["referencia"] is None  # a person decided it
+    assert fields(desk, "other", theirs)["extracted_fields"]["referencia"] is None  # another tenant's
+    with rt.db.session() as session:  # the result's column and file follow the document
+        row = session.scalar(select(Result).where(Result.upload_id == pending))
+        assert row.referencia == "70707070"
+    assert '"70707070"' in (rt.storage.dirs["results"] / f"{row.filename}.json").read_text()

@@ -20,12 +20,12 @@
     return node;
   }
 
-  function api(method, path) {
+  function api(method, path, body) {
     var options = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
     if (method !== "GET") {
       options.headers["X-CSRF-Token"] = csrf;
       options.headers["Content-Type"] = "application/json";
-      options.body = "{}";
+      options.body = JSON.stringify(body || {});
     }
     return fetch(path, options).then(function (response) {
       if (response.status === 401) { window.location.href = "/review/login"; throw new Error("sesión vencida"); }
@@ -62,9 +62,12 @@
     var b = el("button", {type: "button", class: action === "accept" ? "" : "secundario"}, text);
     b.addEventListener("click", function () {
       b.disabled = true;
-      api("POST", "/api/learned_rules/" + rule.id + "/" + action).then(function (data) {
+      var reread = $("releer-pendientes");
+      var body = action === "accept" && reread && reread.checked ? {releer_pendientes: true} : {};
+      api("POST", "/api/learned_rules/" + rule.id + "/" + action, body).then(function (data) {
         if (!data.success) { say((data.error && data.error.message) || "No se pudo cambiar la regla", true); return; }
-        say(action === "accept" ? "Regla aceptada: se aplica a los próximos comprobantes de ese diseño."
+        var note = typeof data.releidos === "number" ? " Comprobantes pendientes releídos: " + data.releidos + "." : "";
+        say(action === "accept" ? "Regla aceptada: se aplica a los próximos comprobantes de ese diseño." + note
                                 : "Regla desactivada.", false);
         load(false);
       }).catch(function (e) { say(e.message, true); }).then(function () { b.disabled = false; });
@@ -89,7 +92,9 @@
     }).catch(function (e) { say(e.message, true); });
   }
 
-  $("filtro-reglas").addEventListener("change", function () { load(false); });
+  $("filtro-reglas").addEventListener("change", function (event) {
+    if (event.target.name === "estado") load(false);
+  });
   $("mas-reglas").addEventListener("click", function () { load(true); });
   load(false);
 })();
