@@ -202,8 +202,11 @@ def rule_entry(rules: RuleSet, learned: LearnedRule) -> dict[str, Any] | None:
     if template is None:
         return None
     entry = {k: copy.deepcopy(v) for k, v in template.items() if k not in ("_comment", "description")}
+    # One cell, as it was learned: the value was found inside one segment (a shipped rule's block of
+    # lines would run on into the next row when that row's label is one the rules do not know).
     entry.update(id=learned.rule_id, labels=[learned.etiqueta], positions=[learned.posicion],
-                 priority=LEARNED_PRIORITY, description=f"aprendida de una corrección: {learned.etiqueta}")
+                 priority=LEARNED_PRIORITY, description=f"aprendida de una corrección: {learned.etiqueta}",
+                 block_lines=1, wrap=False)
     return entry
 
 
@@ -291,9 +294,12 @@ def _label_candidates(doc: Document, segment: Segment, start: int) -> list[tuple
     if left is not None:
         out.append((left.text, "right"))
     above = _above(doc, segment)
-    # Below only in a stacked row: a value with a label at its left, or a "label" with a value at
-    # its own right, belongs to a row of its own (BDV's "Destino: 0412..." is not the bank's label).
-    if above is not None and left is None and _right_neighbour(doc, above) is None:
+    # Below only in stacked rows (one column or several side by side): a value with a label at its
+    # left, or a label with a value at its right, is a row of its own ("Destino:  0412..." above
+    # "Banco:  0102 - BANCO..." is not the bank's label).
+    beside = None if above is None else _right_neighbour(doc, above)
+    if (above is not None and (left is None or not _looks_like_label(left.text))
+            and (beside is None or _looks_like_label(beside.text))):
         out.append((above.text, "below"))
     return [(_clean_label(text), pos) for text, pos in out if _looks_like_label(text)]
 

@@ -55,7 +55,7 @@ NOVEL_LAYOUTS: dict[str, tuple[str, str, dict[str, str], tuple[str, ...] | None]
         "Operación": "Código único",
         "Fecha": "Emitido",
         "Hora": "Instante",
-        "Cuenta destino": "Abonado en",
+        "Cuenta destino": "Abonado hacia",
         "Beneficiario": "Receptor",
         "Banco destino": "Entidad destinataria",
         "Banco receptor": "Entidad destinataria",
