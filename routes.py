@@ -16,18 +16,32 @@ State lives in the database, so any web process (or host) can answer for work an
                      POST /webhooks/deliveries/<id>/resend
     api/statements.py POST/GET /statements, GET /statements/<id>/movements,
                      GET /conciliacion/no_conciliados, GET /conciliacion/resumen
+    api/learned_rules.py GET /learned_rules, GET /learned_rules/<id>, POST /learned_rules/<id>/accept,
+                     POST /learned_rules/<id>/switch_off (admin): rules taught by corrections
     api/docs.py      GET /openapi.json, GET /docs (built from the declarations, api/openapi.py)
 """
 from __future__ import annotations
 
 from flask import Blueprint
 
-from api import batches, docs, follow, ops, results, retries, review_queue, statements, uploads, webhooks
+from api import (
+    batches,
+    docs,
+    follow,
+    learned_rules,
+    ops,
+    results,
+    retries,
+    review_queue,
+    statements,
+    uploads,
+    webhooks,
+)
 from api.errors import ApiError
 from api.ops import prometheus_metrics
 
 api = Blueprint("api", __name__, url_prefix="/api")
-for part in (uploads, follow, batches, results, ops, retries, review_queue, webhooks, statements, docs):
+for part in (uploads, follow, batches, results, ops, retries, review_queue, webhooks, statements, learned_rules, docs):
     api.register_blueprint(part.blueprint)
 
 __all__ = ["ApiError", "api", "prometheus_metrics"]

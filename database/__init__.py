@@ -14,6 +14,7 @@ from database.core import (
     make_engine,
     utcnow,
 )
+from database.learned_rules import LearnedRuleRow, LearnedRuleState
 from database.models import (
     DEFAULT_TENANT_ID,
     DEFAULT_TENANT_NAME,
@@ -52,4 +53,5 @@ __all__ = [
     "TENANT_SCOPE", "DeliveryState", "WebhookAttempt", "WebhookConfig", "WebhookDelivery", "WebhookEvent",
     "WebhookUploadRoute",
     "BankStatement", "Conciliacion", "StatementMovement",
+    "LearnedRuleRow", "LearnedRuleState",
 ]

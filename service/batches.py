@@ -11,6 +11,7 @@ from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
 from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
+from service.learned_rules import apply_to_document
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
 
@@ -44,8 +45,10 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
     """
     processed = failed = 0
 
-    def record(upload: Upload, document: dict[str, Any]) -> None:
+    def record(upload: Upload, document: dict[str, Any], learned: bool = True) -> None:
         nonlocal processed, failed
+        if learned:  # the tenant's accepted learned rules, for its receipts of their layouts
+            document = apply_to_document(rt, upload.tenant_id, document)
         try:
             finished = finish_upload(rt, worker_id, upload, document)
         except INFRASTRUCTURE_FAULTS:
@@ -75,7 +78,7 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
                                               batch.profile, batch.language, "file_missing",
                                               "The image file is no longer in storage"))
             elif reused is not None:
-                record(upload, reused)
+                record(upload, reused, learned=False)
             else:
                 # An OSError reading a stored image is the disk's failure, not the image's: it propagates.
                 items.append(ImagenLote(upload.stored_name, path.read_bytes(), upload.upload_metadata))

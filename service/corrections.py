@@ -39,6 +39,7 @@ from database import (
 from extraction.corrections import read_correction
 from service.access import Principal
 from service.conciliation import lock_tenant, reconcile_in, write_files
+from service.learned_rules import propose_from_corrections
 from service.results import set_field_columns
 from service.reuse import flag_reuse
 from service.runtime import Runtime
@@ -215,7 +216,8 @@ def _store_correction(rt: Runtime, tenant_id: int, upload_id: int, read: dict[st
         if upload.status != UploadStatus.PROCESSED or row is None or row.processing_status != "success":
             raise NotProcessed(upload.status)
         now = utcnow()
-        document, changed = corrected_document(row.document, read, actor, iso(now))
+        before = row.document
+        document, changed = corrected_document(before, read, actor, iso(now))
         if not changed:
             session.rollback()
             return upload
@@ -237,6 +239,8 @@ def _store_correction(rt: Runtime, tenant_id: int, upload_id: int, read: dict[st
             rt.storage.write_result(result.filename, result.document)
         session.commit()
     write_files(rt, files)
+    # What the correction teaches is proposed once it is committed (a proposal never fails it).
+    propose_from_corrections(rt, tenant_id, upload_id, before, changed, actor)
     return upload
 
 

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYS = ["k3y-Alpha-7f3a9c1e5b", "k3y-Bravo-0d4e8f2a6c"]
 BAD_KEY = "k3y-Wrong-9e8d7c6b5a"
 SAMPLE_ARGUMENTS = {"request_id": "BATCH_20250711_143052_a8f", "filename": "20250711-A--1@lid_Ana_10-00.png",
-                    "upload_id": "1", "delivery_id": "1", "statement_id": "1", "correction_id": "1"}
+                    "upload_id": "1", "delivery_id": "1", "statement_id": "1", "correction_id": "1",
+                    "rule_id": "1"}
 
 
 def api_routes(app):

@@ -77,6 +77,14 @@ def desk() -> Response | str:
     return render_template("desk.html", **_page_context())
 
 
+@blueprint.get("/reglas")
+def learned_rules() -> Response | str:
+    """The tenant's rules learned from corrections (web/static/learned_rules.js calls /api/learned_rules)."""
+    if not _signed_in():
+        return redirect(url_for("review.login_form"))
+    return render_template("learned_rules.html", **_page_context())
+
+
 def _login_page(error: str | None, status: int = 200) -> tuple[str, int]:
     rt = runtime()
     return render_template("login.html", csrf=browser_session.csrf_token(), error=error,
