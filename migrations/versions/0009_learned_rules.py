@@ -2,7 +2,7 @@
 changed, so the previous release runs unchanged against this schema.
 
 Revision ID: 0009_learned_rules
-Revises: 0005_statements
+Revises: 0008_staff_accounts
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0009_learned_rules'
-down_revision = '0005_statements'
+down_revision = '0008_staff_accounts'
 branch_labels = None
 depends_on = None
 
