@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     STORAGE_ROOT: Path = BASE_DIR
     DATA_DIR: Path | None = None
     DATABASE_URL: str | None = None
+    # Where upload images live: the data directory, or the PostgreSQL database itself (several hosts).
+    IMAGE_STORAGE: Literal["local", "postgresql"] = "local"
     # Serving
     # None: 0.0.0.0 when a key is configured, else 127.0.0.1 (closed by default).
     HOST: str | None = None
@@ -197,6 +199,9 @@ class Settings(BaseSettings):
             raise ValueError("MIN_IMAGE_SIDE must not be larger than MAX_IMAGE_SIDE")
         if self.MAX_FILE_SIZE_MB > self.MAX_REQUEST_SIZE_MB:
             raise ValueError("MAX_FILE_SIZE_MB must not be larger than MAX_REQUEST_SIZE_MB")
+        if self.IMAGE_STORAGE == "postgresql" and not self.database_url.startswith(("postgresql", "postgres://")):
+            raise ValueError("IMAGE_STORAGE=postgresql keeps the images in the database and needs a PostgreSQL "
+                             "DATABASE_URL (postgresql+psycopg2://...); with SQLite use IMAGE_STORAGE=local")
         return self
 
     @property
