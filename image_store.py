@@ -5,7 +5,8 @@ Two places, chosen by IMAGE_STORAGE for new uploads and recorded per upload in
 
 * `local` (and NULL, uploads stored before revision 0007 or by an older release): the data
   directory, an image in inbox/, processing/, processed/ or errors/ as its row's status says
-  (storage.py). One machine, or several sharing one disk.
+  (storage.py). One machine, or several sharing one disk; `uploads.image_host` names the data
+  directory, so a host with a disk of its own leaves other hosts' local images to them.
 * `postgresql`: the bytes in `upload_images`, in chunks, written in the transaction that creates
   the upload and deleted in the one that removes it. Any host reads and serves any upload and one
   dump holds rows and images; the status is the row's alone, there is nothing to move.
@@ -16,10 +17,10 @@ import io
 from dataclasses import dataclass
 from typing import IO, Any, Iterable
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from database import Database, UploadImage, UploadStatus
+from database import Database, Upload, UploadImage, UploadStatus
 from storage import STATUS_DIRECTORY, StagedFile, Storage
 
 LOCAL = "local"
@@ -67,10 +68,23 @@ class ImageStore:
         """
         upload.image_store = self.kind
         if self.kind == LOCAL:
+            upload.image_host = self.storage.identity()
             self.storage.publish(staged, upload.stored_name)
             return
         with open(staged.path, "rb") as handle:
             self._insert_chunks(session, upload.id, iter(lambda: handle.read(CHUNK_BYTES), b""))
+
+    def mark_local(self, upload: Any) -> None:
+        """An image already in this host's inbox (adopted), recorded as such."""
+        upload.image_store, upload.image_host = LOCAL, self.storage.identity()
+
+    def readable(self) -> Any:
+        """SQL condition: uploads whose image this host can read. Every database image; a local
+        image only on this host's data directory (or one shared with it), and any stored before
+        directories had an id. A host never claims, nor purges, an upload whose image it cannot reach."""
+        identity = self.storage.identity(create=self.kind == LOCAL)
+        here = [Upload.image_host == identity] if identity else []
+        return or_(Upload.image_store.is_(None), Upload.image_store != LOCAL, Upload.image_host.is_(None), *here)
 
     def put_bytes(self, session: Session, upload: Any, data: bytes) -> None:
         """An image already in memory (adopted from an inbox) into the database, with its row."""

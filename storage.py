@@ -25,6 +25,7 @@ DIRECTORY_KEYS = ("inbox", "processing", "processed", "errors", "results")
 STATUS_DIRECTORY = {"pending": "inbox", "processing": "processing", "processed": "processed", "error": "errors"}
 IMAGE_DIRECTORIES = ("inbox", "processing", "processed", "errors")
 STAGING_PREFIX = ".upload-"
+IDENTITY_FILE = ".storage-id"
 COPY_CHUNK = 1024 * 1024
 
 METADATA_FIELDS = ("numerosorteo", "fechasorteo", "idWhatsapp", "nombre", "horamin")
@@ -195,6 +196,34 @@ class Storage:
     def ensure_directories(self) -> None:
         for directory in self.dirs.values():
             directory.mkdir(parents=True, exist_ok=True)
+
+    def identity(self, create: bool = True) -> str | None:
+        """The id of this data directory, made once (by whichever process comes first) and shared
+        by every host that mounts it: recorded with each local image, so a host can tell an image
+        on its own (or shared) disk from one on another host's. None if it has none and `create`
+        is false (a host that never stored an image on its disk)."""
+        cached = getattr(self, "_identity", None)
+        if cached:
+            return cached
+        path = self.dirs["inbox"].parent / IDENTITY_FILE
+        try:
+            identity = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            identity = ""
+        if not identity and not create:
+            return None
+        if not identity:
+            temp = path.with_name(f".{IDENTITY_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+            temp.write_text(uuid.uuid4().hex, encoding="ascii")
+            try:
+                os.link(temp, path)  # never replaces an id another process wrote first
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink(missing_ok=True)
+            identity = path.read_text(encoding="ascii").strip()
+        self._identity = identity
+        return identity
 
     def path(self, key: str, name: str) -> Path:
         if not is_plain_name(name):

@@ -113,6 +113,8 @@ class Upload(Base):
     # Where the image is (image_store.py): "local" (the data directory) or "postgresql" (upload_images).
     # NULL on uploads stored before revision 0007 and by older releases: the local directory.
     image_store: Mapped[str | None] = mapped_column(String(16))
+    # For a local image, the id of the data directory holding it (storage.Storage.identity).
+    image_host: Mapped[str | None] = mapped_column(String(64))
 
     # sqlite_autoincrement: SQLite would otherwise hand a purged upload's id to the next one, and the
     # payment ledger (which outlives uploads) would take the new upload for the old one.

@@ -131,7 +131,7 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
             if should_stop is not None and should_stop():
                 return done
             uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, batch.request_id, batch.cutoff_upload_id,
-                                    batch.tenant_id)
+                                    batch.tenant_id, readable=rt.images.readable())
             if not uploads:
                 break
             processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch, should_stop)
@@ -155,8 +155,10 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
 
     Stopped half-way, the round closes with what it finished; the rest stays claimed for hand_back.
     """
-    tenant_id = next_tenant_with_work(rt.db)
-    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id)
+    readable = rt.images.readable()  # never an image on another host's own disk
+    tenant_id = next_tenant_with_work(rt.db, readable)
+    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id,
+                                                         readable=readable)
     if not uploads:
         return 0
     now = rt.db.now()  # its lease is compared with the database's clock

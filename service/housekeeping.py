@@ -30,7 +30,7 @@ from database import (
     iso,
     utcnow,
 )
-from image_store import LOCAL, POSTGRESQL, ImageRef
+from image_store import POSTGRESQL, ImageRef
 from service.conciliation import reconcile_upload
 from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
@@ -125,7 +125,7 @@ def _adopt(rt: Runtime, path: Any) -> bool:
             if rt.images.kind == POSTGRESQL:
                 rt.images.put_bytes(session, upload, data)
             else:
-                upload.image_store = LOCAL
+                rt.images.mark_local(upload)
             if error is not None:  # failed as it is registered: its event commits with it
                 enqueue_upload_event(session, upload, "upload.failed")
             session.commit()
@@ -213,14 +213,15 @@ def retry_reconciliation(rt: Runtime) -> int:
 
 # --- retention --------------------------------------------------------------------------------
 def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
-    """Remove finished uploads, their results and files older than the retention; never pending work."""
+    """Remove finished uploads, their results and images older than the retention; never pending
+    work, nor an upload whose image is on another host's own disk (its host removes both)."""
     now = utcnow()
     cutoff = now - timedelta(hours=retention_hours)
     finished_at = func.coalesce(Upload.processed_at, Upload.created_at)
     with rt.db.session() as session:
         expired = [ImageRef(*row) for row in session.execute(
             select(Upload.id, Upload.stored_name, Upload.image_store)
-            .where(Upload.status.in_(UploadStatus.FINISHED), finished_at < cutoff)).all()]
+            .where(Upload.status.in_(UploadStatus.FINISHED), finished_at < cutoff, rt.images.readable())).all()]
     removed_names: list[str] = []
     freed = 0
     results_removed = 0

@@ -53,7 +53,7 @@ def _retryable(now: datetime) -> Any:
                and_(Upload.status == UploadStatus.PROCESSING, Upload.lease_expires_at < now))
 
 
-def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None = None) -> Any:
+def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None = None, readable: Any = None) -> Any:
     original = aliased(Upload)
     # A duplicate waits for its original, so its result can be reused instead of a second OCR.
     original_unfinished = exists().where(
@@ -65,23 +65,26 @@ def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None =
         condition = and_(condition, Upload.id <= max_upload_id)
     if tenant_id is not None:
         condition = and_(condition, Upload.tenant_id == tenant_id)
+    if readable is not None:  # only uploads whose image this host can read (ImageStore.readable)
+        condition = and_(condition, readable)
     return condition
 
 
-def next_tenant_with_work(db: Database) -> int | None:
+def next_tenant_with_work(db: Database, readable: Any = None) -> int | None:
     """The tenant of the oldest claimable upload: a batch holds the uploads of one tenant only."""
     with db.session() as session:
-        claimable = _claimable(database_now(session), None)
+        claimable = _claimable(database_now(session), None, readable=readable)
         return session.scalar(select(Upload.tenant_id).where(claimable).order_by(Upload.id).limit(1))
 
 
 def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
                   request_id: str | None = None, max_upload_id: int | None = None,
-                  tenant_id: int | None = None) -> list[Upload]:
-    """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer."""
+                  tenant_id: int | None = None, readable: Any = None) -> list[Upload]:
+    """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer.
+    `readable`: only uploads whose image this host can read (ImageStore.readable)."""
     with db.session() as session:
         now = database_now(session)
-        claimable = _claimable(now, max_upload_id, tenant_id)
+        claimable = _claimable(now, max_upload_id, tenant_id, readable)
         candidates = session.scalars(
             select(Upload.id).where(claimable).order_by(Upload.id).limit(limit)
             .with_for_update(skip_locked=True)

@@ -37,6 +37,8 @@ class Runtime:
         runtime = cls(settings=settings, db=Database(settings["DATABASE_URL"]),
                       storage=Storage(settings["ASYNC_DIRECTORIES"], result_files=local))
         runtime.storage.ensure_directories()
+        if local:
+            runtime.storage.identity()  # made at start-up, not by the first upload
         runtime.images  # noqa: B018 - refuses a storage the database cannot hold, at start-up
         return runtime
 

@@ -213,3 +213,33 @@ def test_an_upload_that_fails_to_commit_leaves_no_image(pg_app, monkeypatch):
     with rt.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Upload)) == 0
         assert session.scalar(select(func.count()).select_from(UploadImage)) == 0
+
+
+# --- local images on a disk of one's own ---------------------------------------------------------
+def test_a_host_never_claims_nor_purges_a_local_image_on_another_hosts_disk(make_app, tmp_path):
+    """Two hosts on one database with a DATA_DIR each and IMAGE_STORAGE=local (a misconfiguration
+    for several hosts, README says): B's worker leaves A's uploads to A instead of failing them as
+    file_missing, and B's retention leaves A's rows instead of deleting rows whose files stay on A."""
+    from datetime import timedelta
+
+    from service.jobs import claim_uploads, next_tenant_with_work
+
+    host_a = make_app(DATA_DIR=str(tmp_path / "a")).extensions["ocr_runtime"]
+    host_b = make_app(DATA_DIR=str(tmp_path / "b")).extensions["ocr_runtime"]
+    shared = make_app(DATA_DIR=str(tmp_path / "a")).extensions["ocr_runtime"]  # a host mounting A's disk
+    entries = upload(make_app(DATA_DIR=str(tmp_path / "a")).test_client(), None, [image_bytes(1), image_bytes(2)])
+    lease = timedelta(seconds=60)
+    assert host_b.storage.identity() != host_a.storage.identity() == shared.storage.identity()
+    assert next_tenant_with_work(host_b.db, host_b.images.readable()) is None
+    assert claim_uploads(host_b.db, "worker-b", 10, lease, readable=host_b.images.readable()) == []
+    claimed = claim_uploads(shared.db, "worker-shared", 10, lease, readable=shared.images.readable())
+    assert [u.id for u in claimed] == [e["id"] for e in entries]
+    with host_a.db.session() as session:
+        session.query(Upload).update({"status": "processed", "claimed_by": None, "processed_at": None},
+                                     synchronize_session=False)
+        session.commit()
+    assert purge_finished(host_b, 0)["uploads_removed"] == 0
+    assert all((host_a.storage.dirs["inbox"] / e["stored_name"]).is_file() for e in entries)
+    assert purge_finished(host_a, 0)["uploads_removed"] == 2
+    assert not any((host_a.storage.dirs[key] / e["stored_name"]).exists() for e in entries
+                   for key in ("inbox", "processed"))

@@ -1,5 +1,6 @@
-"""Where each upload's image is (uploads.image_store) and the images kept in the database
-(upload_images, for IMAGE_STORAGE=postgresql).
+"""Where each upload's image is (uploads.image_store, and for a local image the data directory
+holding it, uploads.image_host) and the images kept in the database (upload_images, for
+IMAGE_STORAGE=postgresql).
 
 Additive only (expand): the previous release goes on writing uploads with image_store NULL,
 which this release reads as the local data directory, as before.
@@ -21,6 +22,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('uploads', schema=None) as batch_op:
         batch_op.add_column(sa.Column('image_store', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('image_host', sa.String(length=64), nullable=True))
 
     op.create_table('upload_images',
     sa.Column('upload_id', sa.Integer(), nullable=False),
@@ -34,4 +36,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('upload_images')
     with op.batch_alter_table('uploads', schema=None) as batch_op:
+        batch_op.drop_column('image_host')
         batch_op.drop_column('image_store')
