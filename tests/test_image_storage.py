@@ -64,22 +64,20 @@ def test_another_tenants_names_neither_exhaust_nor_show_in_a_tenants_names(make_
     app = make_app(API_KEYS=[ADMIN_KEY])
     rt = app.extensions["ocr_runtime"]
     alfa, _ = create_key(rt.db, "alfa")
-    beta, _ = create_key(rt.db, "beta")
+    beta, beta_key = create_key(rt.db, "beta")
     client = app.test_client()
     engine = rt.db.engine
     with StatementCounter(engine) as before:
-        first = upload(client, alfa, [image_bytes(1)])[0]
-    beta_tenant = upload(client, beta, [image_bytes(2)])[0]
+        first = upload(client, alfa, [image_bytes(1)], nombre="Solo")[0]
     with rt.db.session() as session:
-        beta_id = session.scalar(select(Upload.tenant_id).where(Upload.id == beta_tenant["id"]))
         session.execute(insert(Upload), [
             {"stored_name": "---__.png" if n == 1 else f"---___{n}.png", "original_name": "r.png",
-             "sha256": f"{n:064x}", "size_bytes": 1, "tenant_id": beta_id, "upload_metadata": {}}
+             "sha256": f"{n:064x}", "size_bytes": 1, "tenant_id": beta_key.tenant_id, "upload_metadata": {}}
             for n in range(1, 1001)])
         session.commit()
     with StatementCounter(engine) as after:
         second = upload(client, alfa, [image_bytes(3)])[0]
-    assert first["stored_name"] == f"---__~{first['id']}.png"
+    assert first["stored_name"] == f"---_Solo_~{first['id']}.png"
     assert second["stored_name"] == f"---__~{second['id']}.png"  # no _2: beta's names are not alfa's business
     assert after.count <= before.count  # no search over names: constant whatever the others hold
     # Same metadata in two tenants: the same name but for each upload's own id.

@@ -314,3 +314,38 @@ def test_statement_tables_keep_their_rows_through_later_revisions(empty_database
         with pytest.raises(IntegrityError):  # a credit already paying another receipt
             session.commit()
     db.dispose()
+
+
+def test_image_storage_revision_keeps_old_uploads_local_and_old_writers_working(empty_database_url):
+    """0007_image_storage only adds: uploads of 0005 read as local images, and a writer that knows
+    nothing of the new columns (the previous release) still stores uploads."""
+    from alembic import command
+
+    from database import UploadImage
+    from image_store import ImageRef
+    from migrations_runner import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0005_statements")
+        old = {"original_name": "r.png", "size_bytes": 1, "metadata": "{}", "source": "upload", "status": "pending",
+               "created_at": utcnow(), "attempts": 0, "tenant_id": DEFAULT_TENANT_ID}
+        connection.execute(text("INSERT INTO uploads (stored_name, sha256, original_name, size_bytes, metadata, source, "
+                                "status, created_at, attempts, tenant_id) VALUES ('before.png', :sha, :original_name, "
+                                ":size_bytes, :metadata, :source, :status, :created_at, :attempts, :tenant_id)"),
+                           {**old, "sha": "a" * 64})
+    engine.dispose()
+    db = Database(empty_database_url)
+    upgrade_to_head(db)
+    with db.engine.begin() as connection:  # the previous release's insert, after the upgrade
+        connection.execute(text("INSERT INTO uploads (stored_name, sha256, original_name, size_bytes, metadata, source, "
+                                "status, created_at, attempts, tenant_id) VALUES ('after.png', :sha, :original_name, "
+                                ":size_bytes, :metadata, :source, :status, :created_at, :attempts, :tenant_id)"),
+                           {**old, "sha": "b" * 64})
+    with db.session() as session:
+        uploads = session.scalars(select(Upload).order_by(Upload.id)).all()
+        assert [(u.stored_name, u.image_store, u.image_host) for u in uploads] == \
+            [("before.png", None, None), ("after.png", None, None)]
+        assert not any(ImageRef.of(u).in_database for u in uploads)
+        assert session.scalars(select(UploadImage)).all() == []
+    db.dispose()
