@@ -10,6 +10,9 @@ Two places, chosen by IMAGE_STORAGE for new uploads and recorded per upload in
 * `postgresql`: the bytes in `upload_images`, in chunks, written in the transaction that creates
   the upload and deleted in the one that removes it. Any host reads and serves any upload and one
   dump holds rows and images; the status is the row's alone, there is nothing to move.
+* `s3`: one object per upload in an S3-compatible store (image_store_s3.py; `image_host` holds the
+  bucket), written before the row commits (removed again if it does not) and deleted after the
+  row is; any host with the bucket's settings reads any upload.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import io
 from dataclasses import dataclass
 from typing import IO, Any, Iterable
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from database import Database, Upload, UploadImage, UploadStatus
@@ -25,7 +28,8 @@ from storage import STATUS_DIRECTORY, StagedFile, Storage
 
 LOCAL = "local"
 POSTGRESQL = "postgresql"
-KINDS = (LOCAL, POSTGRESQL)
+S3 = "s3"
+KINDS = (LOCAL, POSTGRESQL, S3)
 # Rows of at most 1 MiB: well inside what a bytea parameter or result row handles comfortably.
 CHUNK_BYTES = 1024 * 1024
 
@@ -37,27 +41,44 @@ class ImageRef:
     upload_id: int
     stored_name: str
     store: str | None = None
+    host: str | None = None  # uploads.image_host: the data directory's id, or the bucket
 
     @classmethod
     def of(cls, upload: Any) -> "ImageRef":
-        return cls(upload.id, upload.stored_name, upload.image_store)
+        return cls(upload.id, upload.stored_name, upload.image_store, upload.image_host)
+
+    @classmethod
+    def columns(cls) -> tuple[Any, ...]:
+        """The columns to select for ImageRef(*row)."""
+        return Upload.id, Upload.stored_name, Upload.image_store, Upload.image_host
 
     @property
     def in_database(self) -> bool:
         return self.store == POSTGRESQL
 
+    @property
+    def in_s3(self) -> bool:
+        return self.store == S3
+
+    @property
+    def on_disk(self) -> bool:
+        return self.store in (None, LOCAL)
+
 
 class ImageStore:
     """The images of one process: new ones go where `kind` says, each one is read where it is."""
 
-    def __init__(self, kind: str, storage: Storage, db: Database) -> None:
+    def __init__(self, kind: str, storage: Storage, db: Database, s3: Any = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"IMAGE_STORAGE must be one of {', '.join(KINDS)}")
         if kind == POSTGRESQL and db.engine.dialect.name != "postgresql":
             raise ValueError("IMAGE_STORAGE=postgresql needs a PostgreSQL DATABASE_URL")
+        if kind == S3 and s3 is None:
+            raise ValueError("IMAGE_STORAGE=s3 needs S3_BUCKET")
         self.kind = kind
         self.storage = storage
         self.db = db
+        self.s3 = s3  # image_store_s3.S3Images when S3_BUCKET is set
 
     # --- storing ------------------------------------------------------------------------------
     def put(self, session: Session, upload: Any, staged: StagedFile) -> None:
@@ -71,6 +92,10 @@ class ImageStore:
             upload.image_host = self.storage.identity()
             self.storage.publish(staged, upload.stored_name)
             return
+        if self.kind == S3:
+            upload.image_host = self.s3.bucket
+            self.s3.put_file(staged.path, upload.stored_name)
+            return
         with open(staged.path, "rb") as handle:
             self._insert_chunks(session, upload.id, iter(lambda: handle.read(CHUNK_BYTES), b""))
 
@@ -81,14 +106,22 @@ class ImageStore:
     def readable(self) -> Any:
         """SQL condition: uploads whose image this host can read. Every database image; a local
         image only on this host's data directory (or one shared with it), and any stored before
-        directories had an id. A host never claims, nor purges, an upload whose image it cannot reach."""
+        directories had an id; S3 images when this host has the bucket's settings. A host never claims, nor purges, an upload whose image it cannot reach."""
         identity = self.storage.identity(create=self.kind == LOCAL)
         here = [Upload.image_host == identity] if identity else []
-        return or_(Upload.image_store.is_(None), Upload.image_store != LOCAL, Upload.image_host.is_(None), *here)
+        readable = [Upload.image_store.is_(None), Upload.image_store == POSTGRESQL,
+                    and_(Upload.image_store == LOCAL, or_(Upload.image_host.is_(None), *here))]
+        if self.s3 is not None:
+            readable.append(Upload.image_store == S3)
+        return or_(*readable)
 
     def put_bytes(self, session: Session, upload: Any, data: bytes) -> None:
-        """An image already in memory (adopted from an inbox) into the database, with its row."""
-        upload.image_store = POSTGRESQL
+        """An image already in memory (adopted from an inbox) into the database or the bucket, with its row."""
+        upload.image_store = self.kind
+        if self.kind == S3:
+            upload.image_host = self.s3.bucket
+            self.s3.put_bytes(data, upload.stored_name)
+            return
         self._insert_chunks(session, upload.id, (data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)))
 
     @staticmethod
@@ -99,7 +132,9 @@ class ImageStore:
 
     def discard(self, ref: ImageRef) -> None:
         """Undo `put` after its transaction failed: the database's part rolled back by itself."""
-        if not ref.in_database:
+        if ref.in_s3:
+            self.s3.delete(ref.stored_name, ref.host)
+        elif ref.on_disk:
             self.storage.path("inbox", ref.stored_name).unlink(missing_ok=True)
 
     # --- reading ------------------------------------------------------------------------------
@@ -109,13 +144,15 @@ class ImageStore:
         Local images move to processing/ first (a crash then leaves them where reconcile_files
         looks); an OSError reading them is the disk's failure and propagates.
         """
-        if ref.in_database:
+        if not ref.on_disk:
             return self.read(ref)
         path = self.storage.move(ref.stored_name, "processing")
         return None if path is None else path.read_bytes()
 
     def read(self, ref: ImageRef) -> bytes | None:
-        if not ref.in_database:
+        if ref.in_s3:
+            return self._s3().get(ref.stored_name, ref.host)
+        if ref.on_disk:
             path = self.storage.locate(ref.stored_name)
             try:
                 return None if path is None else path.read_bytes()
@@ -132,7 +169,7 @@ class ImageStore:
         From the database the whole image is read first (at most MAX_FILE_SIZE_MB): a slow client
         must never hold a pooled connection while it reads.
         """
-        if ref.in_database:
+        if not ref.on_disk:
             data = self.read(ref)
             return None if data is None else io.BytesIO(data)
         preferred = {UploadStatus.PROCESSED: "processed", UploadStatus.ERROR: "errors"}.get(status, "inbox")
@@ -147,7 +184,9 @@ class ImageStore:
         return None
 
     def exists(self, ref: ImageRef) -> bool:
-        if not ref.in_database:
+        if ref.in_s3:
+            return self._s3().exists(ref.stored_name, ref.host)
+        if ref.on_disk:
             return self.storage.locate(ref.stored_name) is not None
         with self.db.session() as session:
             return bool(session.scalar(select(exists().where(UploadImage.upload_id == ref.upload_id))))
@@ -158,7 +197,7 @@ class ImageStore:
 
         Only local images have a place per status; a database image stays where it is.
         """
-        if ref.in_database:
+        if not ref.on_disk:
             return self.exists(ref)
         return self.storage.move(ref.stored_name, STATUS_DIRECTORY[status]) is not None
 
@@ -174,6 +213,15 @@ class ImageStore:
         session.execute(delete(UploadImage).where(UploadImage.upload_id.in_(upload_ids)))
         return int(freed or 0)
 
-    def remove_files(self, ref: ImageRef) -> int:
-        """After the row is deleted: the local image and result file, wherever they are."""
+    def remove_files(self, ref: ImageRef, size_bytes: int = 0) -> int:
+        """After the row is deleted: the object in the bucket, or the local image and result file,
+        wherever they are; the bytes freed."""
+        if ref.in_s3:
+            self._s3().delete(ref.stored_name, ref.host)
+            return size_bytes + self.storage.remove_upload_files(ref.stored_name)
         return self.storage.remove_upload_files(ref.stored_name)
+
+    def _s3(self) -> Any:
+        if self.s3 is None:
+            raise OSError("an upload's image is in S3 but this host has no S3_BUCKET")
+        return self.s3

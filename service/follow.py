@@ -67,10 +67,9 @@ def upload_image(rt: Runtime, tenant_id: int, upload_id: int) -> tuple[Any, str 
     """(a readable file of the stored image, its format) of the tenant's upload; None when there is
     none (or the image is gone: purged). Wherever the image is stored, any host reads it."""
     with rt.db.session() as session:
-        found = session.execute(select(Upload.id, Upload.stored_name, Upload.image_store, Upload.image_format,
-                                       Upload.status)
+        found = session.execute(select(*ImageRef.columns(), Upload.image_format, Upload.status)
                                 .where(Upload.id == upload_id, Upload.tenant_id == tenant_id)).first()
     if found is None:
         return None
-    handle = rt.images.open(ImageRef(found.id, found.stored_name, found.image_store), found.status)
+    handle = rt.images.open(ImageRef(*found[:4]), found.status)
     return None if handle is None else (handle, found.image_format)

@@ -30,7 +30,7 @@ from database import (
     iso,
     utcnow,
 )
-from image_store import POSTGRESQL, ImageRef
+from image_store import LOCAL, S3, ImageRef
 from service.conciliation import reconcile_upload
 from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
@@ -63,8 +63,8 @@ UNRECONCILED_SWEEP_LIMIT = 100
 # --- files dropped into the inbox -------------------------------------------------------------
 def adopt_inbox_files(rt: Runtime) -> int:
     """Register images put straight into data/inbox/ (no upload record) as uploads of the tenant
-    `default`, so they get processed too; with IMAGE_STORAGE=postgresql their bytes move into the
-    database.
+    `default`, so they get processed too; with IMAGE_STORAGE=postgresql (or s3) their bytes move
+    into the database (or the bucket).
 
     Files named by the service (storage.is_service_name: an upload's id closes the name) are never
     adopted: they belong to an upload of some tenant, and one without a row is the leftover of a
@@ -122,18 +122,20 @@ def _adopt(rt: Runtime, path: Any) -> bool:
         session.add(upload)
         try:
             session.flush()
-            if rt.images.kind == POSTGRESQL:
-                rt.images.put_bytes(session, upload, data)
-            else:
+            if rt.images.kind == LOCAL:
                 rt.images.mark_local(upload)
+            else:
+                rt.images.put_bytes(session, upload, data)
             if error is not None:  # failed as it is registered: its event commits with it
                 enqueue_upload_event(session, upload, "upload.failed")
             session.commit()
         except IntegrityError:
             session.rollback()
+            if rt.images.kind == S3:
+                rt.images.discard(ImageRef(0, name, S3, rt.images.s3.bucket))
             return False  # registered by another worker in the meantime
-    if rt.images.kind == POSTGRESQL:
-        # The bytes are in the database with the row: the host's copy goes.
+    if rt.images.kind != LOCAL:
+        # The bytes are in the database (or the bucket) with the row: the host's copy goes.
         remove_file(rt.storage.path("inbox", name))
     elif error is not None:
         rt.storage.move(name, "errors")
@@ -219,9 +221,11 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
     cutoff = now - timedelta(hours=retention_hours)
     finished_at = func.coalesce(Upload.processed_at, Upload.created_at)
     with rt.db.session() as session:
-        expired = [ImageRef(*row) for row in session.execute(
-            select(Upload.id, Upload.stored_name, Upload.image_store)
-            .where(Upload.status.in_(UploadStatus.FINISHED), finished_at < cutoff, rt.images.readable())).all()]
+        rows = session.execute(
+            select(*ImageRef.columns(), Upload.size_bytes)
+            .where(Upload.status.in_(UploadStatus.FINISHED), finished_at < cutoff, rt.images.readable())).all()
+    expired = [ImageRef(*row[:4]) for row in rows]
+    sizes = {row.id: row.size_bytes for row in rows}
     removed_names: list[str] = []
     freed = 0
     results_removed = 0
@@ -243,7 +247,7 @@ def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
             if ref.upload_id not in deleted:
                 continue
             removed_names.append(ref.stored_name)
-            freed += rt.images.remove_files(ref)
+            freed += rt.images.remove_files(ref, sizes[ref.upload_id])
     with rt.db.session() as session:
         batches_removed = session.execute(
             delete(Batch).where(Batch.state.in_(BatchState.FINISHED), Batch.finished_at < cutoff)).rowcount

@@ -151,7 +151,7 @@ def hand_back(rt: Runtime, worker_id: str, refund_attempt: bool = True) -> int:
     """
     with rt.db.session() as session:
         refs = [ImageRef(*row) for row in session.execute(
-            select(Upload.id, Upload.stored_name, Upload.image_store).where(
+            select(*ImageRef.columns()).where(
                 Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)).all()]
     for ref in refs:
         rt.images.settle(ref, UploadStatus.PENDING)
@@ -191,7 +191,7 @@ def requeue_errored(rt: Runtime, tenant_id: int, upload_id: int | None = None,
     target = Upload.id == upload_id if upload_id is not None else Upload.request_id == request_id
     with rt.db.session() as session:
         refs = {row.id: ImageRef(*row) for row in session.execute(
-            select(Upload.id, Upload.stored_name, Upload.image_store)
+            select(*ImageRef.columns())
             .where(target, Upload.tenant_id == tenant_id, Upload.status == UploadStatus.ERROR)).all()}
     present = [upload for upload, ref in refs.items() if rt.images.settle(ref, UploadStatus.PENDING)]
     if not present:

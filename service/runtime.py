@@ -47,8 +47,19 @@ class Runtime:
         """Where upload images are stored and read (image_store.py), made on first use."""
         store = self.__dict__.get("_images")
         if store is None or store.storage is not self.storage or store.db is not self.db:
-            store = self.__dict__["_images"] = ImageStore(self.settings.get("IMAGE_STORAGE", LOCAL), self.storage, self.db)
+            store = self.__dict__["_images"] = ImageStore(self.settings.get("IMAGE_STORAGE", LOCAL), self.storage, self.db,
+                                                          self._s3())
         return store
+
+    def _s3(self) -> Any:
+        """The bucket's client when S3_BUCKET is set (boto3 is imported only then)."""
+        bucket = self.settings.get("S3_BUCKET")
+        if not bucket:
+            return None
+        from image_store_s3 import S3Images  # noqa: PLC0415 - boto3 is loaded only where S3 is used
+
+        return S3Images(bucket, self.settings.get("S3_PREFIX") or "", self.settings.get("S3_ENDPOINT_URL"),
+                        self.settings.get("S3_REGION"))
 
     @property
     def lease(self) -> timedelta:

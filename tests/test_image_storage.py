@@ -142,7 +142,7 @@ def test_local_storage_records_where_each_image_is(client, runtime):
 @pytest.fixture
 def pg_app(make_app, database_url):
     if not database_url.startswith("postgresql"):
-        pytest.skip("IMAGE_STORAGE=postgresql needs PostgreSQL (TEST_DATABASE_URL)")
+        pytest.skip("IMAGE_STORAGE=postgresql runs on the PostgreSQL variant only (TEST_DATABASE_URL)")
     return make_app(IMAGE_STORAGE="postgresql")
 
 
@@ -241,3 +241,84 @@ def test_a_host_never_claims_nor_purges_a_local_image_on_another_hosts_disk(make
     assert purge_finished(host_a, 0)["uploads_removed"] == 2
     assert not any((host_a.storage.dirs[key] / e["stored_name"]).exists() for e in entries
                    for key in ("inbox", "processed"))
+
+
+# --- images in an S3 bucket (moto's S3 server: no S3 service runs here) -----------------------------
+@pytest.fixture
+def s3_server(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    from benchmarks.service_process import free_port
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="receipts")
+    yield endpoint, client
+    server.stop()
+
+
+def objects(client):
+    return sorted(item["Key"] for item in client.list_objects_v2(Bucket="receipts").get("Contents", []))
+
+
+def test_s3_storage_keeps_images_in_the_bucket(make_app, s3_server, orquestador):
+    endpoint, client = s3_server
+    app = make_app(IMAGE_STORAGE="s3", S3_BUCKET="receipts", S3_PREFIX="ocr/", S3_ENDPOINT_URL=endpoint)
+    rt = app.extensions["ocr_runtime"]
+    web = app.test_client()
+    receipts = [generate_receipt(seed, variant="clean").image_bytes for seed in (4, 5)]
+    files = upload(web, None, receipts, nombre="Ana")
+    assert objects(client) == sorted(f"ocr/{f['stored_name']}" for f in files)
+    with rt.db.session() as session:
+        assert set(session.execute(select(Upload.image_store, Upload.image_host))) == {("s3", "receipts")}
+    assert disk_files(rt) == []
+    # Another host (its own DATA_DIR) serves them from the bucket.
+    other = make_app(IMAGE_STORAGE="s3", S3_BUCKET="receipts", S3_PREFIX="ocr/", S3_ENDPOINT_URL=endpoint,
+                     DATA_DIR=str(rt.storage.dirs["inbox"].parent.parent / "other-host"))
+    for entry, data in zip(files, receipts):
+        assert other.test_client().get(f"/api/uploads/{entry['id']}/image").data == data
+    (rt.storage.dirs["inbox"] / "dropped.png").write_bytes(generate_receipt(6, variant="clean").image_bytes)
+    worker = Worker(rt, orquestador, "s3-worker")
+    worker.start()
+    try:
+        assert worker.tick() == 3
+    finally:
+        worker.shutdown()
+    with rt.db.session() as session:
+        assert set(session.scalars(select(Upload.status))) == {"processed"}
+    assert disk_files(rt) == [] and len(objects(client)) == 3
+    report = purge_finished(other.extensions["ocr_runtime"], 0)  # retention on the other host
+    assert report["uploads_removed"] == 3 and report["bytes_freed"] >= sum(map(len, receipts))
+    assert objects(client) == []
+    assert web.get(f"/api/uploads/{files[0]['id']}/image").status_code == 404
+
+
+def test_s3_upload_that_fails_to_commit_leaves_no_object(make_app, s3_server, monkeypatch):
+    import service.uploads
+
+    endpoint, client = s3_server
+    app = make_app(IMAGE_STORAGE="s3", S3_BUCKET="receipts", S3_ENDPOINT_URL=endpoint)
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(service.uploads, "announce_new_work", refuse)
+    answer = app.test_client().post("/api/upload", content_type="multipart/form-data",
+                                    data={"files": [(io.BytesIO(image_bytes(1)), "r.png")]})
+    assert answer.status_code == 503
+    assert objects(client) == []
+
+
+def test_s3_storage_needs_a_bucket():
+    with pytest.raises(ValidationError, match="IMAGE_STORAGE=s3 needs S3_BUCKET"):
+        Settings(IMAGE_STORAGE="s3")
