@@ -30,7 +30,7 @@ from database import (
     iso,
     utcnow,
 )
-from image_store import LOCAL, S3, ImageRef
+from image_store import LOCAL, ImageRef
 from service.conciliation import reconcile_upload
 from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
@@ -111,6 +111,8 @@ def _adopt(rt: Runtime, path: Any) -> bool:
     except UploadRejected:
         metadata = {}
     sha256 = hashlib.sha256(data).hexdigest()
+    # A file refused as an image (too large, not an image) stays in this host's errors/.
+    in_store = rt.images.kind != LOCAL and error is None
     with rt.db.session() as session:
         upload = Upload(stored_name=name, original_name=path.name, sha256=sha256, size_bytes=len(data),
                         image_format=info.image_format if info else None, upload_metadata=metadata, source="inbox",
@@ -122,19 +124,19 @@ def _adopt(rt: Runtime, path: Any) -> bool:
         session.add(upload)
         try:
             session.flush()
-            if rt.images.kind == LOCAL:
-                rt.images.mark_local(upload)
-            else:
+            if in_store:
                 rt.images.put_bytes(session, upload, data)
+            else:
+                rt.images.mark_local(upload)
             if error is not None:  # failed as it is registered: its event commits with it
                 enqueue_upload_event(session, upload, "upload.failed")
             session.commit()
         except IntegrityError:
             session.rollback()
-            if rt.images.kind == S3:
-                rt.images.discard(ImageRef(0, name, S3, rt.images.s3.bucket))
-            return False  # registered by another worker in the meantime
-    if rt.images.kind != LOCAL:
+            # Registered by another worker in the meantime. Its object in a bucket has this very key
+            # (same name, same bytes): it stays.
+            return False
+    if in_store:
         # The bytes are in the database (or the bucket) with the row: the host's copy goes.
         remove_file(rt.storage.path("inbox", name))
     elif error is not None:
