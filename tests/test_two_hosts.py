@@ -4,6 +4,7 @@ given.
 
 * IMAGE_STORAGE=postgresql: each host its own DATA_DIR, nothing shared but the database.
 * IMAGE_STORAGE=local: one DATA_DIR for both (a shared disk).
+* IMAGE_STORAGE=s3: each host its own DATA_DIR, the images in a bucket of moto's S3 server.
 
 Host A serves the API only (WORKER_ENABLED=false), so every upload sent to it is read by host B's
 worker: 10 uploads to A, each processed and its image served by B; uploads to B are served by A;
@@ -79,7 +80,35 @@ def ocr_worker(service):
     return found[0]
 
 
-@pytest.mark.parametrize("storage", ["postgresql", "local"])
+def bucket_objects(storage, settings):
+    if storage != "s3":
+        return []
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=settings["S3_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    return [item["Key"] for item in client.list_objects_v2(Bucket=settings["S3_BUCKET"]).get("Contents", [])]
+
+
+def s3_settings(stack):
+    """moto's S3 server with a bucket, and the settings both hosts need to use it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from benchmarks.service_process import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="receipts")
+    return dict(S3_BUCKET="receipts", S3_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+
+
+@pytest.mark.parametrize("storage", ["postgresql", "local", "s3"])
 def test_two_hosts_read_serve_and_clean_each_others_uploads(storage, tmp_path):
     if not TEST_DATABASE_URL:
         pytest.skip("two hosts share one PostgreSQL: set TEST_DATABASE_URL")
@@ -91,6 +120,8 @@ def test_two_hosts_read_serve_and_clean_each_others_uploads(storage, tmp_path):
                     CLEANUP_INTERVAL_SECONDS="0")
     receipts = [generate_receipt(seed, variant="clean").image_bytes for seed in range(40, 61)]
     with fresh_postgres_schema("twohosts") as url, ExitStack() as stack:
+        if storage == "s3":
+            settings.update(s3_settings(stack))
         host_b = stack.enter_context(running_service(root_b, url, log_path=tmp_path / "host-b.log", **settings))
         host_a = stack.enter_context(running_service(root_a, url, log_path=tmp_path / "host-a.log",
                                                      WORKER_ENABLED="false", **settings))
@@ -109,15 +140,17 @@ def test_two_hosts_read_serve_and_clean_each_others_uploads(storage, tmp_path):
         rows = query(url, "SELECT DISTINCT image_store FROM uploads")
         assert rows == [(storage,)]
         if not shared_disk:
-            # Nothing of the uploads on either host's disk: the database holds rows and images.
+            # Nothing of the uploads on either host's disk: the database (or the bucket) holds the images.
             assert files_on_disk(root_a) == files_on_disk(root_b) == []
+        if storage == "s3":
+            assert len(bucket_objects(storage, settings)) == 13
 
         # Retention on A removes what B served, bytes included.
         cleaned = requests.post(f"{host_a.base}/api/clean", headers=HEADERS, json={"retention_hours": 0}, timeout=60)
         assert cleaned.status_code == 200 and cleaned.json()["uploads_removed"] == 13
         assert all(image(host_b.base, f["id"]).status_code == 404 for f in to_a + to_b)
         assert query(url, "SELECT count(*) FROM upload_images") == [(0,)]
-        assert files_on_disk(root_b) == []
+        assert files_on_disk(root_b) == [] and bucket_objects(storage, settings) == []
 
         # B's worker killed (SIGKILL) while it holds a round: nothing lost, nothing read twice.
         worker = ocr_worker(host_b)
