@@ -17,6 +17,7 @@ Two places, chosen by IMAGE_STORAGE for new uploads and recorded per upload in
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from typing import IO, Any, Iterable
 
@@ -25,6 +26,8 @@ from sqlalchemy.orm import Session
 
 from database import Database, Upload, UploadImage, UploadStatus
 from storage import STATUS_DIRECTORY, StagedFile, Storage
+
+logger = logging.getLogger(__name__)
 
 LOCAL = "local"
 POSTGRESQL = "postgresql"
@@ -217,7 +220,12 @@ class ImageStore:
         """After the row is deleted: the object in the bucket, or the local image and result file,
         wherever they are; the bytes freed."""
         if ref.in_s3:
-            self._s3().delete(ref.stored_name, ref.host)
+            try:
+                self._s3().delete(ref.stored_name, ref.host)
+            except OSError as exc:
+                # The row is gone already: the object is one no row names, which nothing reads.
+                logger.warning("Image %s stays in the bucket: %s", ref.stored_name, exc)
+                return 0
             return size_bytes + self.storage.remove_upload_files(ref.stored_name)
         return self.storage.remove_upload_files(ref.stored_name)
 

@@ -7,15 +7,33 @@ AWS_SECRET_ACCESS_KEY, a profile, an instance role); S3_ENDPOINT_URL names a sto
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
 # Few retries, short timeouts: an upload waits for the store inside its request.
 CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+class StoreUnavailable(OSError):
+    """The bucket could not be reached or refused the request: to the service, a failing disk
+    (an upload answers 503 storage_unavailable, a worker round goes back with its attempts refunded)."""
+
+
+@contextmanager
+def _as_storage_error(action: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in MISSING:
+            raise
+        raise StoreUnavailable(f"S3 {action}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"S3 {action}: {exc}") from exc
 
 
 class S3Images:
@@ -29,30 +47,29 @@ class S3Images:
         return f"{self.prefix}{stored_name}"
 
     def put_file(self, path: Any, stored_name: str, bucket: str | None = None) -> None:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle, _as_storage_error("put"):
             self.client.put_object(Bucket=bucket or self.bucket, Key=self.key(stored_name), Body=handle)
 
     def put_bytes(self, data: bytes, stored_name: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.key(stored_name), Body=data)
+        with _as_storage_error("put"):
+            self.client.put_object(Bucket=self.bucket, Key=self.key(stored_name), Body=data)
 
     def get(self, stored_name: str, bucket: str | None = None) -> bytes | None:
         try:
-            answer = self.client.get_object(Bucket=bucket or self.bucket, Key=self.key(stored_name))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in MISSING:
-                return None
-            raise
-        return answer["Body"].read()
+            with _as_storage_error("get"):
+                return self.client.get_object(Bucket=bucket or self.bucket, Key=self.key(stored_name))["Body"].read()
+        except ClientError:  # only a missing object comes through as itself
+            return None
 
     def exists(self, stored_name: str, bucket: str | None = None) -> bool:
         try:
-            self.client.head_object(Bucket=bucket or self.bucket, Key=self.key(stored_name))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in MISSING:
-                return False
-            raise
+            with _as_storage_error("head"):
+                self.client.head_object(Bucket=bucket or self.bucket, Key=self.key(stored_name))
+        except ClientError:  # only a missing object comes through as itself
+            return False
         return True
 
     def delete(self, stored_name: str, bucket: str | None = None) -> None:
         # Deleting a missing object is not an error in S3: doing it twice is harmless.
-        self.client.delete_object(Bucket=bucket or self.bucket, Key=self.key(stored_name))
+        with _as_storage_error("delete"):
+            self.client.delete_object(Bucket=bucket or self.bucket, Key=self.key(stored_name))

@@ -322,3 +322,17 @@ def test_s3_upload_that_fails_to_commit_leaves_no_object(make_app, s3_server, mo
 def test_s3_storage_needs_a_bucket():
     with pytest.raises(ValidationError, match="IMAGE_STORAGE=s3 needs S3_BUCKET"):
         Settings(IMAGE_STORAGE="s3")
+
+
+def test_an_unreachable_bucket_is_a_503_and_nothing_is_kept(make_app, monkeypatch):
+    from benchmarks.service_process import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    app = make_app(IMAGE_STORAGE="s3", S3_BUCKET="receipts", S3_REGION="us-east-1",
+                   S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    answer = app.test_client().post("/api/upload", content_type="multipart/form-data",
+                                    data={"files": [(io.BytesIO(image_bytes(1)), "r.png")]})
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "storage_unavailable"
+    with app.extensions["ocr_runtime"].db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 0
