@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     STORAGE_ROOT: Path = BASE_DIR
     DATA_DIR: Path | None = None
     DATABASE_URL: str | None = None
+    # Where upload images live: the data directory, the PostgreSQL database itself, or an S3 bucket.
+    IMAGE_STORAGE: Literal["local", "postgresql", "s3"] = "local"
+    # IMAGE_STORAGE=s3: the bucket (required), a key prefix, a store other than AWS, its region.
+    S3_BUCKET: str | None = None
+    S3_PREFIX: str = ""
+    S3_ENDPOINT_URL: str | None = None
+    S3_REGION: str | None = None
     # Serving
     # None: 0.0.0.0 when a key is configured, else 127.0.0.1 (closed by default).
     HOST: str | None = None
@@ -210,6 +217,12 @@ class Settings(BaseSettings):
             raise ValueError("MIN_IMAGE_SIDE must not be larger than MAX_IMAGE_SIDE")
         if self.MAX_FILE_SIZE_MB > self.MAX_REQUEST_SIZE_MB:
             raise ValueError("MAX_FILE_SIZE_MB must not be larger than MAX_REQUEST_SIZE_MB")
+        if self.IMAGE_STORAGE == "postgresql" and not self.database_url.startswith(("postgresql", "postgres://")):
+            raise ValueError("IMAGE_STORAGE=postgresql keeps the images in the database and needs a PostgreSQL "
+                             "DATABASE_URL (postgresql+psycopg2://...); with SQLite use IMAGE_STORAGE=local")
+        if self.IMAGE_STORAGE == "s3" and not self.S3_BUCKET:
+            raise ValueError("IMAGE_STORAGE=s3 needs S3_BUCKET (and the credentials boto3 reads, "
+                             "e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
         return self
 
     @property

@@ -25,6 +25,7 @@ DIRECTORY_KEYS = ("inbox", "processing", "processed", "errors", "results")
 STATUS_DIRECTORY = {"pending": "inbox", "processing": "processing", "processed": "processed", "error": "errors"}
 IMAGE_DIRECTORIES = ("inbox", "processing", "processed", "errors")
 STAGING_PREFIX = ".upload-"
+IDENTITY_FILE = ".storage-id"
 COPY_CHUNK = 1024 * 1024
 
 METADATA_FIELDS = ("numerosorteo", "fechasorteo", "idWhatsapp", "nombre", "horamin")
@@ -94,8 +95,18 @@ def name_part(value: str) -> str:
 MAX_NAME_STEM = 200
 
 
-def build_stored_name(metadata: dict[str, str], extension: str, attempt: int = 0) -> str:
-    """`20250711-A--123456@lid_Juan_14-30.png`; attempt > 0 adds `_2`, `_3`... for uniqueness."""
+# The upload id closes every name the service gives: `~` never comes out of name_part, so the mark
+# tells the service's own files from images an operator drops into the inbox.
+ID_MARK = "~"
+_SERVICE_NAME = re.compile(r"~\d+\.[A-Za-z0-9]+$")
+
+
+def build_stored_name(metadata: dict[str, str], extension: str, upload_id: int) -> str:
+    """`20250711-A--123456@lid_Juan_14-30~42.png`: the metadata, then the upload's id.
+
+    The id makes the name unique without looking for a free one (constant time, and nothing about
+    other tenants' names can be learnt from it).
+    """
     base = "{fecha}-{numero}--{wa}_{nombre}_{hora}".format(
         fecha=name_part(metadata.get("fechasorteo", "")),
         numero=name_part(metadata.get("numerosorteo", "")),
@@ -103,9 +114,14 @@ def build_stored_name(metadata: dict[str, str], extension: str, attempt: int = 0
         nombre=name_part(metadata.get("nombre", "")),
         hora=name_part(metadata.get("horamin", "")),
     )
-    # The uniqueness suffix is kept whole: only the metadata part gives way to the length limit.
-    suffix = f"_{attempt + 1}" if attempt else ""
+    # The id is kept whole: only the metadata part gives way to the length limit.
+    suffix = f"{ID_MARK}{int(upload_id)}"
     return f"{base[:MAX_NAME_STEM - len(suffix)]}{suffix}.{extension}"
+
+
+def is_service_name(name: str) -> bool:
+    """True for a name build_stored_name gave: the file of an upload, never one to adopt."""
+    return bool(_SERVICE_NAME.search(name))
 
 
 def display_name(client_filename: str | None) -> str:
@@ -123,7 +139,7 @@ def is_plain_name(name: str) -> bool:
 
 def metadata_from_stored_name(name: str) -> dict[str, str]:
     """Best-effort reading of the seed's naming pattern, for files dropped straight into the inbox."""
-    match = re.match(r"^(\d{8})?-([A-Za-z0-9]*)--([^_]*)_(.*)_(\d{2}-\d{2})?(?:_\d+)?\.[A-Za-z]+$", name)
+    match = re.match(r"^(\d{8})?-([A-Za-z0-9]*)--([^_]*)_(.*)_(\d{2}-\d{2})?(?:_\d+|~\d+)?\.[A-Za-z]+$", name)
     if not match:
         return {field: "" for field in METADATA_FIELDS}
     fecha, numero, wa, nombre, hora = (group or "" for group in match.groups())
@@ -170,12 +186,44 @@ def remove_file(path: Path) -> int:
 
 
 class Storage:
-    def __init__(self, directories: dict[str, str]) -> None:
+    """The data directory of one host. `result_files`: also keep each result as results/<name>.json
+    (the database holds every result; the files are for an operator of one machine who reads them)."""
+
+    def __init__(self, directories: dict[str, str], result_files: bool = True) -> None:
         self.dirs = {key: Path(directories[key]) for key in DIRECTORY_KEYS}
+        self.result_files = result_files
 
     def ensure_directories(self) -> None:
         for directory in self.dirs.values():
             directory.mkdir(parents=True, exist_ok=True)
+
+    def identity(self, create: bool = True) -> str | None:
+        """The id of this data directory, made once (by whichever process comes first) and shared
+        by every host that mounts it: recorded with each local image, so a host can tell an image
+        on its own (or shared) disk from one on another host's. None if it has none and `create`
+        is false (a host that never stored an image on its disk)."""
+        cached = getattr(self, "_identity", None)
+        if cached:
+            return cached
+        path = self.dirs["inbox"].parent / IDENTITY_FILE
+        try:
+            identity = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            identity = ""
+        if not identity and not create:
+            return None
+        if not identity:
+            temp = path.with_name(f".{IDENTITY_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+            temp.write_text(uuid.uuid4().hex, encoding="ascii")
+            try:
+                os.link(temp, path)  # never replaces an id another process wrote first
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink(missing_ok=True)
+            identity = path.read_text(encoding="ascii").strip()
+        self._identity = identity
+        return identity
 
     def path(self, key: str, name: str) -> Path:
         if not is_plain_name(name):
@@ -210,6 +258,7 @@ class Storage:
         the inbox scanner knows the upload is not committed yet and leaves the file alone.
         """
         target = self.path("inbox", stored_name)
+        self._set_aside_stale(stored_name)
         try:
             os.link(staged.path, target)
         except FileExistsError:
@@ -223,6 +272,22 @@ class Storage:
             os.rename(staged.path, target)
         _fsync_directory(target.parent)
         return target
+
+    def _set_aside_stale(self, stored_name: str) -> None:
+        """A file already under a new upload's name belongs to an upload whose row is gone: the
+        database was restored from a dump taken before it, and its ids are handed out again. It
+        goes to errors/ under another name (the orphan sweep removes it after the retention), so
+        the new upload neither fails for ever nor takes the old image."""
+        if not is_service_name(stored_name):
+            return
+        for key in IMAGE_DIRECTORIES:
+            stale = self.path(key, stored_name)
+            if stale.is_file():
+                aside = self.path("errors", f"orphan-{uuid.uuid4().hex[:8]}-{stored_name}")
+                try:
+                    os.replace(stale, aside)
+                except FileNotFoundError:
+                    continue
 
     def finish_publish(self, staged: StagedFile) -> None:
         staged.path.unlink(missing_ok=True)
@@ -261,7 +326,9 @@ class Storage:
             return target
         return self.locate(name, preferred=to_key)
 
-    def write_result(self, stored_name: str, document: dict[str, Any]) -> Path:
+    def write_result(self, stored_name: str, document: dict[str, Any]) -> Path | None:
+        if not self.result_files:
+            return None
         path = self.path("results", f"{stored_name}.json")
         atomic_write_bytes(path, json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
         return path
@@ -270,6 +337,8 @@ class Storage:
         """Many result files at once (a statement reconciling thousands of receipts): each replaced
         atomically as by write_result, with one sync of the disk for all of them instead of two
         fsyncs per file (20,000 of them for 10,000 receipts)."""
+        if not self.result_files:
+            return
         if len(documents) <= 2:
             for stored_name, document in documents:
                 self.write_result(stored_name, document)

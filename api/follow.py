@@ -36,7 +36,6 @@ blueprint = Blueprint("follow", __name__)
 
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp",
               "TIFF": "image/tiff", "WEBP": "image/webp"}
-OPEN_ATTEMPTS = 3
 
 
 # Ids are 32-bit integers in the database; a larger one (the route takes any digits) is simply missing.
@@ -76,21 +75,16 @@ def get_upload(upload_id: int) -> Response:
           media={200: (*MIME_TYPES.values(), "application/octet-stream")}, errors={404: f"{NOT_FOUND}, or purged"})
 def get_image(upload_id: int) -> Response:
     _known(upload_id)
-    for _ in range(OPEN_ATTEMPTS):
-        found = upload_image(runtime(), tenant_id(), upload_id)
-        if found is None:
-            raise _not_found(upload_id)
-        path, image_format = found
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - send_file closes it when the response ends
-        except FileNotFoundError:
-            continue  # the worker moved it between locating and opening: look again
-        response = send_file(handle, mimetype=MIME_TYPES.get(image_format or "", "application/octet-stream"),
-                             max_age=0, conditional=False)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "private, no-store"
-        return response
-    raise _not_found(upload_id)
+    found = upload_image(runtime(), tenant_id(), upload_id)
+    if found is None:
+        raise _not_found(upload_id)
+    handle, image_format = found
+    # send_file closes the handle when the response ends.
+    response = send_file(handle, mimetype=MIME_TYPES.get(image_format or "", "application/octet-stream"),
+                         max_age=0, conditional=False)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 

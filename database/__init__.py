@@ -28,6 +28,7 @@ from database.models import (
     Role,
     Tenant,
     Upload,
+    UploadImage,
     UploadStatus,
     WorkerState,
 )
@@ -47,7 +48,7 @@ from database.webhooks import (
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_SECONDS", "Base", "Database", "JSONType", "database_now", "iso", "make_engine", "utcnow",
     "DEFAULT_TENANT_ID", "DEFAULT_TENANT_NAME", "RESULT_TEXT_FIELDS", "ApiKey", "Batch", "BatchState", "Payment",
-    "RateLimit", "Result", "Role", "Tenant", "Upload", "UploadStatus", "WorkerState",
+    "RateLimit", "Result", "Role", "Tenant", "Upload", "UploadImage", "UploadStatus", "WorkerState",
     "Correction", "IdempotencyKey", "Review", "ReviewState",
     "BrowserSession", "ReviewDecision", "StaffAccount", "StaffRole",
     "TENANT_SCOPE", "DeliveryState", "WebhookAttempt", "WebhookConfig", "WebhookDelivery", "WebhookEvent",

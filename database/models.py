@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -109,12 +110,28 @@ class Upload(Base):
     # constraint makes "first upload of these bytes" atomic when identical uploads arrive together.
     original_sha256: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Where the image is (image_store.py): "local" (the data directory) or "postgresql" (upload_images).
+    # NULL on uploads stored before revision 0007 and by older releases: the local directory.
+    image_store: Mapped[str | None] = mapped_column(String(16))
+    # For a local image, the id of the data directory holding it (storage.Storage.identity).
+    image_host: Mapped[str | None] = mapped_column(String(64))
 
     # sqlite_autoincrement: SQLite would otherwise hand a purged upload's id to the next one, and the
     # payment ledger (which outlives uploads) would take the new upload for the old one.
     __table_args__ = (Index("ix_uploads_status_id", "status", "id"),
                       UniqueConstraint("tenant_id", "original_sha256", name="uq_uploads_tenant_original"),
                       {"sqlite_autoincrement": True})
+
+
+class UploadImage(Base):
+    """The bytes of an image kept in the database (IMAGE_STORAGE=postgresql), in chunks of at most
+    image_store.CHUNK_BYTES: any host reads any upload, and one dump holds rows and images."""
+
+    __tablename__ = "upload_images"
+
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Batch(Base):

@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
+from image_store import ImageRef
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
 from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
 from service.learned_rules import apply_to_document
@@ -71,17 +72,17 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
         items: list[ImagenLote] = []
         to_ocr: list[Upload] = []
         for upload in chunk:
-            path = rt.storage.move(upload.stored_name, "processing")
-            reused = reused_document(rt, upload, batch.request_id) if path else None
-            if path is None:
+            # An OSError reading a stored image is the disk's failure, not the image's: it propagates.
+            image = rt.images.read_for_processing(ImageRef.of(upload))
+            reused = reused_document(rt, upload, batch.request_id) if image is not None else None
+            if image is None:
                 record(upload, error_document(upload.stored_name, upload.upload_metadata, batch.request_id,
                                               batch.profile, batch.language, "file_missing",
                                               "The image file is no longer in storage"))
             elif reused is not None:
                 record(upload, reused, learned=False)
             else:
-                # An OSError reading a stored image is the disk's failure, not the image's: it propagates.
-                items.append(ImagenLote(upload.stored_name, path.read_bytes(), upload.upload_metadata))
+                items.append(ImagenLote(upload.stored_name, image, upload.upload_metadata))
                 to_ocr.append(upload)
         try:
             documents = orchestrator.procesar_lote_imagenes(items, batch.profile, batch.language, batch.request_id,
@@ -133,7 +134,7 @@ def run_manual_batch(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
             if should_stop is not None and should_stop():
                 return done
             uploads = claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, batch.request_id, batch.cutoff_upload_id,
-                                    batch.tenant_id)
+                                    batch.tenant_id, readable=rt.images.readable())
             if not uploads:
                 break
             processed, failed = process_claimed(rt, orchestrator, worker_id, uploads, batch, should_stop)
@@ -157,8 +158,10 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
 
     Stopped half-way, the round closes with what it finished; the rest stays claimed for hand_back.
     """
-    tenant_id = next_tenant_with_work(rt.db)
-    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id)
+    readable = rt.images.readable()  # never an image on another host's own disk
+    tenant_id = next_tenant_with_work(rt.db, readable)
+    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id,
+                                                         readable=readable)
     if not uploads:
         return 0
     now = rt.db.now()  # its lease is compared with the database's clock

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import select
 
 from database import Batch, Correction, Result, Review, ReviewDecision, ReviewState, Upload, iso
+from image_store import ImageRef
 from service.runtime import Runtime
 
 
@@ -76,13 +77,12 @@ def upload_view(rt: Runtime, tenant_id: int, upload_id: int) -> dict[str, Any] |
 
 
 def upload_image(rt: Runtime, tenant_id: int, upload_id: int) -> tuple[Any, str | None] | None:
-    """(path of the stored image, its format) of the tenant's upload; None when there is none (or
-    the file is gone: purged, or moved while being looked for)."""
+    """(a readable file of the stored image, its format) of the tenant's upload; None when there is
+    none (or the image is gone: purged). Wherever the image is stored, any host reads it."""
     with rt.db.session() as session:
-        found = session.execute(select(Upload.stored_name, Upload.image_format, Upload.status)
+        found = session.execute(select(*ImageRef.columns(), Upload.image_format, Upload.status)
                                 .where(Upload.id == upload_id, Upload.tenant_id == tenant_id)).first()
     if found is None:
         return None
-    preferred = {"processed": "processed", "error": "errors"}.get(found.status, "inbox")
-    path = rt.storage.locate(found.stored_name, preferred=preferred)
-    return None if path is None else (path, found.image_format)
+    handle = rt.images.open(ImageRef(*found[:4]), found.status)
+    return None if handle is None else (handle, found.image_format)

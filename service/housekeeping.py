@@ -30,6 +30,7 @@ from database import (
     iso,
     utcnow,
 )
+from image_store import LOCAL, ImageRef
 from service.conciliation import reconcile_upload
 from service.idempotency import purge_expired as purge_expired_keys
 from service.image_check import inspect_image
@@ -41,6 +42,7 @@ from storage import (
     STATUS_DIRECTORY,
     UploadRejected,
     is_plain_name,
+    is_service_name,
     metadata_from_stored_name,
     name_part,
     remove_file,
@@ -60,8 +62,16 @@ UNRECONCILED_SWEEP_LIMIT = 100
 
 # --- files dropped into the inbox -------------------------------------------------------------
 def adopt_inbox_files(rt: Runtime) -> int:
-    """Register images put straight into data/inbox/ (no upload record) so they get processed too."""
-    candidates = rt.storage.inbox_candidates(rt.settings["INBOX_ADOPT_MIN_AGE_SECONDS"], time.time())[:INBOX_SCAN_LIMIT]
+    """Register images put straight into data/inbox/ (no upload record) as uploads of the tenant
+    `default`, so they get processed too; with IMAGE_STORAGE=postgresql (or s3) their bytes move
+    into the database (or the bucket).
+
+    Files named by the service (storage.is_service_name: an upload's id closes the name) are never
+    adopted: they belong to an upload of some tenant, and one without a row is the leftover of a
+    database restored from an older dump or of an upload that never committed, not a new image.
+    """
+    candidates = [path for path in rt.storage.inbox_candidates(rt.settings["INBOX_ADOPT_MIN_AGE_SECONDS"], time.time())
+                  if not is_service_name(path.name)][:INBOX_SCAN_LIMIT]
     if not candidates:
         return 0
     with rt.db.session() as session:
@@ -101,6 +111,8 @@ def _adopt(rt: Runtime, path: Any) -> bool:
     except UploadRejected:
         metadata = {}
     sha256 = hashlib.sha256(data).hexdigest()
+    # A file refused as an image (too large, not an image) stays in this host's errors/.
+    in_store = rt.images.kind != LOCAL and error is None
     with rt.db.session() as session:
         upload = Upload(stored_name=name, original_name=path.name, sha256=sha256, size_bytes=len(data),
                         image_format=info.image_format if info else None, upload_metadata=metadata, source="inbox",
@@ -112,13 +124,22 @@ def _adopt(rt: Runtime, path: Any) -> bool:
         session.add(upload)
         try:
             session.flush()
+            if in_store:
+                rt.images.put_bytes(session, upload, data)
+            else:
+                rt.images.mark_local(upload)
             if error is not None:  # failed as it is registered: its event commits with it
                 enqueue_upload_event(session, upload, "upload.failed")
             session.commit()
         except IntegrityError:
             session.rollback()
-            return False  # registered by another worker in the meantime
-    if error is not None:
+            # Registered by another worker in the meantime. Its object in a bucket has this very key
+            # (same name, same bytes): it stays.
+            return False
+    if in_store:
+        # The bytes are in the database (or the bucket) with the row: the host's copy goes.
+        remove_file(rt.storage.path("inbox", name))
+    elif error is not None:
         rt.storage.move(name, "errors")
     logger.info("Registered inbox file %s%s", name, f" as error ({error.code})" if error else "")
     return True
@@ -196,32 +217,39 @@ def retry_reconciliation(rt: Runtime) -> int:
 
 # --- retention --------------------------------------------------------------------------------
 def purge_finished(rt: Runtime, retention_hours: float) -> dict[str, Any]:
-    """Remove finished uploads, their results and files older than the retention; never pending work."""
+    """Remove finished uploads, their results and images older than the retention; never pending
+    work, nor an upload whose image is on another host's own disk (its host removes both)."""
     now = utcnow()
     cutoff = now - timedelta(hours=retention_hours)
     finished_at = func.coalesce(Upload.processed_at, Upload.created_at)
     with rt.db.session() as session:
-        expired = session.execute(
-            select(Upload.id, Upload.stored_name).where(Upload.status.in_(UploadStatus.FINISHED), finished_at < cutoff)
-        ).all()
+        rows = session.execute(
+            select(*ImageRef.columns(), Upload.size_bytes)
+            .where(Upload.status.in_(UploadStatus.FINISHED), finished_at < cutoff, rt.images.readable())).all()
+    expired = [ImageRef(*row[:4]) for row in rows]
+    sizes = {row.id: row.size_bytes for row in rows}
     removed_names: list[str] = []
     freed = 0
     results_removed = 0
     for start in range(0, len(expired), 500):
         chunk = expired[start:start + 500]
-        ids = [row.id for row in chunk]
+        ids = [ref.upload_id for ref in chunk]
         with rt.db.session() as session:
-            results_removed += session.execute(delete(Result).where(Result.upload_id.in_(ids))).rowcount
+            # Locked, so that a requeue cannot take one back between deleting its image and its row.
             deleted = set(session.scalars(
-                delete(Upload).where(Upload.id.in_(ids), Upload.status.in_(UploadStatus.FINISHED))
-                .returning(Upload.stored_name)
-            ).all())
+                select(Upload.id).where(Upload.id.in_(ids), Upload.status.in_(UploadStatus.FINISHED))
+                .with_for_update()).all())
+            results_removed += session.execute(delete(Result).where(Result.upload_id.in_(deleted))).rowcount
+            # Database images go in the transaction that deletes their rows: from any host, all at once.
+            freed += rt.images.delete_in(session, [ref.upload_id for ref in chunk
+                                                   if ref.in_database and ref.upload_id in deleted])
+            session.execute(delete(Upload).where(Upload.id.in_(deleted)))
             session.commit()
-        for row in chunk:
-            if row.stored_name not in deleted:
+        for ref in chunk:
+            if ref.upload_id not in deleted:
                 continue
-            removed_names.append(row.stored_name)
-            freed += rt.storage.remove_upload_files(row.stored_name)
+            removed_names.append(ref.stored_name)
+            freed += rt.images.remove_files(ref, sizes[ref.upload_id])
     with rt.db.session() as session:
         batches_removed = session.execute(
             delete(Batch).where(Batch.state.in_(BatchState.FINISHED), Batch.finished_at < cutoff)).rowcount

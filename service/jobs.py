@@ -13,7 +13,7 @@ Exactly-once across processes and hosts rests on the database, never on process 
 * Every lease, heartbeat and lost-worker decision reads the database's clock (`database_now`),
   never the host's: a host whose clock runs ahead must not see live claims as expired.
 * A stop (SIGTERM) hands the unfinished part of a batch back, its images returned to the inbox
-  and its attempts refunded.
+  (local storage; a database image has no place to return to) and its attempts refunded.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import aliased
 
 from database import Batch, BatchState, Database, Result, Upload, UploadStatus, WorkerState, database_now
+from image_store import ImageRef
 from service.runtime import Runtime, new_request_id
 from service.webhooks import enqueue_upload_event
 from storage import remove_file
@@ -52,7 +53,7 @@ def _retryable(now: datetime) -> Any:
                and_(Upload.status == UploadStatus.PROCESSING, Upload.lease_expires_at < now))
 
 
-def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None = None) -> Any:
+def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None = None, readable: Any = None) -> Any:
     original = aliased(Upload)
     # A duplicate waits for its original, so its result can be reused instead of a second OCR.
     original_unfinished = exists().where(
@@ -64,23 +65,26 @@ def _claimable(now: datetime, max_upload_id: int | None, tenant_id: int | None =
         condition = and_(condition, Upload.id <= max_upload_id)
     if tenant_id is not None:
         condition = and_(condition, Upload.tenant_id == tenant_id)
+    if readable is not None:  # only uploads whose image this host can read (ImageStore.readable)
+        condition = and_(condition, readable)
     return condition
 
 
-def next_tenant_with_work(db: Database) -> int | None:
+def next_tenant_with_work(db: Database, readable: Any = None) -> int | None:
     """The tenant of the oldest claimable upload: a batch holds the uploads of one tenant only."""
     with db.session() as session:
-        claimable = _claimable(database_now(session), None)
+        claimable = _claimable(database_now(session), None, readable=readable)
         return session.scalar(select(Upload.tenant_id).where(claimable).order_by(Upload.id).limit(1))
 
 
 def claim_uploads(db: Database, worker_id: str, limit: int, lease: timedelta,
                   request_id: str | None = None, max_upload_id: int | None = None,
-                  tenant_id: int | None = None) -> list[Upload]:
-    """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer."""
+                  tenant_id: int | None = None, readable: Any = None) -> list[Upload]:
+    """Atomically take up to `limit` uploads for this worker; each row goes to exactly one claimer.
+    `readable`: only uploads whose image this host can read (ImageStore.readable)."""
     with db.session() as session:
         now = database_now(session)
-        claimable = _claimable(now, max_upload_id, tenant_id)
+        claimable = _claimable(now, max_upload_id, tenant_id, readable)
         candidates = session.scalars(
             select(Upload.id).where(claimable).order_by(Upload.id).limit(limit)
             .with_for_update(skip_locked=True)
@@ -146,10 +150,11 @@ def hand_back(rt: Runtime, worker_id: str, refund_attempt: bool = True) -> int:
     wherever they are.
     """
     with rt.db.session() as session:
-        names = session.scalars(select(Upload.stored_name).where(
-            Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)).all()
-    for name in names:
-        rt.storage.move(name, "inbox")
+        refs = [ImageRef(*row) for row in session.execute(
+            select(*ImageRef.columns()).where(
+                Upload.claimed_by == worker_id, Upload.status == UploadStatus.PROCESSING)).all()]
+    for ref in refs:
+        rt.images.settle(ref, UploadStatus.PENDING)
     return release_claims(rt.db, worker_id, refund_attempt)
 
 
@@ -165,14 +170,14 @@ def give_up_poison_uploads(rt: Runtime) -> int:
                     error_message=f"Processing was interrupted {MAX_CLAIM_ATTEMPTS} times")
             .returning(Upload.id)
         ).all()
-        names = []
+        refs = []
         for upload in session.scalars(select(Upload).where(Upload.id.in_(given_up))).all() if given_up else []:
             enqueue_upload_event(session, upload, "upload.failed")  # in the transaction that fails it
-            names.append(upload.stored_name)
+            refs.append(ImageRef.of(upload))
         session.commit()
-    for name in names:
-        rt.storage.move(name, "errors")
-    return len(names)
+    for ref in refs:
+        rt.images.settle(ref, UploadStatus.ERROR)
+    return len(refs)
 
 
 def requeue_errored(rt: Runtime, tenant_id: int, upload_id: int | None = None,
@@ -185,10 +190,10 @@ def requeue_errored(rt: Runtime, tenant_id: int, upload_id: int | None = None,
     """
     target = Upload.id == upload_id if upload_id is not None else Upload.request_id == request_id
     with rt.db.session() as session:
-        names = dict(session.execute(select(Upload.id, Upload.stored_name)
-                                     .where(target, Upload.tenant_id == tenant_id,
-                                            Upload.status == UploadStatus.ERROR)).all())
-    present = [upload for upload, name in names.items() if rt.storage.move(name, "inbox") is not None]
+        refs = {row.id: ImageRef(*row) for row in session.execute(
+            select(*ImageRef.columns())
+            .where(target, Upload.tenant_id == tenant_id, Upload.status == UploadStatus.ERROR)).all()}
+    present = [upload for upload, ref in refs.items() if rt.images.settle(ref, UploadStatus.PENDING)]
     if not present:
         return []
     with rt.db.session() as session:
@@ -201,7 +206,7 @@ def requeue_errored(rt: Runtime, tenant_id: int, upload_id: int | None = None,
         session.execute(delete(Result).where(Result.upload_id.in_(requeued)))
         session.commit()
     for upload in requeued:
-        remove_file(rt.storage.path("results", f"{names[upload]}.json"))
+        remove_file(rt.storage.path("results", f"{refs[upload].stored_name}.json"))
     logger.info("Requeued %d errored uploads", len(requeued))
     return sorted(requeued)
 

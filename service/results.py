@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 
 import metrics
 from database import RESULT_TEXT_FIELDS, Result, Upload, UploadStatus, iso, utcnow
+from image_store import ImageRef
 from service.conciliation import reconcile_after_finish
 from service.reuse import flag_reuse
 from service.runtime import Runtime
@@ -108,7 +109,7 @@ def finish_upload(rt: Runtime, worker_id: str, upload: Upload, document: dict[st
         for other in repointed:
             rt.storage.write_result(other.filename, other.document)
         session.commit()
-    rt.storage.move(upload.stored_name, "errors" if failed else "processed")
+    rt.images.settle(ImageRef.of(upload), UploadStatus.ERROR if failed else UploadStatus.PROCESSED)
     # Its own transaction, after the result is safe: one indexed query per amount, and a
     # concurrent run over the same credits retries there without touching this commit.
     reconcile_after_finish(rt, upload.tenant_id, upload.id)

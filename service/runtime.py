@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from database import Database, utcnow
+from image_store import LOCAL, ImageStore
 from storage import Storage
 
 
@@ -31,10 +32,34 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "Runtime":
+        # Result files only beside local images: with the images in the database a host's disk holds nothing.
+        local = settings.get("IMAGE_STORAGE", LOCAL) == LOCAL
         runtime = cls(settings=settings, db=Database(settings["DATABASE_URL"]),
-                      storage=Storage(settings["ASYNC_DIRECTORIES"]))
+                      storage=Storage(settings["ASYNC_DIRECTORIES"], result_files=local))
         runtime.storage.ensure_directories()
+        if local:
+            runtime.storage.identity()  # made at start-up, not by the first upload
+        runtime.images  # noqa: B018 - refuses a storage the database cannot hold, at start-up
         return runtime
+
+    @property
+    def images(self) -> ImageStore:
+        """Where upload images are stored and read (image_store.py), made on first use."""
+        store = self.__dict__.get("_images")
+        if store is None or store.storage is not self.storage or store.db is not self.db:
+            store = self.__dict__["_images"] = ImageStore(self.settings.get("IMAGE_STORAGE", LOCAL), self.storage, self.db,
+                                                          self._s3())
+        return store
+
+    def _s3(self) -> Any:
+        """The bucket's client when S3_BUCKET is set (boto3 is imported only then)."""
+        bucket = self.settings.get("S3_BUCKET")
+        if not bucket:
+            return None
+        from image_store_s3 import S3Images  # noqa: PLC0415 - boto3 is loaded only where S3 is used
+
+        return S3Images(bucket, self.settings.get("S3_PREFIX") or "", self.settings.get("S3_ENDPOINT_URL"),
+                        self.settings.get("S3_REGION"))
 
     @property
     def lease(self) -> timedelta:

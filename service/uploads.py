@@ -1,31 +1,27 @@
-"""Storing the files of one upload request with their rows: all or nothing, under unique names."""
+"""Storing the images of one upload request with their rows: all or nothing, under unique names."""
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from database import DEFAULT_TENANT_ID, Upload
+from image_store import ImageRef
 from service.results import original_or_duplicate
 from service.runtime import Runtime
 from service.wakeup import announce_new_work
 from service.webhooks import UploadRoute, add_upload_route
-from storage import UploadRejected, build_stored_name
+from storage import build_stored_name
 
-NAME_ATTEMPTS = 1000
-# Each failed attempt lost a race for a name or for "first of these bytes" to a request that has
-# committed since, so the next attempt sees it; identical uploads arriving together need a few.
+# Each failed attempt lost a race for "first of these bytes" to a request that has committed
+# since, so the next attempt sees it; identical uploads arriving together need a few.
 STORE_ATTEMPTS = 8
 
 
-def _free_name(session: Any, rt: Runtime, metadata: dict[str, str], extension: str) -> str:
-    for attempt in range(NAME_ATTEMPTS):
-        name = build_stored_name(metadata, extension, attempt)
-        taken = session.scalar(select(Upload.id).where(Upload.stored_name == name))
-        if taken is None and rt.storage.locate(name) is None:
-            return name
-    raise UploadRejected("name_exhausted", "Too many files with the same metadata; change horamin or nombre", status=409)
+def _placeholder_name() -> str:
+    # Unique until the row has its id and with it its name (a dot: never a name given to a file).
+    return f".naming-{uuid.uuid4().hex}"
 
 
 def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dict[str, str],
@@ -33,25 +29,28 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                   before_commit: Callable[[Any, list[Upload]], None] | None = None) -> list[Upload]:
     """Records and files of one request, all or nothing.
 
-    Each file is linked into the inbox inside the open transaction and the transaction is then
-    committed, which wakes the workers; if the commit fails, the linked files are removed again.
+    Each row is flushed for its id, which completes its stored name (storage.build_stored_name:
+    unique without a search, and telling nothing about other tenants); its image is stored inside
+    the open transaction (linked into the inbox, or written to the database) and the transaction
+    is then committed, which wakes the workers; if the commit fails, linked files are removed again.
     `before_commit(session, uploads)` writes in the same transaction (the idempotency key's response).
     """
     for attempt in range(STORE_ATTEMPTS):
-        published: list[tuple[Any, str]] = []
+        published: list[ImageRef] = []
         with rt.db.session() as session:
             try:
                 uploads = []
                 for original, item, info in staged:
-                    name = _free_name(session, rt, metadata, info.extension)
-                    upload = Upload(stored_name=name, original_name=original, sha256=item.sha256,
+                    upload = Upload(stored_name=_placeholder_name(), original_name=original, sha256=item.sha256,
                                     size_bytes=item.size, image_format=info.image_format, upload_metadata=metadata,
                                     tenant_id=tenant_id, **original_or_duplicate(session, tenant_id, item.sha256))
                     session.add(upload)
                     session.flush()
+                    upload.stored_name = build_stored_name(metadata, info.extension, upload.id)
+                    session.flush()
                     add_upload_route(session, upload, route)  # where its webhooks go, with the upload itself
-                    rt.storage.publish(item, name)
-                    published.append((item, name))
+                    rt.images.put(session, upload, item)
+                    published.append(ImageRef.of(upload))
                     uploads.append(upload)
                 if before_commit is not None:
                     before_commit(session, uploads)
@@ -60,10 +59,10 @@ def store_uploads(rt: Runtime, staged: list[tuple[str, Any, Any]], metadata: dic
                 return uploads
             except BaseException as exc:
                 # Files first: a rollback on a lost connection can raise too, and must not leave them behind.
-                for _staged, name in published:
-                    rt.storage.path("inbox", name).unlink(missing_ok=True)
+                for ref in published:
+                    rt.images.discard(ref)
                 session.rollback()
-                # Another request took one of the names, or recorded the same bytes first: retry.
+                # Another request recorded the same bytes first: retry.
                 if isinstance(exc, (IntegrityError, FileExistsError)) and attempt + 1 < STORE_ATTEMPTS:
                     continue
                 raise

@@ -62,7 +62,7 @@ def test_upload_stores_file_with_seed_name_and_record(client, runtime):
     assert body["success"] is True and body["files_uploaded"] == 1
     entry = body["files_processed"][0]
     assert entry["original_name"] == "image.png"
-    assert entry["stored_name"] == "20250711-A--123456@lid_Juan_14-30.png"
+    assert entry["stored_name"] == f"20250711-A--123456@lid_Juan_14-30~{entry['id']}.png"
     assert entry["metadata"] == SEED_METADATA
     assert entry["duplicado_de"] is None
     assert inbox_files(runtime) == [entry["stored_name"]]  # no temp file left behind
@@ -75,9 +75,9 @@ def test_upload_names_are_unique_and_extension_comes_from_the_bytes(client):
     jpeg = generate_receipt(0, variant="lowres").image_bytes
     first = upload(client, [("a.png", receipt(1)), ("b.png", receipt(2))]).get_json()
     second = upload(client, [("photo.png", jpeg)]).get_json()
-    names = [f["stored_name"] for f in first["files_processed"] + second["files_processed"]]
-    assert names == ["20250711-A--123456@lid_Juan_14-30.png", "20250711-A--123456@lid_Juan_14-30_2.png",
-                     "20250711-A--123456@lid_Juan_14-30.jpg"]
+    entries = first["files_processed"] + second["files_processed"]
+    assert [f["stored_name"] for f in entries] == [f"20250711-A--123456@lid_Juan_14-30~{f['id']}.{ext}"
+                                                   for f, ext in zip(entries, ("png", "png", "jpg"))]
 
 
 def test_same_bytes_again_points_to_the_first_upload(client):
@@ -90,9 +90,9 @@ def test_upload_accepts_accented_names_and_no_metadata(client):
     body = upload(client, [("r.png", receipt(1))], {**SEED_METADATA, "nombre": "José Peña"}).get_json()
     entry = body["files_processed"][0]
     assert entry["metadata"]["nombre"] == "José Peña"
-    assert entry["stored_name"] == "20250711-A--123456@lid_Jose_Pena_14-30.png"
+    assert entry["stored_name"] == f"20250711-A--123456@lid_Jose_Pena_14-30~{entry['id']}.png"
     bare = upload(client, [("r.png", receipt(2))], {}).get_json()["files_processed"][0]
-    assert bare["stored_name"] == "---__.png"
+    assert bare["stored_name"] == f"---__~{bare['id']}.png"
 
 
 def test_upload_without_files_is_rejected(client, runtime):

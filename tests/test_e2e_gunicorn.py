@@ -74,7 +74,7 @@ def test_uploads_are_processed_by_the_single_background_worker(tmp_path, databas
         files = upload(base, receipts, numerosorteo="A", fechasorteo="20250711", idWhatsapp="123456@lid",
                        nombre="Juan", horamin="14-30")
         names = [f["stored_name"] for f in files]
-        assert names[0] == "20250711-A--123456@lid_Juan_14-30.png"
+        assert names[0] == f"20250711-A--123456@lid_Juan_14-30~{files[0]['id']}.png"
         wait_processed(base, names)
 
         results_dir = storage_root / "data" / "results"

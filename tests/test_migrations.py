@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, inspect, select, text
+from sqlalchemy import MetaData, create_engine, insert, inspect, select, text
 
 from database import (
     DEFAULT_TENANT_ID,
@@ -277,21 +277,23 @@ def test_statement_tables_keep_their_rows_through_later_revisions(empty_database
     engine.dispose()
     db = Database(empty_database_url)
     with db.session() as session:
-        upload = Upload(stored_name="r.png", original_name="r.png", sha256="c" * 64, size_bytes=1, status="processed")
+        # Only the columns of 0005 (later revisions add others): as the release of 0005 wrote it.
+        upload_id = session.scalar(insert(Upload).values(stored_name="r.png", original_name="r.png", sha256="c" * 64,
+                                                         size_bytes=1, status="processed").returning(Upload.id))
         statement = BankStatement(tenant_id=DEFAULT_TENANT_ID, format="banesco_qif", bank_code="0134", filename="x.qif",
                                   sha256="d" * 64, size_bytes=10, period_start=date(2025, 3, 1), period_end=date(2025, 3, 2),
                                   movements_total=1, movements_added=1, credits_total=1)
-        session.add_all([upload, statement])
+        session.add(statement)
         session.flush()
         movement = StatementMovement(tenant_id=DEFAULT_TENANT_ID, statement_id=statement.id, line=3,
                                      movement_date=date(2025, 3, 1), description="PAGO MOVIL", direction="credito",
                                      amount=Decimal("1136.52"), fingerprint="f" * 32)
         session.add(movement)
         session.flush()
-        session.add(Conciliacion(tenant_id=DEFAULT_TENANT_ID, upload_id=upload.id, estado="conciliado",
+        session.add(Conciliacion(tenant_id=DEFAULT_TENANT_ID, upload_id=upload_id, estado="conciliado",
                                  movement_id=movement.id, evidence={"estado": "conciliado"}))
         session.commit()
-        ids = (upload.id, statement.id, movement.id)
+        ids = (upload_id, statement.id, movement.id)
     upgrade_to_head(db)
     assert schema_differences(db) == []
     with db.session() as session:
@@ -311,6 +313,41 @@ def test_statement_tables_keep_their_rows_through_later_revisions(empty_database
                                  movement_id=ids[2], evidence={}))
         with pytest.raises(IntegrityError):  # a credit already paying another receipt
             session.commit()
+    db.dispose()
+
+
+def test_image_storage_revision_keeps_old_uploads_local_and_old_writers_working(empty_database_url):
+    """0007_image_storage only adds: uploads of 0005 read as local images, and a writer that knows
+    nothing of the new columns (the previous release) still stores uploads."""
+    from alembic import command
+
+    from database import UploadImage
+    from image_store import ImageRef
+    from migrations_runner import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0005_statements")
+        old = {"original_name": "r.png", "size_bytes": 1, "metadata": "{}", "source": "upload", "status": "pending",
+               "created_at": utcnow(), "attempts": 0, "tenant_id": DEFAULT_TENANT_ID}
+        connection.execute(text("INSERT INTO uploads (stored_name, sha256, original_name, size_bytes, metadata, source, "
+                                "status, created_at, attempts, tenant_id) VALUES ('before.png', :sha, :original_name, "
+                                ":size_bytes, :metadata, :source, :status, :created_at, :attempts, :tenant_id)"),
+                           {**old, "sha": "a" * 64})
+    engine.dispose()
+    db = Database(empty_database_url)
+    upgrade_to_head(db)
+    with db.engine.begin() as connection:  # the previous release's insert, after the upgrade
+        connection.execute(text("INSERT INTO uploads (stored_name, sha256, original_name, size_bytes, metadata, source, "
+                                "status, created_at, attempts, tenant_id) VALUES ('after.png', :sha, :original_name, "
+                                ":size_bytes, :metadata, :source, :status, :created_at, :attempts, :tenant_id)"),
+                           {**old, "sha": "b" * 64})
+    with db.session() as session:
+        uploads = session.scalars(select(Upload).order_by(Upload.id)).all()
+        assert [(u.stored_name, u.image_store, u.image_host) for u in uploads] == \
+            [("before.png", None, None), ("after.png", None, None)]
+        assert not any(ImageRef.of(u).in_database for u in uploads)
+        assert session.scalars(select(UploadImage)).all() == []
     db.dispose()
 
 

@@ -14,6 +14,7 @@ from storage import (
     build_stored_name,
     display_name,
     is_plain_name,
+    is_service_name,
     metadata_from_stored_name,
     validate_metadata,
 )
@@ -36,14 +37,19 @@ def storage(tmp_path):
 
 
 def test_seed_name():
-    assert build_stored_name(SEED, "png") == "20250711-A--123456@lid_Juan_14-30.png"
-    assert build_stored_name(SEED, "jpg", attempt=1) == "20250711-A--123456@lid_Juan_14-30_2.jpg"
+    # The seed's name, closed by the upload's id: unique without looking for a free name.
+    assert build_stored_name(SEED, "png", 1) == "20250711-A--123456@lid_Juan_14-30~1.png"
+    assert build_stored_name(SEED, "jpg", 42) == "20250711-A--123456@lid_Juan_14-30~42.jpg"
+    assert is_service_name("20250711-A--123456@lid_Juan_14-30~42.jpg")
+    # What an operator drops into the inbox is not the service's, whatever the seed's pattern says.
+    assert not any(map(is_service_name, ["20250711-A--123456@lid_Juan_14-30.png", "IMG_0001.jpg", "x_2.png"]))
 
 
 def test_names_are_safe_whatever_the_metadata():
-    name = build_stored_name({"nombre": "Ñandú Gómez", "idWhatsapp": "58412@s.whatsapp.net"}, "png")
-    assert name == "---58412@s.whatsapp.net_Nandu_Gomez_.png" and is_plain_name(name)
-    assert len(build_stored_name({"nombre": "x" * 500}, "png")) <= 204
+    name = build_stored_name({"nombre": "Ñandú Gómez", "idWhatsapp": "58412@s.whatsapp.net"}, "png", 7)
+    assert name == "---58412@s.whatsapp.net_Nandu_Gomez_~7.png" and is_plain_name(name)
+    long_name = build_stored_name({"nombre": "x" * 500}, "png", 2**31 - 1)
+    assert len(long_name) <= 204 and long_name.endswith("~2147483647.png")
 
 
 def test_metadata_is_validated_and_cleaned():
@@ -76,6 +82,7 @@ def test_plain_names(name):
 
 def test_metadata_from_the_seed_pattern():
     assert metadata_from_stored_name("20250711-A--123456@lid_Juan_14-30.png") == SEED
+    assert metadata_from_stored_name("20250711-A--123456@lid_Juan_14-30~12.png") == SEED
     assert metadata_from_stored_name("IMG_0001.jpg")["fechasorteo"] == ""
 
 

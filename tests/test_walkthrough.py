@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_ID, EXAMPLE_BATCH = "/api/uploads/42", "BATCH_20250711_143052_a8f"
+EXAMPLE_NAME = "20250711-A--123456@lid_Juan_14-30~42.png"
 
 
 def walkthrough_commands() -> list[str]:
@@ -80,6 +81,7 @@ def test_the_readme_walkthrough_as_written(tmp_path, database_url):
             if "/api/upload " in command + " ":
                 entry = json.loads(body)["files_processed"][0]
                 known[EXAMPLE_ID] = entry["status_url"]
+                known[EXAMPLE_NAME] = entry["stored_name"]
                 first_upload = body
 
         def answer(fragment: str, exact: bool = False) -> tuple[int, object]:
@@ -88,7 +90,7 @@ def test_the_readme_walkthrough_as_written(tmp_path, database_url):
 
         # 1. The upload's answer carries how to follow it.
         entry = json.loads(first_upload)["files_processed"][0]
-        assert entry["stored_name"] == "20250711-A--123456@lid_Juan_14-30.png"
+        assert entry["stored_name"] == f"20250711-A--123456@lid_Juan_14-30~{entry['id']}.png"
         assert entry["status"] == "pending" and entry["status_url"] == f"/api/uploads/{entry['id']}"
         # 2. Followed until processed: its batch, flags and result.
         status, followed = answer(f"localhost:5000{EXAMPLE_ID}", exact=True)

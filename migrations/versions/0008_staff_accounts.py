@@ -5,7 +5,7 @@ Expand only: new tables and nullable columns; the previous release keeps running
 writes no por_cuenta, no avisos, and its cookie sessions simply stop being accepted).
 
 Revision ID: 0008_staff_accounts
-Revises: 0005_statements
+Revises: 0007_image_storage
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0008_staff_accounts'
-down_revision = '0005_statements'
+down_revision = '0007_image_storage'
 branch_labels = None
 depends_on = None
 
