@@ -10,7 +10,16 @@ from sqlalchemy.exc import DBAPIError
 from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
-from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
+from service.jobs import (
+    INFRASTRUCTURE_FAULTS,
+    claim_batch,
+    claim_uploads,
+    fair_claim_size,
+    hand_back,
+    insert_batch,
+    next_tenant_with_work,
+    renew_leases,
+)
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
 
@@ -155,7 +164,9 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
     Stopped half-way, the round closes with what it finished; the rest stays claimed for hand_back.
     """
     tenant_id = next_tenant_with_work(rt.db)
-    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id)
+    # Its share of the burst, not the whole of it: an idle worker beside it reads the rest.
+    size = 0 if tenant_id is None else fair_claim_size(rt.db, worker_id, rt.batch_size, tenant_id)
+    uploads = claim_uploads(rt.db, worker_id, size, rt.lease, tenant_id=tenant_id) if size else []
     if not uploads:
         return 0
     now = rt.db.now()  # its lease is compared with the database's clock
