@@ -23,6 +23,8 @@ models: $(STAMP)
 	@echo "construyendo modelos…"
 	@start=$$(date +%s); $(PY) tools/quantize_models.py --check && \
 		echo "modelos listos en $$(( $$(date +%s) - start )) s"
+	@if [ "$$OCR_DETECTION_RUNTIME" = openvino ]; then echo "compilando el detector en OpenVINO…"; \
+		$(PY) -m ocr.openvino_detection; fi
 
 # The int8 detector, used only with OCR_INT8_DETECTION=true (calibrated on generated receipts, 1-2
 # minutes); a process that needs it and finds it missing builds it itself, with a message.

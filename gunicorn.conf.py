@@ -11,6 +11,7 @@ inherited by every web process and the OCR worker; the files of a process that e
 """
 import glob
 import os
+import signal
 import sys
 import threading
 import time
@@ -169,7 +170,15 @@ def child_exit(server, worker) -> None:
     _mark_dead(worker.pid)
 
 
+def post_worker_init(worker) -> None:
+    # Ctrl-C in a terminal signals the whole process group: a web worker's own quick exit (SIGINT)
+    # ends its greenlets with SystemExit tracebacks. The master alone handles it (when_ready).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def when_ready(server) -> None:
+    # Ctrl-C stops like SIGTERM: web workers finish their requests, the OCR workers hand work back.
+    server.handle_int = server.handle_term
     if _settings["WORKER_ENABLED"]:
         server.log.info("Starting %d OCR worker(s), %d onnxruntime thread(s) each", len(_supervisors),
                         threads_per_worker(_settings["ORT_INTRA_OP_THREADS"], len(_supervisors)))

@@ -24,7 +24,11 @@ CACHE_DIR = Path(__file__).resolve().parents[1] / "build" / "openvino_cache"
 
 
 def _core(cache_dir: Path) -> Any:
-    import openvino as ov  # noqa: PLC0415 - only the openvino runtime pays for its import (~180 MB wheel)
+    try:
+        import openvino as ov  # noqa: PLC0415 - only the openvino runtime pays for its import (~180 MB wheel)
+    except ImportError as exc:
+        raise RuntimeError("OCR_DETECTION_RUNTIME=openvino needs the openvino package: "
+                           ".venv/bin/pip install -r requirements-openvino.txt (or set OCR_DETECTION_RUNTIME=onnxruntime)") from exc
 
     core = ov.Core()
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -66,3 +70,31 @@ class OpenVINODetectionSession:
         # share_outputs=False: the caller keeps each page's map while the next page is detected.
         result = compiled(x, share_inputs=False, share_outputs=False)
         return [np.asarray(result[compiled.output(0)])]
+
+
+def warm_cache(cache_dir: Path = CACHE_DIR) -> list[str]:
+    """Compile the PP-OCR detector of every profile at its canvas into the cache (`make models` with
+    OCR_DETECTION_RUNTIME=openvino), so the first start loads blobs instead of compiling."""
+    import config  # noqa: PLC0415
+    from ocr.ppocr import model_file  # noqa: PLC0415
+
+    done = []
+    for profile in config.OCR_PROFILES.values():
+        name = profile["det_model"]
+        if not name.startswith("ppocrv6:"):
+            continue
+        size = name.removeprefix("ppocrv6:").removesuffix("-int8")
+        canvas = tuple(profile["det_input_size"])
+        label = f"{size} {canvas[0]}x{canvas[1]}"
+        if label not in done:
+            OpenVINODetectionSession(model_file(size, "det"), canvas, cache_dir=cache_dir)._dynamic_model()
+            done.append(label)
+    return done
+
+
+if __name__ == "__main__":
+    import time
+
+    started = time.perf_counter()
+    compiled = warm_cache()
+    print(f"OpenVINO detectors compiled into {CACHE_DIR} ({', '.join(compiled)}) in {time.perf_counter() - started:.1f} s")
