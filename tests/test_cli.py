@@ -1,5 +1,6 @@
 """`python main.py ...` as a user runs it: extract streams JSON lines and touches no database;
 importing main builds nothing."""
+import io
 import json
 import os
 import subprocess
@@ -145,3 +146,25 @@ def test_extract_of_an_empty_folder_is_not_an_error(tmp_path):
                           env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == ""
     assert "no images" in done.stderr and "Traceback" not in done.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_extract_shows_a_spinner_while_the_models_load_and_a_line_when_they_are_loaded():
+    import config  # noqa: PLC0415
+    from aplicador_ocr import AplicadorOCR  # noqa: PLC0415
+    from extract_cli import load_models  # noqa: PLC0415
+    from main_ocr_process import OrquestadorOCR  # noqa: PLC0415
+
+    terminal = _Terminal()
+    # A fresh engine: its models are not loaded yet, so loading them takes a while.
+    orchestrator = OrquestadorOCR(AplicadorOCR({**config.OCR_CONFIG, "intra_op_threads": 1}))
+    seconds = load_models(orchestrator, "ultra_rapido", terminal)
+    text = terminal.getvalue()
+    assert "ultra_rapido" in orchestrator.aplicador.predictors
+    if seconds > 0.3:  # a frame every 0.1 s
+        assert "\rcargando modelos (ultra_rapido) " in text
+    assert text.rstrip().endswith(f"modelos cargados (ultra_rapido) en {seconds:.1f} s")
