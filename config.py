@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     PAYMENT_MEMORY_DAYS: int = Field(400, ge=1, le=36500)
     REUSE_CHECK_ACROSS_TENANTS: bool = False
     WORKER_ENABLED: bool = True
+    # OCR worker processes gunicorn starts on this host (0: one per core, as many as memory holds).
+    OCR_WORKERS: int = Field(0, ge=0, le=64)
     WORKER_POLL_INTERVAL_SECONDS: float = Field(1.0, gt=0, le=3600)
     WORKER_WAKE_ON_UPLOAD: bool = True
     CLAIM_LEASE_SECONDS: int = Field(300, ge=1, le=86400)
@@ -140,6 +142,7 @@ class Settings(BaseSettings):
     OCR_DEFAULT_PROFILE: str = "ultra_rapido"
     OCR_MODELS_DIR: Path = Field(BASE_DIR / "models", validation_alias=AliasChoices("OCR_MODELS_DIR", "ONNXTR_CACHE_DIR"))
     OCR_INT8_DETECTION: bool = False
+    OCR_DETECTION_RUNTIME: Literal["onnxruntime", "openvino"] = "onnxruntime"
     OCR_RECO_RECEIPT_ALPHABET: bool = True
     OCR_INFERENCE_STREAMS: int = Field(1, ge=0, le=64)
     ORT_INTRA_OP_THREADS: int = Field(0, ge=0, le=256)
@@ -257,6 +260,8 @@ class Settings(BaseSettings):
             # True: the tiny detector runs with int8 weights ("ppocrv6:tiny-int8", built at install);
             # off by default: it reads photographed receipts worse (benchmarks/accuracy.py).
             "int8_detection": self.OCR_INT8_DETECTION,
+            # Where the PP-OCR detectors run: onnxruntime, or OpenVINO (recognition stays on onnxruntime).
+            "detection_runtime": self.OCR_DETECTION_RUNTIME,
             # True: recognizers whose last layer holds only the receipt alphabet (built at install).
             "receipt_alphabet": self.OCR_RECO_RECEIPT_ALPHABET,
             # Pages read at once, each by its own copy of the models (0: one per core, at most 2). Two

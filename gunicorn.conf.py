@@ -1,8 +1,9 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py 'main:create_app()'`.
 
-The OCR worker runs once per deployment: the gunicorn master starts one `python main.py worker`
-process when it is ready, restarts it if it dies, and stops it on exit. Web processes never load
-models for the background work, so they stay small and can be recycled (max_requests) freely.
+The OCR workers run once per host: the gunicorn master starts OCR_WORKERS `python main.py worker`
+processes (0: one per core, as many as memory holds) when it is ready, restarts one that dies, and
+stops them on exit. Web processes never load models for the background work, so they stay small
+and can be recycled (max_requests) freely.
 
 Prometheus multiprocess mode is set up here, in the master, before any process imports
 prometheus_client: PROMETHEUS_MULTIPROC_DIR (or `$DATA_DIR/prometheus`) is emptied at start and
@@ -10,6 +11,7 @@ inherited by every web process and the OCR worker; the files of a process that e
 """
 import glob
 import os
+import signal
 import sys
 import threading
 import time
@@ -96,20 +98,24 @@ RESTART_BACKOFF_MAX_SECONDS = 60
 
 
 class WorkerSupervisor:
-    """Keeps one OCR worker process running beside the gunicorn master."""
+    """Keeps one OCR worker process running beside the gunicorn master (one supervisor per worker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: int = 0, threads: int = 0) -> None:
+        self.index = index
+        self.threads = threads  # its ORT_INTRA_OP_THREADS when the operator set none
         self.process = None  # a psutil.Process
         self.stopping = threading.Event()
         self.thread = None
 
     def start(self, log) -> None:
         self.log = log
-        self.thread = threading.Thread(target=self._supervise, name="ocr-worker-supervisor", daemon=True)
+        self.thread = threading.Thread(target=self._supervise, name=f"ocr-worker-supervisor-{self.index}", daemon=True)
         self.thread.start()
 
     def _spawn(self):
         env = dict(os.environ, OCR_WORKER_PARENT_PID=str(os.getpid()))
+        if self.threads and not _settings["ORT_INTRA_OP_THREADS"]:
+            env["ORT_INTRA_OP_THREADS"] = str(self.threads)
         # posix_spawn, not subprocess.Popen: Popen waits on a pipe until the child has exec'd, and a
         # web worker the master forks meanwhile inherits that pipe and holds it for its whole life,
         # so Popen never returned and a dead OCR worker was never restarted. setsid: its own
@@ -147,7 +153,13 @@ class WorkerSupervisor:
             pass
 
 
-_supervisor = WorkerSupervisor()
+# OCR_WORKERS processes (0: one per core, as many as memory holds), the cores shared out among them
+# (ORT_INTRA_OP_THREADS 0), so N workers never run more onnxruntime threads than there are cores.
+from ocr.capacity import resolve_workers, threads_per_worker  # noqa: E402
+
+_ocr_workers = resolve_workers(_settings["OCR_WORKERS"])
+_supervisors = [WorkerSupervisor(index, threads_per_worker(_settings["ORT_INTRA_OP_THREADS"], _ocr_workers))
+                for index in range(_ocr_workers)]
 
 
 def _mark_dead(pid: int) -> None:
@@ -158,12 +170,28 @@ def child_exit(server, worker) -> None:
     _mark_dead(worker.pid)
 
 
+def post_worker_init(worker) -> None:
+    # Ctrl-C in a terminal signals the whole process group: a web worker's own quick exit (SIGINT)
+    # ends its greenlets with SystemExit tracebacks. The master alone handles it (when_ready).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def when_ready(server) -> None:
+    # Ctrl-C stops like SIGTERM: web workers finish their requests, the OCR workers hand work back.
+    server.handle_int = server.handle_term
     if _settings["WORKER_ENABLED"]:
-        _supervisor.start(server.log)
+        server.log.info("Starting %d OCR worker(s), %d onnxruntime thread(s) each", len(_supervisors),
+                        threads_per_worker(_settings["ORT_INTRA_OP_THREADS"], len(_supervisors)))
+        for supervisor in _supervisors:
+            supervisor.start(server.log)
     else:
         server.log.info("WORKER_ENABLED is off: no OCR worker; process_batch runs in the web processes")
 
 
 def on_exit(server) -> None:
-    _supervisor.stop()
+    # Stopped together: each waits up to graceful_timeout for its worker's batch to hand back.
+    stoppers = [threading.Thread(target=supervisor.stop) for supervisor in _supervisors]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()

@@ -191,21 +191,28 @@ def staff(args: argparse.Namespace) -> int:
 
 
 def _staff_parser(commands: Any) -> None:
-    staff_cmd = commands.add_parser("staff", help="people of the review desk: create, reset, disable, list").add_subparsers(
-        dest="staff_command", required=True)
-    create_cmd = staff_cmd.add_parser("create", help="a new account (password from stdin, or prompted)")
-    create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new)")
-    create_cmd.add_argument("--username", required=True)
-    create_cmd.add_argument("--email", default=None)
+    staff_cmd = command(commands, "staff", "people of the review desk: create, reset, disable, enable, list",
+                        DATABASE_SETTINGS).add_subparsers(dest="staff_command", required=True, title="commands",
+                                                           metavar="COMMAND")
+    create_cmd = command(staff_cmd, "create", "a new account (password from stdin, or prompted)", DATABASE_SETTINGS)
+    create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new; required)")
+    create_cmd.add_argument("--username", required=True, help="the name to sign in with (required)")
+    create_cmd.add_argument("--email", default=None, help="an e-mail to sign in with too (default: none)")
     create_cmd.add_argument("--name", default=None, help="the name history shows (default: the username)")
-    create_cmd.add_argument("--role", choices=("revisor", "admin"), default="revisor")
-    create_cmd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    reset_cmd = staff_cmd.add_parser("reset", help="a new password; the account's sessions end")
+    create_cmd.add_argument("--role", choices=("revisor", "admin"), default="revisor",
+                            help="revisor: reviews receipts; admin: also manages the tenant's team (default: revisor)")
+    create_cmd.add_argument("--password-stdin", action="store_true",
+                            help="read the password from stdin (default: prompt for it)")
+    reset_cmd = command(staff_cmd, "reset", "a new password; the account's sessions end", DATABASE_SETTINGS)
     reset_cmd.add_argument("user", help="username or e-mail")
-    reset_cmd.add_argument("--password-stdin", action="store_true")
-    staff_cmd.add_parser("disable", help="disable an account; its sessions end at once").add_argument("user")
-    staff_cmd.add_parser("enable", help="enable a disabled account").add_argument("user")
-    staff_cmd.add_parser("list", help="every account (of one tenant)").add_argument("--tenant", default=None)
+    reset_cmd.add_argument("--password-stdin", action="store_true",
+                           help="read the password from stdin (default: prompt for it)")
+    command(staff_cmd, "disable", "disable an account; its sessions end at once", DATABASE_SETTINGS).add_argument(
+        "user", help="username or e-mail")
+    command(staff_cmd, "enable", "enable a disabled account", DATABASE_SETTINGS).add_argument(
+        "user", help="username or e-mail")
+    command(staff_cmd, "list", "every account (of one tenant)", DATABASE_SETTINGS).add_argument(
+        "--tenant", default=None, help="only this tenant's accounts (default: every tenant)")
 # --- end of the staff block -----------------------------------------------------------------------
 
 
@@ -242,53 +249,125 @@ def webhooks(args: argparse.Namespace) -> int:
     return 0
 
 
-def image_paths(arguments: list[str]) -> Iterator[Path]:
-    """Files as given, and the files inside each directory (sorted, hidden ones skipped, not recursive)."""
+def image_paths(arguments: list[str], note=None) -> Iterator[Path]:
+    """Files as given, and the images inside each folder (sorted, not recursive). In a folder, hidden
+    files and files whose extension is not an image's are skipped, with a note; so is an empty folder.
+    A file named on the command line is always read (its content decides, not its name)."""
+    note = note or (lambda text: print(text, file=sys.stderr, flush=True))
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        images = [p for p in files if p.suffix.lower().lstrip(".") in config.ALLOWED_EXTENSIONS]
+        skipped = [p.name for p in files if p not in images]
+        if skipped:
+            shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+            note(f"note: {path}: skipping {len(skipped)} file(s) that are not images: {shown}")
+        if not images:
+            note(f"note: {path}: no images in this folder "
+                 f"(extensions read: {', '.join(sorted(config.ALLOWED_EXTENSIONS))})")
+        yield from images
 
 
 def extract(arguments: list[str], profile: str | None) -> int:
     from extract_cli import run_extract  # noqa: PLC0415 - loads the OCR engine
 
-    return run_extract(list(image_paths(arguments)), profile)
+    paths = list(image_paths(arguments))
+    if not paths:
+        print("note: nothing to read", file=sys.stderr)
+        return 0
+    return run_extract(paths, profile)
+
+
+# Settings each command reads, shown under its --help with their defaults (every setting: README).
+SERVE_SETTINGS = {
+    "HOST": "address to listen on; unset: 0.0.0.0 when an API key is configured, else 127.0.0.1",
+    "PORT": "port to listen on",
+    "DATABASE_URL": "SQLAlchemy URL of the database; unset: SQLite at $DATA_DIR/ocr.db",
+    "STORAGE_ROOT": "root of data/ (images, results, the SQLite file)",
+    "DATA_DIR": "directory of the images and results; unset: $STORAGE_ROOT/data",
+    "API_KEYS": "comma-separated bootstrap keys; with none, keys come from `main.py keys create`",
+    "WEB_CONCURRENCY": "gunicorn web processes",
+    "WORKER_ENABLED": "start the OCR workers beside the web processes",
+    "OCR_WORKERS": "OCR worker processes on this host; 0: one per core, as many as memory holds",
+    "ORT_INTRA_OP_THREADS": "onnxruntime threads per OCR worker; 0: the cores shared out among the workers",
+    "OCR_DEFAULT_PROFILE": "OCR profile of the background work",
+    "OCR_DETECTION_RUNTIME": "where text detection runs: onnxruntime or openvino",
+    "LOG_LEVEL": "log level",
+    "LOG_FORMAT": "log format: text or json",
+}
+WORKER_SETTINGS = ("DATABASE_URL", "STORAGE_ROOT", "DATA_DIR", "ORT_INTRA_OP_THREADS", "OCR_DEFAULT_PROFILE",
+                   "OCR_DETECTION_RUNTIME", "LOG_LEVEL", "LOG_FORMAT")
+EXTRACT_SETTINGS = ("ORT_INTRA_OP_THREADS", "OCR_DEFAULT_PROFILE", "OCR_DETECTION_RUNTIME")
+DATABASE_SETTINGS = ("DATABASE_URL", "STORAGE_ROOT", "DATA_DIR")
+
+
+def settings_help(names) -> str:
+    """'environment:' lines for a command's --help: each setting, what it does, its default."""
+    lines = ["environment (see README, Settings, for every one):"]
+    for name in names:
+        default = config.Settings.model_fields[name].default
+        shown = "unset" if default is None else (",".join(default) or "none") if isinstance(default, list) else \
+            str(default).lower() if isinstance(default, bool) else str(default)
+        if name == "STORAGE_ROOT":
+            shown = "the checkout"
+        lines.append(f"  {name:22} {SERVE_SETTINGS[name]} (default: {shown})")
+    return "\n".join(lines)
+
+
+def command(group: Any, name: str, text: str, settings: Any = (), **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does and lists the settings it reads, with their defaults."""
+    return group.add_parser(name, help=text, description=text, epilog=settings_help(settings) if settings else None,
+                            formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="Sistema OCR Empresarial Asíncrono. "
+                                     "Without a command: serve (the API under gunicorn, with the OCR workers).",
+                                     epilog=settings_help(SERVE_SETTINGS), formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    command(commands, "serve", "serve the API with gunicorn on HOST:PORT, with the OCR workers (the default)", SERVE_SETTINGS)
+    command(commands, "worker", "run one OCR worker process alone, until stopped", WORKER_SETTINGS)
+    command(commands, "migrate", "bring the database schema to the newest revision", DATABASE_SETTINGS)
+    keys_cmd = command(commands, "keys", "create, list and revoke API keys", DATABASE_SETTINGS).add_subparsers(
+        dest="keys_command", required=True, title="commands", metavar="COMMAND")
+    create_cmd = command(keys_cmd, "create", "a new key, printed once (stored only as a hash)", DATABASE_SETTINGS)
+    create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new; required)")
+    create_cmd.add_argument("--role", choices=("client", "admin"), default="client",
+                            help="client: uploads and results; admin: also tenants' keys (default: client)")
+    create_cmd.add_argument("--name", default=None, help="a label for the key (default: none)")
+    command(keys_cmd, "list", "every key: id, tenant, role, label, prefix, revoked", DATABASE_SETTINGS)
+    command(keys_cmd, "revoke", "revoke a key by id", DATABASE_SETTINGS).add_argument(
+        "id", type=int, help="the key's id (from `keys list`)")
+    hooks_cmd = command(commands, "webhooks", "webhook configuration and delivery", DATABASE_SETTINGS).add_subparsers(
+        dest="webhooks_command", required=True, title="commands", metavar="COMMAND")
+    set_cmd = command(hooks_cmd, "set", "create or change a tenant's (or key's) webhook configuration", DATABASE_SETTINGS)
+    set_cmd.add_argument("--tenant", required=True, help="tenant name (required)")
+    set_cmd.add_argument("--key-id", type=int, default=None,
+                         help="configure this key of the tenant instead (default: the tenant's own configuration)")
+    set_cmd.add_argument("--url", default=None, help="callback URL, http or https (default: unchanged)")
+    set_cmd.add_argument("--no-url", action="store_true", help="remove the callback URL (default: keep it)")
+    set_cmd.add_argument("--allowed-host", action="append", default=None,
+                         help="a host a per-upload callback_url may name (repeat; replaces the list; default: unchanged)")
+    set_cmd.add_argument("--rotate-secret", action="store_true",
+                         help="a new signing secret, printed once (default: keep the secret)")
+    command(hooks_cmd, "show", "a tenant's webhook configurations (never the secret)", DATABASE_SETTINGS).add_argument(
+        "--tenant", required=True, help="tenant name (required)")
+    command(hooks_cmd, "deliver", "run the webhook deliverer alone, until stopped", DATABASE_SETTINGS)
+    _staff_parser(commands)
+    extract_cmd = command(commands, "extract", "OCR and extract fields from image files or folders, without the server "
+                          "or a database: one JSON line per image on stdout, notes and progress on stderr", EXTRACT_SETTINGS)
+    extract_cmd.add_argument("images", nargs="+", help="image files, or folders of them (files in a folder that are "
+                             "not images, by extension, are skipped with a note)")
+    extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_PROFILES),
+                             help="OCR profile (default: OCR_DEFAULT_PROFILE, ultra_rapido)")
+    return parser
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="main.py", description="Sistema OCR Empresarial Asíncrono")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve the API with gunicorn (the default)")
-    commands.add_parser("worker", help="run the OCR worker process alone")
-    commands.add_parser("migrate", help="bring the database schema to the newest revision")
-    keys_cmd = commands.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
-        dest="keys_command", required=True)
-    create_cmd = keys_cmd.add_parser("create", help="a new key, printed once")
-    create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new)")
-    create_cmd.add_argument("--role", choices=("client", "admin"), default="client")
-    create_cmd.add_argument("--name", default=None, help="a label for the key")
-    keys_cmd.add_parser("list", help="every key: id, tenant, role, label, prefix, revoked")
-    keys_cmd.add_parser("revoke", help="revoke a key by id").add_argument("id", type=int)
-    _staff_parser(commands)
-    hooks_cmd = commands.add_parser("webhooks", help="webhook configuration and delivery").add_subparsers(
-        dest="webhooks_command", required=True)
-    set_cmd = hooks_cmd.add_parser("set", help="create or change a tenant's (or key's) webhook configuration")
-    set_cmd.add_argument("--tenant", required=True, help="tenant name")
-    set_cmd.add_argument("--key-id", type=int, default=None, help="configure this key of the tenant instead")
-    set_cmd.add_argument("--url", default=None, help="callback URL (http or https)")
-    set_cmd.add_argument("--no-url", action="store_true", help="remove the callback URL")
-    set_cmd.add_argument("--allowed-host", action="append", default=None,
-                         help="a host a per-upload callback_url may name (repeat; replaces the list)")
-    set_cmd.add_argument("--rotate-secret", action="store_true", help="a new signing secret, printed once")
-    hooks_cmd.add_parser("show", help="a tenant's webhook configurations (never the secret)").add_argument(
-        "--tenant", required=True)
-    hooks_cmd.add_parser("deliver", help="run the webhook deliverer alone, until stopped")
-    extract_cmd = commands.add_parser("extract", help="OCR and extract fields from image files or directories")
-    extract_cmd.add_argument("images", nargs="+", help="image files, or directories of them")
-    extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_PROFILES))
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker()

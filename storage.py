@@ -369,9 +369,12 @@ class Storage:
         """Files in the inbox that are complete: not being staged or published, old enough."""
         found = []
         for entry in os.scandir(self.dirs["inbox"]):
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                continue
-            stat = entry.stat(follow_symlinks=False)
+            try:
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # another worker of this host claimed it (moved it to processing) meanwhile
             if stat.st_nlink > 1 or now - stat.st_mtime < min_age_seconds:
                 continue
             found.append(Path(entry.path))

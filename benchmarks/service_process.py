@@ -43,6 +43,8 @@ DEFAULT_SETTINGS = {
     "UPLOAD_RATE_LIMIT_PER_MINUTE": "0",
     "INBOX_ADOPT_MIN_AGE_SECONDS": "0.5",
     "LOG_LEVEL": "INFO",
+    # One OCR worker unless a test or benchmark asks for more: each one loads its own models.
+    "OCR_WORKERS": "1",
 }
 # Settings a developer's shell could carry in and change what is being measured or tested.
 ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",

@@ -94,7 +94,8 @@ def build_detector(name: str, profile: dict[str, Any], ocr_config: dict[str, Any
             size += INT8_SUFFIX
         elif not ocr_config.get("int8_detection", False):
             size = size.removesuffix(INT8_SUFFIX)
-        return PPOCRDetector(size, tuple(profile["det_input_size"]), cfg)
+        return PPOCRDetector(size, tuple(profile["det_input_size"]), cfg,
+                             runtime=ocr_config.get("detection_runtime", "onnxruntime"))
     if name not in DOCTR_DET_ARCHS:
         raise ValueError(f"Unknown detection model {name!r}; use 'ppocrv6:tiny|small' or one of {DOCTR_DET_ARCHS}")
     path = doctr_weights_path(name, ocr_config["models_dir"])

