@@ -42,6 +42,7 @@ from extraction.strategies import (
     run_header_bank,
     run_keyword,
     run_label_rules,
+    run_page_bank,
     run_unlabelled,
 )
 from validador_ocr import ValidadorOCR, reference_conflicts
@@ -83,6 +84,8 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             run_unlabelled(run, rule)
         elif rule.strategy == "header_bank":
             run_header_bank(run, rule)
+        elif rule.strategy == "page_bank":
+            run_page_bank(run, rule)
         elif rule.strategy == "keyword":
             run_keyword(run, rule, keyword_index(ruleset, rule))
 
@@ -133,6 +136,8 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             }
             if cand.repair:
                 detail[name]["reparacion_ocr"] = cand.repair
+            if cand.notes:
+                detail[name].update(cand.notes)
             continue
         extracted[name] = None
         rejected = sorted(run.rejections.get(name, []), key=lambda r: -r.priority)

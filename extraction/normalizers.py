@@ -164,12 +164,27 @@ _CURRENCY = re.compile(
 _AMOUNT_CORE = re.compile(r"^\d{1,3}(?:[.,]\d{3})*(?:[.,]\d{1,2})?$|^\d+(?:[.,]\d{1,2})?$")
 
 
-def normalize_amount(text: object, require_decimals: bool = False) -> str | None:
-    """'1.234,56' / '187,43' / 'Bs. 187.43' / '3.415,00 Bs' -> '1234.56'-style; None if unclear."""
+MINUS_SIGNS = "-\u2212\u2013"  # hyphen-minus, the Unicode minus, an en dash
+
+
+def amount_sign(text: object) -> str:
+    """"-" when an amount is printed negative ("-3.397,41 Bs", "Bs. −12,00"), else ""."""
+    if not isinstance(text, str):
+        return ""
+    body = _CURRENCY.sub(" ", text).strip()
+    return "-" if body[:1] in MINUS_SIGNS and body[1:].strip()[:1].isdigit() else ""
+
+
+def normalize_amount(text: object, require_decimals: bool = False, allow_sign: bool = False) -> str | None:
+    """'1.234,56' / '187,43' / 'Bs. 187.43' / '3.415,00 Bs' -> '1234.56'-style; None if unclear.
+    With allow_sign a debit printed negative ("-3.397,41 Bs") reads as its magnitude (the
+    caller records the sign: amount_sign)."""
     raw = _clip(text)
     if not raw.strip():
         return None
     body = _CURRENCY.sub(" ", raw).strip()
+    if allow_sign and body[:1] in MINUS_SIGNS:
+        body = body[1:].lstrip()
     # A space may group thousands ("1 234,56") or follow the decimal mark ("2.000, 66"); any
     # other space splits two numbers ("105 00") and the amount is unreadable.
     body = re.sub(r"(?<=\d) (?=\d{3}(?:\D|$))", "", body)

@@ -11,7 +11,9 @@ regexes that do not finish on adversarial probe text within
 `re` match cannot be interrupted inside this process.
 
 Document: {id, version, description?, settings? (see DEFAULT_SETTINGS), token_aliases?
-("n°" -> "nro"), stopwords?, label_tail_pattern?, exclusion_labels? [{id, labels, motivo}], rules}.
+("n°" -> "nro"), stopwords?, label_tail_pattern?, exclusion_labels? [{id, labels, motivo}],
+boilerplate? (the apps' sentences and button captions: never a value, and a value's block ends
+there), none_values? (printed values that mean "none": "No indicado"), rules}.
 Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and a strategy:
 - "label" (default): labels (synonyms), positions ["right", "below"], wrap (a same-line value may
   continue on the next line), block_lines (lines of a value below), inline_without_colon,
@@ -21,6 +23,9 @@ Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and 
   min_height_ratio.
 - "header_bank": a bank named in the header (lines above the first label).
 - "derived": source_field + via "account_bank" (the bank of an account's code prefix).
+- "page_bank": the bank the page shows without naming it under a label (config/banks.json):
+  signals ["app" (an app's name or signature: "Tpago"), "domain" (an online-banking domain in
+  the address bar, within top_fraction of the image)].
 - "keyword": keywords {value: [phrases]} found outside other fields' values (include_values_of
   lists fields whose values may be searched), scope "all"|"header".
 Regexes are compiled with re.IGNORECASE.
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from extraction.errors import RulesError
-from extraction.normalizers import NORMALIZERS, Token, tokenize
+from extraction.normalizers import NORMALIZERS, Token, compact, tokenize
 from extraction.pattern_guard import REGEX_FLAGS, check_patterns_time_bound
 from extraction.phrases import PhraseIndex
 from process_wide import process_wide
@@ -47,11 +52,14 @@ from process_wide import process_wide
 # ------------------------------------------------------------------------------------------------
 # Schema
 # ------------------------------------------------------------------------------------------------
-STRATEGIES = ("label", "unlabelled", "header_bank", "derived", "keyword")
+STRATEGIES = ("label", "unlabelled", "header_bank", "page_bank", "derived", "keyword")
 POSITIONS = ("right", "below")
 # Normalizers that need the bank catalog live in the extractor.
 EXTRA_NORMALIZERS = ("bank", "beneficiary")
 DERIVATIONS = ("account_bank",)
+# What a page shows of the bank that issued it (config/banks.json): its apps' names, and the
+# online-banking domain in a browser's address bar.
+PAGE_SIGNALS = ("app", "domain")
 
 DEFAULT_SETTINGS: dict[str, float] = {
     "status_bar_fraction": 0.06,  # top share of the image holding the phone status bar
@@ -68,12 +76,13 @@ DEFAULT_SETTINGS: dict[str, float] = {
 }
 
 _TOP_KEYS = {"id", "version", "description", "settings", "token_aliases", "stopwords",
-             "label_tail_pattern", "exclusion_labels", "rules", "_comment"}
+             "label_tail_pattern", "exclusion_labels", "boilerplate", "none_values", "rules", "_comment"}
 _RULE_KEYS = {
     "id", "field", "strategy", "priority", "confidence", "description", "labels", "positions",
     "wrap", "block_lines", "inline_without_colon", "pattern", "group", "normalizer",
     "normalizer_options", "validators", "exclude_patterns", "match", "select", "skip_top_fraction",
     "min_height_ratio", "join_lines", "source_field", "via", "keywords", "scope", "include_values_of", "_comment",
+    "signals", "top_fraction",
 }
 _EXCLUSION_KEYS = {"id", "labels", "motivo", "_comment"}
 
@@ -115,6 +124,8 @@ class Rule:
     keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
     scope: str = "all"
     include_values_of: tuple[str, ...] = ()
+    signals: tuple[str, ...] = ()  # page_bank: which of PAGE_SIGNALS to look for
+    top_fraction: float = 0.15  # page_bank: where a browser's address bar may be
 
 
 @dataclass
@@ -132,6 +143,10 @@ class RuleSet:
     source: str
     sha256: str
     loaded_at: str
+    # The page's furniture: boilerplate sentences and button captions, as folded token tuples.
+    boilerplate: tuple[tuple[str, ...], ...] = ()
+    # Values that say there is no value ("No indicado"), compacted.
+    none_values: frozenset[str] = frozenset()
 
     def label_tokens(self, text: str) -> list[Token]:
         """Tokens used to match labels: aliases applied ("n°" -> "nro"), stopwords dropped, and
@@ -295,6 +310,12 @@ def _parse_rule(index: int, obj: Any, fields: list[str], validators: set[str]) -
         if any(name not in fields for name in include):
             raise RulesError(f"{where}: key 'include_values_of' must list field names")
         rule.include_values_of = tuple(include)
+    if strategy == "page_bank":
+        rule.signals = tuple(c.str_list("signals", list(PAGE_SIGNALS), non_empty=True))
+        if any(s not in PAGE_SIGNALS for s in rule.signals):
+            raise RulesError(f"{where}: key 'signals' entries must be among {', '.join(PAGE_SIGNALS)}")
+        rule.top_fraction = float(c.get("top_fraction", (int, float), 0.15, check=lambda v: 0 < v <= 1,
+                                        hint="must be a number in (0, 1]"))
     if strategy in ("keyword", "header_bank"):
         rule.scope = c.get("scope", str, "header" if strategy == "header_bank" else "all",
                            check=lambda v: v in ("all", "header"), hint="must be 'all' or 'header'")
@@ -374,8 +395,17 @@ def parse_rules(document: Any, source: str = "<dict>", time_bound: float | None 
     check_patterns_time_bound(patterns, _time_bound() if time_bound is None else time_bound,
                               int(settings["max_value_chars"]))
 
+    boilerplate = []
+    for phrase in c.str_list("boilerplate", []):
+        tokens = tuple(t.norm for t in tokenize(phrase))
+        if not tokens:
+            raise RulesError(f"rules document: boilerplate phrase {phrase!r} has no letters or digits")
+        boilerplate.append(tokens)
+    none_values = frozenset(compact(v) for v in c.str_list("none_values", []))
+
     raw = json.dumps(document, sort_keys=True, ensure_ascii=False)
     return RuleSet(
+        boilerplate=tuple(boilerplate), none_values=none_values,
         id=doc_id, version=version, rules=tuple(rules), settings=settings,
         token_aliases=token_aliases, stopwords=stopwords, exclusions=exclusions,
         label_index=PhraseIndex(phrases, fuzzy_from=5), label_tail=label_tail,

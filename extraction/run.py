@@ -37,7 +37,7 @@ from extraction.layout import (
     share_column,
     wrap_lines,
 )
-from extraction.normalizers import NORMALIZERS
+from extraction.normalizers import NORMALIZERS, amount_sign, compact, edit_distance, tokenize
 from extraction.rules import LabelRef, Rule, RuleSet
 from validador_ocr import ValidadorOCR
 
@@ -112,6 +112,35 @@ def _label_hits(rules: RuleSet, text: str) -> tuple:
     return result
 
 
+def _same_token(a: str, b: str) -> bool:
+    return a == b or (min(len(a), len(b)) >= 5 and edit_distance(a, b, 1) <= 1)
+
+
+def is_furniture(rules: RuleSet, text: str) -> bool:
+    """Whether a segment is one of the rules' boilerplate phrases: a one-word caption exactly
+    ("Aceptar"); a longer phrase at its start ("Estimado cliente, su transacción ..."), or cut
+    short by the screen's edge or a panel over it, two words at least ("¿Agregar Pago")."""
+    norms = [t.norm for t in tokenize(text[:200])]
+    if not norms:
+        return False
+    for phrase in rules.boilerplate:
+        if len(phrase) == 1:
+            if len(norms) == 1 and _same_token(norms[0], phrase[0]):
+                return True
+            continue
+        size = min(len(phrase), len(norms))
+        if size < 2:
+            continue
+        if all(_same_token(a, b) for a, b in zip(norms[:size], phrase[:size])):
+            return True
+    return False
+
+
+def is_none_value(rules: RuleSet, text: str | None) -> bool:
+    """A printed value that says there is none ("No indicado")."""
+    return bool(text) and compact(text) in rules.none_values  # type: ignore[arg-type]
+
+
 def normalize_value(rule: Rule, raw: str, catalog: BankCatalog) -> tuple[str | None, str | None]:
     """(value, None) when the rule's normalizer reads `raw`, else (None, why); also what a hand
     correction goes through (extraction/corrections.py), so both read values the same way."""
@@ -151,6 +180,7 @@ class Extraction:
         self.candidates: dict[str, list[Candidate]] = {}
         self.rejections: dict[str, list[Rejection]] = {}
         self._find_labels()
+        self._mark_furniture()
         self._claim_values()
 
     # -- labels ------------------------------------------------------------------------------
@@ -262,6 +292,15 @@ class Extraction:
             for occ in occs:
                 self.by_owner.setdefault(occ.ref.owner, []).append(occ)
             if any(self._counts_as_label(occ) for occ in occs):
+                self.label_segments.add(segment.id)
+
+    def _mark_furniture(self) -> None:
+        """The apps' boilerplate sentences and button captions (the rules' `boilerplate`) are
+        never a value, and a value's block ends where they start: like labels of no rule."""
+        if not self.rules.boilerplate:
+            return
+        for segment in self.doc.segments:
+            if segment.id not in self.label_segments and is_furniture(self.rules, segment.text):
                 self.label_segments.add(segment.id)
 
     def _is_wrapped_value(self, segment: Segment, occs: list[LabelOcc]) -> bool:
@@ -392,6 +431,8 @@ class Extraction:
                 self.reject(rule, raw, "valor excluido por la regla")
                 continue
             value, reason = self.normalize(rule, raw)
+            if is_none_value(self.rules, raw) or is_none_value(self.rules, value):
+                value, reason = None, "el recibo indica que no hay valor"
             if value is not None:
                 reason = self.validate(rule, value)
             if reason:
@@ -409,6 +450,8 @@ class Extraction:
         words = [w for s, e, w in region.spans if s < end and e > start]
         candidate = Candidate.build(rule, value, raw.strip(), words, conf_factor, full_text, region)
         candidate.span = (start, end)
+        if rule.normalizer == "amount" and amount_sign(raw):
+            candidate.notes = {"signo": "negativo"}  # a debit printed negative: the amount is its size
         self.add_candidate(candidate)
         return True
 
@@ -444,6 +487,7 @@ class Candidate:
     gap_ratio: float = 0.0
     span: tuple[int, int] = (0, 0)  # where the value is in the region's text
     repair: dict[str, str] | None = None  # OCR confusions undone to read the value
+    notes: dict | None = None  # more detail for campos_detalle (sign, pairing, doubt)
 
     @property
     def confidence(self) -> float:

@@ -153,6 +153,37 @@ def run_header_bank(run: Extraction, rule: Rule) -> None:
         run.reject(rule, ", ".join(sorted(found)), "varios bancos en la cabecera")
 
 
+def run_page_bank(run: Extraction, rule: Rule) -> None:
+    """The bank a page shows without naming it under a label: one of its apps' names or
+    signatures anywhere outside another field's value ("Tu Tpago fue exitoso" -> Mercantil), or its
+    online-banking domain in a browser's address bar at the top of the page. Banks merely named in
+    the body never count (that is the payee's bank as often as not)."""
+    allowed = {rule.field, None}
+    found: dict[str, Candidate] = {}
+    top = rule.top_fraction * run.doc.height
+    for segment in run.doc.segments:
+        owners = run.claims.get(segment.id)
+        if owners and not owners <= allowed:
+            continue
+        matches = []
+        if "domain" in rule.signals and segment.box[1] < top:
+            domain = run.catalog.from_domain(segment.text)
+            if domain is not None:
+                matches.append(domain)
+        if "app" in rule.signals and not segment.in_chrome:
+            matches.extend(run.catalog.find_apps(segment.text))
+        for match in matches:
+            words = [w for s, e, w in segment.spans if s < match.end and e > match.start]
+            if not words or min(w.confidence for w in words) < run.settings["min_word_confidence"]:
+                continue
+            raw = segment.text[match.start:match.end]
+            found.setdefault(match.bank.name, Candidate.build(rule, match.bank.name, raw, words, 1.0, segment.text))
+    if len(found) == 1:
+        run.add_candidate(next(iter(found.values())))
+    elif len(found) > 1:
+        run.reject(rule, ", ".join(sorted(found)), "la página muestra varios bancos")
+
+
 def run_keyword(run: Extraction, rule: Rule, index: PhraseIndex) -> None:
     allowed = set(rule.include_values_of)
     segments = _header_segments(run) if rule.scope == "header" else run.doc.segments
