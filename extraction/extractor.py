@@ -33,6 +33,7 @@ from typing import Any
 import config
 from extraction.banks import BankCatalog, get_catalog
 from extraction.layout import build_document
+from extraction.pairing import pair_by_type
 from extraction.rules import RuleSet, get_registry
 from extraction.run import Candidate, Extraction, Rejection
 from extraction.strategies import (
@@ -78,6 +79,7 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
     run = Extraction(doc, ruleset, bank_catalog, validator)
 
     run_label_rules(run)
+    pair_by_type(run)
     below_gap_check(run)
     for rule in ruleset.rules:
         if rule.strategy == "unlabelled":

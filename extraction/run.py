@@ -488,6 +488,7 @@ class Candidate:
     span: tuple[int, int] = (0, 0)  # where the value is in the region's text
     repair: dict[str, str] | None = None  # OCR confusions undone to read the value
     notes: dict | None = None  # more detail for campos_detalle (sign, pairing, doubt)
+    label_id: int | None = None  # the label segment whose value this is
 
     @property
     def confidence(self) -> float:

@@ -23,6 +23,7 @@ def run_label_rules(run: Extraction) -> None:
             for region in run.regions(occ, rule):
                 region_factor = factor * (0.95 if region.wrapped else 1.0)
                 if run.apply_pattern(rule, region, region_factor):
+                    run.candidates[rule.field][-1].label_id = occ.segment.id
                     break
 
 
