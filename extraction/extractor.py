@@ -140,6 +140,10 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
                 detail[name]["reparacion_ocr"] = cand.repair
             if cand.notes:
                 detail[name].update(cand.notes)
+            doubt = _doubtful_characters(cand, run.candidates.get(name, []), ruleset.settings["doubt_word_confidence"])
+            if doubt:
+                detail[name].update({"requiere_revision": True, "motivo_revision": "lectura_dudosa",
+                                     "caracteres_dudosos": doubt})
             continue
         extracted[name] = None
         rejected = sorted(run.rejections.get(name, []), key=lambda r: -r.priority)
@@ -161,6 +165,34 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             "tiempo_ms": round((time.perf_counter() - started) * 1000, 3),
         },
     }
+
+
+# Fields whose validator confirms what was read: a bank is recognised by name or code against the
+# catalog (fuzzy), so an unsure letter in "Mercantil" changes nothing.
+_CONFIRMED_BY_VALIDATOR = {"banco_origen", "banco_destino", "tipo_transaccion", "canal_pago"}
+
+
+def _doubtful_characters(chosen: Candidate, rivals: list[Candidate], threshold: float) -> list[dict[str, Any]]:
+    """The characters of a value that OCR read unsure (its words below `threshold`), unless a
+    validator or a second reading confirms it: the same value read from other words. Each is
+    {"texto", "confianza", "posicion"} (where in the value as read, when it is there)."""
+    if chosen.field in _CONFIRMED_BY_VALIDATOR or chosen.kind == "derived":
+        return []
+    unsure = [w for w in chosen.words if w.confidence < threshold]
+    if not unsure:
+        return []
+    own = {id(w) for w in chosen.words}
+    for other in rivals:
+        if other is not chosen and other.value == chosen.value and other.words \
+                and not own & {id(w) for w in other.words} \
+                and min(w.confidence for w in other.words) >= threshold:
+            return []  # a second, sure reading of the same value elsewhere on the page
+    out = []
+    for word in unsure:
+        position = chosen.raw.find(word.text)
+        out.append({"texto": word.text, "confianza": round(word.confidence, 4),
+                    "posicion": position if position >= 0 else None})
+    return out
 
 
 def _cross_check(name: str, value: str, others: dict[str, Any]) -> str | None:

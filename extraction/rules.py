@@ -73,6 +73,7 @@ DEFAULT_SETTINGS: dict[str, float] = {
     "max_value_chars": 300,  # longest value text a pattern is applied to
     "max_words": 1500,  # words beyond this are ignored (hostile input)
     "conflict_margin": 0.15,  # same-priority candidates with different values need this lead
+    "doubt_word_confidence": 0.6,  # a value with a word read below this goes to a person (lectura_dudosa)
 }
 
 _TOP_KEYS = {"id", "version", "description", "settings", "token_aliases", "stopwords",
