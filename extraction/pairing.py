@@ -106,7 +106,7 @@ def _tables(run: Extraction) -> list[list[_Row]]:
             first = segments[0]
             occs = [o for o in run.labels.get(first.id, []) if o.strong and o.inline is None]
             label_right = max((r.label.segment.box[2] for r in current if r.label), default=None)
-            if occs and _primary_rules(run, occs) and (len(segments) == 1 or segments[1].id not in run.labels):
+            if occs and _primary_rules(run, occs) and (len(segments) == 1 or segments[1].id not in run.label_segments):
                 row = _Row(line.index, occs[0], segments[1] if len(segments) == 2 else None)
             elif len(segments) == 1 and label_right is not None and first.box[0] > label_right \
                     and first.id not in run.label_segments:

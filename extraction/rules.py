@@ -17,6 +17,7 @@ there), none_values? (printed values that mean "none": "No indicado"), rules}.
 Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and a strategy:
 - "label" (default): labels (synonyms), positions ["right", "below"], wrap (a same-line value may
   continue on the next line), block_lines (lines of a value below), inline_without_colon,
+  require_colon (the label counts only when printed with a colon: a row, not a title),
   pattern + group ("valor"), normalizer (+ normalizer_options), validators, exclude_patterns,
   match ("unique": several different values -> none).
 - "unlabelled": pattern applied to whole segments no label claims; select "unique"|"largest",
@@ -83,7 +84,7 @@ _RULE_KEYS = {
     "wrap", "block_lines", "inline_without_colon", "pattern", "group", "normalizer",
     "normalizer_options", "validators", "exclude_patterns", "match", "select", "skip_top_fraction",
     "min_height_ratio", "join_lines", "source_field", "via", "keywords", "scope", "include_values_of", "_comment",
-    "signals", "top_fraction",
+    "signals", "top_fraction", "require_colon",
 }
 _EXCLUSION_KEYS = {"id", "labels", "motivo", "_comment"}
 
@@ -125,6 +126,7 @@ class Rule:
     keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
     scope: str = "all"
     include_values_of: tuple[str, ...] = ()
+    require_colon: bool = False  # label: only a label printed with its colon ("Comprobante:")
     signals: tuple[str, ...] = ()  # page_bank: which of PAGE_SIGNALS to look for
     top_fraction: float = 0.15  # page_bank: where a browser's address bar may be
 
@@ -290,6 +292,7 @@ def _parse_rule(index: int, obj: Any, fields: list[str], validators: set[str]) -
         rule.wrap = c.get("wrap", bool, False, hint="must be true or false")
         rule.block_lines = c.get("block_lines", int, 1, check=lambda v: 1 <= v <= 8, hint="must be an integer 1-8")
         rule.inline_without_colon = c.get("inline_without_colon", bool, False, hint="must be true or false")
+        rule.require_colon = c.get("require_colon", bool, False, hint="must be true or false")
     if strategy == "unlabelled":
         rule.select = c.get("select", str, "unique", check=lambda v: v in ("unique", "largest"),
                             hint="must be 'unique' or 'largest'")

@@ -19,6 +19,8 @@ from extraction.run import Candidate, Extraction, Rejection
 def run_label_rules(run: Extraction) -> None:
     for rule in run.rules.rules_by_strategy("label"):
         for occ in run.by_owner.get(rule.id, ()):
+            if rule.require_colon and ":" not in occ.segment.text:
+                continue
             factor = max(0.5, 1.0 - 0.05 * occ.edits)
             for region in run.regions(occ, rule):
                 region_factor = factor * (0.95 if region.wrapped else 1.0)
