@@ -310,8 +310,7 @@ class ValidadorOCR:
                 warnings.append(f"{name}: confianza {confidence:.2f} por debajo del mínimo {min_confidence:.2f}")
         doubtful = []
         for name, info in detail.items():
-            if isinstance(info, dict) and info.get("motivo_revision") == "lectura_dudosa" \
-                    and extracted_fields.get(name) not in (None, ""):
+            if isinstance(info, dict) and info.get("motivo_revision") == "lectura_dudosa":
                 doubtful.append(name)
                 chars = ", ".join(str(c.get("texto")) for c in info.get("caracteres_dudosos") or [])
                 warnings.append(f"{name}: lectura_dudosa ({chars})")

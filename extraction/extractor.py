@@ -33,6 +33,7 @@ from typing import Any
 import config
 from extraction.banks import BankCatalog, get_catalog
 from extraction.layout import build_document
+from extraction.normalizers import compact
 from extraction.pairing import pair_by_type
 from extraction.rules import RuleSet, get_registry
 from extraction.run import Candidate, Extraction, Rejection
@@ -140,10 +141,15 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
                 detail[name]["reparacion_ocr"] = cand.repair
             if cand.notes:
                 detail[name].update(cand.notes)
-            doubt = _doubtful_characters(cand, run.candidates.get(name, []), ruleset.settings["doubt_word_confidence"])
+            doubt = _doubtful_characters(cand, run.candidates.get(name, []), ruleset.settings["doubt_char_confidence"])
             if doubt:
                 detail[name].update({"requiere_revision": True, "motivo_revision": "lectura_dudosa",
                                      "caracteres_dudosos": doubt})
+                if name in ruleset.doubt_null_fields:
+                    # A payment is matched on these: a person reads the value, the service guesses none.
+                    extracted[name] = None
+                    detail[name]["valor_leido"] = detail[name]["valor"]
+                    detail[name].update({"valor": None, "motivo": "lectura_dudosa"})
             continue
         extracted[name] = None
         rejected = sorted(run.rejections.get(name, []), key=lambda r: -r.priority)
@@ -172,25 +178,43 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
 _CONFIRMED_BY_VALIDATOR = {"banco_origen", "banco_destino", "tipo_transaccion", "canal_pago"}
 
 
+def _weakest_character(word: Any) -> float:
+    """The lowest probability one character of a word may have been read with. OCR gives a word
+    the mean of its characters' probabilities; when all others are certain, one character carries
+    all the shortfall: a 12-digit reference at 0.957 may hide a digit read at 0.49."""
+    return max(0.0, 1.0 - len(word.text) * (1.0 - word.confidence))
+
+
+def _in_value(text: str, value: str) -> bool:
+    """Whether a word is part of the value (a beneficiary block's phone and bank are not)."""
+    if any(ch.isdigit() for ch in value) and not re.search(r"[^\W\d_]{2}", value):
+        key, whole = re.sub(r"\D", "", text), re.sub(r"\D", "", value)
+    else:
+        key, whole = compact(text), compact(value)
+    return bool(key) and (key in whole or whole in key)
+
+
 def _doubtful_characters(chosen: Candidate, rivals: list[Candidate], threshold: float) -> list[dict[str, Any]]:
-    """The characters of a value that OCR read unsure (its words below `threshold`), unless a
-    validator or a second reading confirms it: the same value read from other words. Each is
-    {"texto", "confianza", "posicion"} (where in the value as read, when it is there)."""
+    """The words of a value in which OCR may have read a character unsure (below `threshold`),
+    unless a validator or a second reading confirms it: the same value read from other, sure
+    words. Each is {"texto", "confianza" (the word's), "confianza_minima_caracter" (the least
+    one of its characters may have), "posicion" (where in the value as read)}."""
     if chosen.field in _CONFIRMED_BY_VALIDATOR or chosen.kind == "derived":
         return []
-    unsure = [w for w in chosen.words if w.confidence < threshold]
+    unsure = [w for w in chosen.words if _weakest_character(w) < threshold and _in_value(w.text, chosen.value)]
     if not unsure:
         return []
     own = {id(w) for w in chosen.words}
     for other in rivals:
         if other is not chosen and other.value == chosen.value and other.words \
                 and not own & {id(w) for w in other.words} \
-                and min(w.confidence for w in other.words) >= threshold:
+                and min(_weakest_character(w) for w in other.words) >= threshold:
             return []  # a second, sure reading of the same value elsewhere on the page
     out = []
     for word in unsure:
         position = chosen.raw.find(word.text)
         out.append({"texto": word.text, "confianza": round(word.confidence, 4),
+                    "confianza_minima_caracter": round(_weakest_character(word), 4),
                     "posicion": position if position >= 0 else None})
     return out
 

@@ -13,7 +13,9 @@ regexes that do not finish on adversarial probe text within
 Document: {id, version, description?, settings? (see DEFAULT_SETTINGS), token_aliases?
 ("n°" -> "nro"), stopwords?, label_tail_pattern?, exclusion_labels? [{id, labels, motivo}],
 boilerplate? (the apps' sentences and button captions: never a value, and a value's block ends
-there), none_values? (printed values that mean "none": "No indicado"), rules}.
+there), none_values? (printed values that mean "none": "No indicado"), doubt_null_fields? (fields
+returned as None, the reading kept in campos_detalle, when read unsure and confirmed by nothing:
+see settings.doubt_char_confidence; other fields keep the value, flagged), rules}.
 Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and a strategy:
 - "label" (default): labels (synonyms), positions ["right", "below"], wrap (a same-line value may
   continue on the next line), block_lines (lines of a value below), inline_without_colon,
@@ -74,11 +76,12 @@ DEFAULT_SETTINGS: dict[str, float] = {
     "max_value_chars": 300,  # longest value text a pattern is applied to
     "max_words": 1500,  # words beyond this are ignored (hostile input)
     "conflict_margin": 0.15,  # same-priority candidates with different values need this lead
-    "doubt_word_confidence": 0.6,  # a value with a word read below this goes to a person (lectura_dudosa)
+    # A value with a character that may have been read below this goes to a person (lectura_dudosa).
+    "doubt_char_confidence": 0.6,
 }
 
 _TOP_KEYS = {"id", "version", "description", "settings", "token_aliases", "stopwords",
-             "label_tail_pattern", "exclusion_labels", "boilerplate", "none_values", "rules", "_comment"}
+             "label_tail_pattern", "exclusion_labels", "boilerplate", "none_values", "doubt_null_fields", "rules", "_comment"}
 _RULE_KEYS = {
     "id", "field", "strategy", "priority", "confidence", "description", "labels", "positions",
     "wrap", "block_lines", "inline_without_colon", "pattern", "group", "normalizer",
@@ -150,6 +153,8 @@ class RuleSet:
     boilerplate: tuple[tuple[str, ...], ...] = ()
     # Values that say there is no value ("No indicado"), compacted.
     none_values: frozenset[str] = frozenset()
+    # Fields returned as None (the reading kept in campos_detalle) when read unsure and unconfirmed.
+    doubt_null_fields: frozenset[str] = frozenset()
 
     def label_tokens(self, text: str) -> list[Token]:
         """Tokens used to match labels: aliases applied ("n°" -> "nro"), stopwords dropped, and
@@ -406,10 +411,13 @@ def parse_rules(document: Any, source: str = "<dict>", time_bound: float | None 
             raise RulesError(f"rules document: boilerplate phrase {phrase!r} has no letters or digits")
         boilerplate.append(tokens)
     none_values = frozenset(compact(v) for v in c.str_list("none_values", []))
+    doubt_null_fields = frozenset(c.str_list("doubt_null_fields", []))
+    if doubt_null_fields - set(fields):
+        raise RulesError("rules document: key 'doubt_null_fields' must list field names")
 
     raw = json.dumps(document, sort_keys=True, ensure_ascii=False)
     return RuleSet(
-        boilerplate=tuple(boilerplate), none_values=none_values,
+        boilerplate=tuple(boilerplate), none_values=none_values, doubt_null_fields=doubt_null_fields,
         id=doc_id, version=version, rules=tuple(rules), settings=settings,
         token_aliases=token_aliases, stopwords=stopwords, exclusions=exclusions,
         label_index=PhraseIndex(phrases, fuzzy_from=5), label_tail=label_tail,
