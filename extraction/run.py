@@ -37,7 +37,8 @@ from extraction.layout import (
     share_column,
     wrap_lines,
 )
-from extraction.normalizers import NORMALIZERS, amount_sign, compact, edit_distance, tokenize
+from extraction.furniture import is_furniture, is_none_value
+from extraction.normalizers import NORMALIZERS, amount_sign
 from extraction.rules import LabelRef, Rule, RuleSet
 from validador_ocr import ValidadorOCR
 
@@ -110,35 +111,6 @@ def _label_hits(rules: RuleSet, text: str) -> tuple:
         _label_cache.clear()
     _label_cache[key] = result
     return result
-
-
-def _same_token(a: str, b: str) -> bool:
-    return a == b or (min(len(a), len(b)) >= 5 and edit_distance(a, b, 1) <= 1)
-
-
-def is_furniture(rules: RuleSet, text: str) -> bool:
-    """Whether a segment is one of the rules' boilerplate phrases: a one-word caption exactly
-    ("Aceptar"); a longer phrase at its start ("Estimado cliente, su transacción ..."), or cut
-    short by the screen's edge or a panel over it, two words at least ("¿Agregar Pago")."""
-    norms = [t.norm for t in tokenize(text[:200])]
-    if not norms:
-        return False
-    for phrase in rules.boilerplate:
-        if len(phrase) == 1:
-            if len(norms) == 1 and _same_token(norms[0], phrase[0]):
-                return True
-            continue
-        size = min(len(phrase), len(norms))
-        if size < 2:
-            continue
-        if all(_same_token(a, b) for a, b in zip(norms[:size], phrase[:size])):
-            return True
-    return False
-
-
-def is_none_value(rules: RuleSet, text: str | None) -> bool:
-    """A printed value that says there is none ("No indicado")."""
-    return bool(text) and compact(text) in rules.none_values  # type: ignore[arg-type]
 
 
 def normalize_value(rule: Rule, raw: str, catalog: BankCatalog) -> tuple[str | None, str | None]:
