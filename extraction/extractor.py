@@ -33,7 +33,7 @@ from typing import Any
 import config
 from extraction.banks import BankCatalog, get_catalog
 from extraction.layout import build_document
-from extraction.normalizers import compact
+from extraction.normalizers import MASK_CHARS, compact
 from extraction.pairing import pair_by_type
 from extraction.rules import RuleSet, get_registry
 from extraction.run import Candidate, Extraction, Rejection
@@ -201,6 +201,8 @@ def _doubtful_characters(chosen: Candidate, rivals: list[Candidate], threshold: 
     one of its characters may have), "posicion" (where in the value as read)}."""
     if chosen.field in _CONFIRMED_BY_VALIDATOR or chosen.kind == "derived":
         return []
+    if chosen.field.startswith("cuenta_") and any(ch in MASK_CHARS for ch in chosen.value):
+        return []  # OCR reads the mask's bullets unsure; a masked account is only a hint anyway
     unsure = [w for w in chosen.words if _weakest_character(w) < threshold and _in_value(w.text, chosen.value)]
     if not unsure:
         return []
