@@ -145,7 +145,7 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             if doubt:
                 detail[name].update({"requiere_revision": True, "motivo_revision": "lectura_dudosa",
                                      "caracteres_dudosos": doubt})
-                if name in ruleset.doubt_null_fields:
+                if name in ruleset.doubt_null_fields and any(_unchecked(d["texto"]) for d in doubt):
                     # A payment is matched on these: a person reads the value, the service guesses none.
                     extracted[name] = None
                     detail[name]["valor_leido"] = detail[name]["valor"]
@@ -183,6 +183,13 @@ def _weakest_character(word: Any) -> float:
     the mean of its characters' probabilities; when all others are certain, one character carries
     all the shortfall: a 12-digit reference at 0.957 may hide a digit read at 0.49."""
     return max(0.0, 1.0 - len(word.text) * (1.0 - word.confidence))
+
+
+def _unchecked(text: str) -> bool:
+    """A run of digits and nothing else: where the doubt falls, no validator can tell. A number
+    printed with its separators ("E-88.245.609", "2.708,00") has them checked by its normalizer
+    (groups of three, two decimals), and OCR's doubt in such words mostly sits on the separators."""
+    return bool(re.fullmatch(r"\d+", text))
 
 
 def _in_value(text: str, value: str) -> bool:

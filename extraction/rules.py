@@ -14,8 +14,8 @@ Document: {id, version, description?, settings? (see DEFAULT_SETTINGS), token_al
 ("n°" -> "nro"), stopwords?, label_tail_pattern?, exclusion_labels? [{id, labels, motivo}],
 boilerplate? (the apps' sentences and button captions: never a value, and a value's block ends
 there), none_values? (printed values that mean "none": "No indicado"), doubt_null_fields? (fields
-returned as None, the reading kept in campos_detalle, when read unsure and confirmed by nothing:
-see settings.doubt_char_confidence; other fields keep the value, flagged), rules}.
+returned as None, the reading kept in campos_detalle, when a bare run of digits of theirs was read
+unsure and nothing confirms it: see settings.doubt_char_confidence; otherwise kept, flagged), rules}.
 Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and a strategy:
 - "label" (default): labels (synonyms), positions ["right", "below"], wrap (a same-line value may
   continue on the next line), block_lines (lines of a value below), inline_without_colon,

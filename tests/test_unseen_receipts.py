@@ -250,6 +250,15 @@ def test_a_key_value_read_unsure_is_none_with_the_reading_kept():
     assert "referencia" in result["validacion"]["campos_dudosos"]
 
 
+def test_a_number_with_separators_read_unsure_keeps_its_value_flagged():
+    """Its normalizer checks the groups; OCR's doubt in such words mostly sits on the separators."""
+    ocr = _with_confidence(page(rows_lv([("Referencia:", "069757009883"), ("Cédula:", "V-12.345.678")]), confidence=0.99),
+                           "V-12.345.678", 0.93)
+    result = extract_fields(ocr)
+    assert result["extracted_fields"]["cedula"] == "V-12345678"
+    assert result["campos_detalle"]["cedula"]["motivo_revision"] == "lectura_dudosa"
+
+
 def test_free_text_read_unsure_keeps_its_value_flagged():
     ocr = _with_confidence(page(rows_lv([("Referencia:", "069757009883"), ("Concepto:", "fattante")])),
                            "fattante", 0.9)
