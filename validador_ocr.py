@@ -308,9 +308,18 @@ class ValidadorOCR:
                     and confidence < min_confidence:
                 low_confidence.append(name)
                 warnings.append(f"{name}: confianza {confidence:.2f} por debajo del mínimo {min_confidence:.2f}")
-        return {
+        doubtful = []
+        for name, info in detail.items():
+            if isinstance(info, dict) and info.get("motivo_revision") == "lectura_dudosa":
+                doubtful.append(name)
+                chars = ", ".join(str(c.get("texto")) for c in info.get("caracteres_dudosos") or [])
+                warnings.append(f"{name}: lectura_dudosa ({chars})")
+        result = {
             "valido": not missing and not invalid,
             "campos_faltantes": missing,
             "advertencias": warnings,
-            "requiere_revision": bool(missing or low_confidence or invalid),
+            "requiere_revision": bool(missing or low_confidence or invalid or doubtful),
         }
+        if doubtful:
+            result["campos_dudosos"] = doubtful  # read unsure and confirmed by nothing: a person decides
+        return result

@@ -14,7 +14,8 @@ of correct values and the count of wrong ones for the key fields.
 A folder is labelled either by `labels.json` (real receipts, hand labels) or by
 `ground_truth.json` (written by tools.receipt_generator.generate_set). For every field the report
 gives: labelled, correct, wrong (a different value), missed (None), spurious (a value where the
-label says None), precision = correct / (correct + wrong + spurious), recall = correct / labelled;
+label says None), how many wrong values were flagged for review (campos_detalle requiere_revision,
+e.g. lectura_dudosa) and how many right ones were, precision = correct / (correct + wrong + spurious), recall = correct / labelled;
 then extraction time per image (OCR excluded) and the list of failures.
 
 Label conventions of the real set are mapped onto the extractor's output: `monto_normalized` is
@@ -194,7 +195,8 @@ def read_all(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine
 def evaluate(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine: Any,
              pages_per_call: int = 1) -> dict[str, Any]:
     rules = get_registry().current
-    stats = {f: {"labelled": 0, "correct": 0, "wrong": 0, "missed": 0, "spurious": 0} for f in FIELDS}
+    stats = {f: {"labelled": 0, "correct": 0, "wrong": 0, "missed": 0, "spurious": 0, "flagged_wrong": 0,
+                 "flagged_correct": 0} for f in FIELDS}
     failures: list[dict[str, Any]] = []
     extract_ms: list[float] = []
     extract_cpu_ms: list[float] = []  # CPU time of this thread: unaffected by other processes
@@ -213,16 +215,21 @@ def evaluate(items: list[tuple[Path, dict[str, Any], str]], profile: str, engine
             row = stats[field]
             if want is not None:
                 row["labelled"] += 1
+            detail = result["campos_detalle"].get(field, {})
+            # A value sent to a person (lectura_dudosa...) is not taken silently.
+            flagged = got is not None and bool(detail.get("requiere_revision"))
             if same_value(field, want, got):
                 if want is not None:
                     row["correct"] += 1
+                row["flagged_correct"] += flagged
                 continue
             kind = "missed" if got is None else ("spurious" if want is None else "wrong")
             row[kind] += 1
-            detail = result["campos_detalle"].get(field, {})
+            row["flagged_wrong"] += flagged
             failures.append({"file": path.name, "layout": layout, "field": field, "kind": kind,
                              "expected": want, "got": got,
-                             "rule_or_reason": detail.get("regla") if got is not None else detail.get("motivo")})
+                             "rule_or_reason": detail.get("regla") if got is not None else detail.get("motivo"),
+                             "flagged": flagged})
     for row in stats.values():
         returned = row["correct"] + row["wrong"] + row["spurious"]
         row["precision"] = round(row["correct"] / returned, 4) if returned else None
@@ -263,21 +270,25 @@ def print_report(name: str, report: dict[str, Any], out=sys.stdout, show_failure
               f"CPU mean {t['extraction_cpu_ms_mean']:.2f} ms, p95 {t['extraction_cpu_ms_p95']:.2f} ms, "
               f"max {t['extraction_cpu_ms_max']:.2f} ms "
               f"(OCR mean {t['ocr_s_mean']:.3f} s)", file=out)
+    wrong = sum(r["wrong"] + r["spurious"] for r in report["fields"].values())
+    flagged = sum(r["flagged_wrong"] for r in report["fields"].values())
+    false_alarms = sum(r["flagged_correct"] for r in report["fields"].values())
+    print(f"wrong values flagged for review: {flagged} of {wrong}; right values flagged: {false_alarms}", file=out)
     if report["failures"] and not show_failures:
         print(f"failures: {len(report['failures'])} (--failures lists them)", file=out)
     elif report["failures"]:
         print(f"failures ({len(report['failures'])}):", file=out)
         for f in report["failures"]:
             print(f"  {f['file']} [{f['layout']}] {f['field']} {f['kind']}: expected {f['expected']!r} got {f['got']!r}"
-                  f" ({f['rule_or_reason']})", file=out)
+                  f" ({f['rule_or_reason']}){' [flagged]' if f.get('flagged') else ''}", file=out)
     else:
         print("failures: none", file=out)
 
 
 def print_summary(reports: dict[str, Any], out=sys.stdout) -> None:
     """One row per report: correct share / wrong count for each key field, then all fields."""
-    print("\n== summary: correct % / wrong values ==", file=out)
-    header = f"{'set':44}" + "".join(f"{f[:12]:>13}" for f in KEY_FIELDS) + f"{'all fields':>13}"
+    print("\n== summary: correct % / wrong values (flagged: wrong values sent for review / wrong values) ==", file=out)
+    header = f"{'set':44}" + "".join(f"{f[:12]:>13}" for f in KEY_FIELDS) + f"{'all fields':>13}{'flagged':>9}"
     print(header, file=out)
     for name, report in reports.items():
         cells = []
@@ -288,6 +299,9 @@ def print_summary(reports: dict[str, Any], out=sys.stdout) -> None:
             wrong = sum(r["wrong"] + r["spurious"] for r in rows)
             share = f"{100 * correct / labelled:.1f}" if labelled else "-"
             cells.append(f"{share + '/' + str(wrong):>13}")
+        rows = list(report["fields"].values())
+        wrong = sum(r["wrong"] + r["spurious"] for r in rows)
+        cells.append(f"{str(sum(r['flagged_wrong'] for r in rows)) + '/' + str(wrong):>9}")
         print(f"{name[-44:]:44}" + "".join(cells), file=out)
 
 

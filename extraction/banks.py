@@ -28,6 +28,8 @@ class Bank:
     code: str
     name: str
     aliases: tuple[str, ...]
+    apps: tuple[str, ...] = ()  # the bank's own apps' names and signatures ("Tpago")
+    domains: tuple[str, ...] = ()  # its online-banking domains ("venezolano.com")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class BankMatch:
 # OCR may read the leading zero as the letter O ("O191 - Banco Nacional de Crédito").
 _LEADING_CODE = re.compile(r"^\W*([0Oo]\d{3})\s*[-–:)]?\s*(?=[^\W\d_]|$)")
 _BRACKETED_CODE = re.compile(r"\(\s*([0Oo]\d{3})\s*\)")
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)+")
+# A web address as an address bar shows it: optional scheme, a host of 2+ dotted labels, a path.
+_HOST = re.compile(r"(?<![\w.@])(?:https?://)?(?P<host>(?:[a-z0-9\-]+\.)+[a-z]{2,6})(?![\w\-])(?:[/:?#]\S*)?")
 _ACCOUNT_PREFIX = re.compile(r"^\s*(0\d{3})(?=[\d*•·…xX\s-])")
 
 
@@ -59,6 +64,16 @@ class BankCatalog:
         # Bank words are common Spanish words ("Plaza", "Activo", "Exterior"): fuzzy from 7 chars.
         self._aliases = PhraseIndex(phrases, fuzzy_from=7)
         self.legal_suffixes = tuple(legal_suffixes)
+        app_phrases: list[tuple[tuple[str, ...], object]] = []
+        for bank in banks:
+            for app in bank.apps:
+                tokens = tuple(t.norm for t in tokenize(app))
+                if tokens:
+                    app_phrases.append((tokens, bank))
+                    if len(tokens) > 1:  # "pagomovilbdv" printed in one word
+                        app_phrases.append((("".join(tokens),), bank))
+        self._apps = PhraseIndex(app_phrases, fuzzy_from=7)
+        self._domains = {d.lower().strip("."): bank for bank in banks for d in bank.domains}
         suffix_phrases = [(tuple(t.norm for t in tokenize(s)), s) for s in legal_suffixes]
         self._suffixes = PhraseIndex([p for p in suffix_phrases if p[0]], fuzzy_from=7)
 
@@ -83,7 +98,15 @@ class BankCatalog:
             aliases = entry.get("aliases", [])
             if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
                 raise BankCatalogError(f"{source}: bank {code} 'aliases' must be a list of strings")
-            banks.append(Bank(code, name, tuple(aliases)))
+            extra = {}
+            for key in ("apps", "domains"):
+                values = entry.get(key, [])
+                if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+                    raise BankCatalogError(f"{source}: bank {code} '{key}' must be a list of non-empty strings")
+                extra[key] = tuple(values)
+            if not all(_DOMAIN.fullmatch(d.lower()) for d in extra["domains"]):
+                raise BankCatalogError(f"{source}: bank {code} 'domains' must be host names such as 'banco.com.ve'")
+            banks.append(Bank(code, name, tuple(aliases), **extra))
         suffixes = data.get("legal_suffixes", [])
         if not isinstance(suffixes, list) or not all(isinstance(s, str) for s in suffixes):
             raise BankCatalogError(f"{source}: 'legal_suffixes' must be a list of strings")
@@ -125,6 +148,35 @@ class BankCatalog:
             else:
                 index += 1
         return found
+
+    def find_apps(self, text: str | None) -> list[BankMatch]:
+        """Occurrences of a bank's app name or signature ("Tpago", "pagomovilbdv") in `text`."""
+        if not text:
+            return []
+        tokens = tokenize(text[:2000])
+        norms = [t.norm for t in tokens]
+        found = []
+        for index in range(len(tokens)):
+            hits = self._apps.match_at(norms, index)
+            if hits:
+                last = tokens[index + hits[0].length - 1]
+                found.append(BankMatch(hits[0].payload, tokens[index].start, last.end))  # type: ignore[arg-type]
+        return found
+
+    def from_domain(self, text: str | None) -> BankMatch | None:
+        """The bank whose online-banking domain is the host of a web address in `text`
+        ("vol.venezolano.com/", "https://www.bancamiga.com/pagos"): the host must be the domain
+        or end in "." + domain, so "venezolano.com.fake.net" is nobody's."""
+        if not text:
+            return None
+        for match in _HOST.finditer(text[:500].lower()):
+            host = match.group("host").strip(".")
+            labels = host.split(".")
+            for cut in range(len(labels) - 1):
+                bank = self._domains.get(".".join(labels[cut:]))
+                if bank:
+                    return BankMatch(bank, match.start("host"), match.end("host"))
+        return None
 
     def code_in(self, text: str | None) -> Bank | None:
         """The bank of a code printed as "0105 - BANCO MERCANTIL" or "(0102)"; None otherwise."""

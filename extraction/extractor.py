@@ -33,6 +33,8 @@ from typing import Any
 import config
 from extraction.banks import BankCatalog, get_catalog
 from extraction.layout import build_document
+from extraction.normalizers import MASK_CHARS, compact
+from extraction.pairing import pair_by_type
 from extraction.rules import RuleSet, get_registry
 from extraction.run import Candidate, Extraction, Rejection
 from extraction.strategies import (
@@ -42,6 +44,7 @@ from extraction.strategies import (
     run_header_bank,
     run_keyword,
     run_label_rules,
+    run_page_bank,
     run_unlabelled,
 )
 from validador_ocr import ValidadorOCR, reference_conflicts
@@ -77,12 +80,15 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
     run = Extraction(doc, ruleset, bank_catalog, validator)
 
     run_label_rules(run)
+    pair_by_type(run)
     below_gap_check(run)
     for rule in ruleset.rules:
         if rule.strategy == "unlabelled":
             run_unlabelled(run, rule)
         elif rule.strategy == "header_bank":
             run_header_bank(run, rule)
+        elif rule.strategy == "page_bank":
+            run_page_bank(run, rule)
         elif rule.strategy == "keyword":
             run_keyword(run, rule, keyword_index(ruleset, rule))
 
@@ -133,6 +139,17 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             }
             if cand.repair:
                 detail[name]["reparacion_ocr"] = cand.repair
+            if cand.notes:
+                detail[name].update(cand.notes)
+            doubt = _doubtful_characters(cand, run.candidates.get(name, []), ruleset.settings["doubt_char_confidence"])
+            if doubt:
+                detail[name].update({"requiere_revision": True, "motivo_revision": "lectura_dudosa",
+                                     "caracteres_dudosos": doubt})
+                if name in ruleset.doubt_null_fields and any(_unchecked(d["texto"]) for d in doubt):
+                    # A payment is matched on these: a person reads the value, the service guesses none.
+                    extracted[name] = None
+                    detail[name]["valor_leido"] = detail[name]["valor"]
+                    detail[name].update({"valor": None, "motivo": "lectura_dudosa"})
             continue
         extracted[name] = None
         rejected = sorted(run.rejections.get(name, []), key=lambda r: -r.priority)
@@ -154,6 +171,61 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             "tiempo_ms": round((time.perf_counter() - started) * 1000, 3),
         },
     }
+
+
+# Fields whose validator confirms what was read: a bank is recognised by name or code against the
+# catalog (fuzzy), so an unsure letter in "Mercantil" changes nothing.
+_CONFIRMED_BY_VALIDATOR = {"banco_origen", "banco_destino", "tipo_transaccion", "canal_pago"}
+
+
+def _weakest_character(word: Any) -> float:
+    """The lowest probability one character of a word may have been read with. OCR gives a word
+    the mean of its characters' probabilities; when all others are certain, one character carries
+    all the shortfall: a 12-digit reference at 0.957 may hide a digit read at 0.49."""
+    return max(0.0, 1.0 - len(word.text) * (1.0 - word.confidence))
+
+
+def _unchecked(text: str) -> bool:
+    """A run of digits and nothing else: where the doubt falls, no validator can tell. A number
+    printed with its separators ("E-88.245.609", "2.708,00") has them checked by its normalizer
+    (groups of three, two decimals), and OCR's doubt in such words mostly sits on the separators."""
+    return bool(re.fullmatch(r"\d+", text))
+
+
+def _in_value(text: str, value: str) -> bool:
+    """Whether a word is part of the value (a beneficiary block's phone and bank are not)."""
+    if any(ch.isdigit() for ch in value) and not re.search(r"[^\W\d_]{2}", value):
+        key, whole = re.sub(r"\D", "", text), re.sub(r"\D", "", value)
+    else:
+        key, whole = compact(text), compact(value)
+    return bool(key) and (key in whole or whole in key)
+
+
+def _doubtful_characters(chosen: Candidate, rivals: list[Candidate], threshold: float) -> list[dict[str, Any]]:
+    """The words of a value in which OCR may have read a character unsure (below `threshold`),
+    unless a validator or a second reading confirms it: the same value read from other, sure
+    words. Each is {"texto", "confianza" (the word's), "confianza_minima_caracter" (the least
+    one of its characters may have), "posicion" (where in the value as read)}."""
+    if chosen.field in _CONFIRMED_BY_VALIDATOR or chosen.kind == "derived":
+        return []
+    if chosen.field.startswith("cuenta_") and any(ch in MASK_CHARS for ch in chosen.value):
+        return []  # OCR reads the mask's bullets unsure; a masked account is only a hint anyway
+    unsure = [w for w in chosen.words if _weakest_character(w) < threshold and _in_value(w.text, chosen.value)]
+    if not unsure:
+        return []
+    own = {id(w) for w in chosen.words}
+    for other in rivals:
+        if other is not chosen and other.value == chosen.value and other.words \
+                and not own & {id(w) for w in other.words} \
+                and min(_weakest_character(w) for w in other.words) >= threshold:
+            return []  # a second, sure reading of the same value elsewhere on the page
+    out = []
+    for word in unsure:
+        position = chosen.raw.find(word.text)
+        out.append({"texto": word.text, "confianza": round(word.confidence, 4),
+                    "confianza_minima_caracter": round(_weakest_character(word), 4),
+                    "posicion": position if position >= 0 else None})
+    return out
 
 
 def _cross_check(name: str, value: str, others: dict[str, Any]) -> str | None:

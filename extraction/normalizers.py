@@ -164,12 +164,27 @@ _CURRENCY = re.compile(
 _AMOUNT_CORE = re.compile(r"^\d{1,3}(?:[.,]\d{3})*(?:[.,]\d{1,2})?$|^\d+(?:[.,]\d{1,2})?$")
 
 
-def normalize_amount(text: object, require_decimals: bool = False) -> str | None:
-    """'1.234,56' / '187,43' / 'Bs. 187.43' / '3.415,00 Bs' -> '1234.56'-style; None if unclear."""
+MINUS_SIGNS = "-\u2212\u2013"  # hyphen-minus, the Unicode minus, an en dash
+
+
+def amount_sign(text: object) -> str:
+    """"-" when an amount is printed negative ("-3.397,41 Bs", "Bs. −12,00"), else ""."""
+    if not isinstance(text, str):
+        return ""
+    body = _CURRENCY.sub(" ", text).strip()
+    return "-" if body[:1] in MINUS_SIGNS and body[1:].strip()[:1].isdigit() else ""
+
+
+def normalize_amount(text: object, require_decimals: bool = False, allow_sign: bool = False) -> str | None:
+    """'1.234,56' / '187,43' / 'Bs. 187.43' / '3.415,00 Bs' -> '1234.56'-style; None if unclear.
+    With allow_sign a debit printed negative ("-3.397,41 Bs") reads as its magnitude (the
+    caller records the sign: amount_sign)."""
     raw = _clip(text)
     if not raw.strip():
         return None
     body = _CURRENCY.sub(" ", raw).strip()
+    if allow_sign and body[:1] in MINUS_SIGNS:
+        body = body[1:].lstrip()
     # A space may group thousands ("1 234,56") or follow the decimal mark ("2.000, 66"); any
     # other space splits two numbers ("105 00") and the amount is unreadable.
     body = re.sub(r"(?<=\d) (?=\d{3}(?:\D|$))", "", body)
@@ -415,9 +430,33 @@ def _letter_o(match: re.Match) -> str:
     return "O" if before.isupper() else "o"
 
 
-def normalize_text(text: object, max_length: int = 140) -> str | None:
-    """Whitespace collapsed, surrounding punctuation trimmed; None when nothing readable is left."""
+# A date, a phone or an amount at either end of a free text: another cell's value glued on
+# ("01/04/26 Fuol", "pago 0414-1234567", "compra Bs. 120,00").
+_GLUED_VALUE = (r"(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})"
+                r"|(?:\+?58[\s\-]?|0)4\d{2}[\s.\-]?\d{3}[\s.\-]?\d{2}[\s.\-]?\d{2}"
+                r"|(?:bs\.?\s?)?\d{1,3}(?:[.,]\d{3})*[.,]\d{2}(?:\s?bs\.?)?)")
+_GLUED_START = re.compile(rf"^\s*{_GLUED_VALUE}\s+(?=\S)", re.IGNORECASE)
+_GLUED_END = re.compile(rf"(?<=\S)\s+{_GLUED_VALUE}\s*$", re.IGNORECASE)
+_ONLY_VALUE = re.compile(rf"^\W*{_GLUED_VALUE}\W*$", re.IGNORECASE)
+
+
+def split_glued_values(text: str) -> str:
+    """`text` without a date, phone or amount glued to its start or end, as long as words remain."""
+    for pattern in (_GLUED_START, _GLUED_END):
+        rest = pattern.sub("", text, count=1)
+        if rest != text and re.search(r"[^\W\d_]{2}", rest):
+            text = rest
+    return text
+
+
+def normalize_text(text: object, max_length: int = 140, split_glued: bool = False) -> str | None:
+    """Whitespace collapsed, surrounding punctuation trimmed; None when nothing readable is left.
+    With split_glued a date, phone or amount at either end (another cell's value) is cut off."""
     raw = _clip(text)
+    if split_glued:
+        if _ONLY_VALUE.match(raw):
+            return None  # a date, phone or amount alone is another field's value, not free text
+        raw = split_glued_values(raw)
     value = re.sub(r"\s+", " ", raw).strip(" \t:;,-–—|_").lstrip(".")
     if value != value.upper():
         value = re.sub(r"(?<!\S)(EI|AI)(?!\S)", lambda m: _ARTICLE_FIX[m.group(1)], value)

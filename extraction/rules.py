@@ -11,16 +11,24 @@ regexes that do not finish on adversarial probe text within
 `re` match cannot be interrupted inside this process.
 
 Document: {id, version, description?, settings? (see DEFAULT_SETTINGS), token_aliases?
-("n°" -> "nro"), stopwords?, label_tail_pattern?, exclusion_labels? [{id, labels, motivo}], rules}.
+("n°" -> "nro"), stopwords?, label_tail_pattern?, exclusion_labels? [{id, labels, motivo}],
+boilerplate? (the apps' sentences and button captions: never a value, and a value's block ends
+there), none_values? (printed values that mean "none": "No indicado"), doubt_null_fields? (fields
+returned as None, the reading kept in campos_detalle, when a bare run of digits of theirs was read
+unsure and nothing confirms it: see settings.doubt_char_confidence; otherwise kept, flagged), rules}.
 Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and a strategy:
 - "label" (default): labels (synonyms), positions ["right", "below"], wrap (a same-line value may
   continue on the next line), block_lines (lines of a value below), inline_without_colon,
+  require_colon (the label counts only when printed with a colon: a row, not a title),
   pattern + group ("valor"), normalizer (+ normalizer_options), validators, exclude_patterns,
   match ("unique": several different values -> none).
 - "unlabelled": pattern applied to whole segments no label claims; select "unique"|"largest",
   min_height_ratio.
 - "header_bank": a bank named in the header (lines above the first label).
 - "derived": source_field + via "account_bank" (the bank of an account's code prefix).
+- "page_bank": the bank the page shows without naming it under a label (config/banks.json):
+  signals ["app" (an app's name or signature: "Tpago"), "domain" (an online-banking domain in
+  the address bar, within top_fraction of the image)].
 - "keyword": keywords {value: [phrases]} found outside other fields' values (include_values_of
   lists fields whose values may be searched), scope "all"|"header".
 Regexes are compiled with re.IGNORECASE.
@@ -39,19 +47,23 @@ from pathlib import Path
 from typing import Any
 
 from extraction.errors import RulesError
-from extraction.normalizers import NORMALIZERS, Token, tokenize
-from extraction.pattern_guard import REGEX_FLAGS, check_patterns_time_bound
+from extraction.normalizers import NORMALIZERS, Token, compact, tokenize
+from extraction.pattern_guard import check_patterns_time_bound
+from extraction.rule_checks import _Checker, _compile
 from extraction.phrases import PhraseIndex
 from process_wide import process_wide
 
 # ------------------------------------------------------------------------------------------------
 # Schema
 # ------------------------------------------------------------------------------------------------
-STRATEGIES = ("label", "unlabelled", "header_bank", "derived", "keyword")
+STRATEGIES = ("label", "unlabelled", "header_bank", "page_bank", "derived", "keyword")
 POSITIONS = ("right", "below")
 # Normalizers that need the bank catalog live in the extractor.
 EXTRA_NORMALIZERS = ("bank", "beneficiary")
 DERIVATIONS = ("account_bank",)
+# What a page shows of the bank that issued it (config/banks.json): its apps' names, and the
+# online-banking domain in a browser's address bar.
+PAGE_SIGNALS = ("app", "domain")
 
 DEFAULT_SETTINGS: dict[str, float] = {
     "status_bar_fraction": 0.06,  # top share of the image holding the phone status bar
@@ -65,15 +77,18 @@ DEFAULT_SETTINGS: dict[str, float] = {
     "max_value_chars": 300,  # longest value text a pattern is applied to
     "max_words": 1500,  # words beyond this are ignored (hostile input)
     "conflict_margin": 0.15,  # same-priority candidates with different values need this lead
+    # A value with a character that may have been read below this goes to a person (lectura_dudosa).
+    "doubt_char_confidence": 0.6,
 }
 
 _TOP_KEYS = {"id", "version", "description", "settings", "token_aliases", "stopwords",
-             "label_tail_pattern", "exclusion_labels", "rules", "_comment"}
+             "label_tail_pattern", "exclusion_labels", "boilerplate", "none_values", "doubt_null_fields", "rules", "_comment"}
 _RULE_KEYS = {
     "id", "field", "strategy", "priority", "confidence", "description", "labels", "positions",
     "wrap", "block_lines", "inline_without_colon", "pattern", "group", "normalizer",
     "normalizer_options", "validators", "exclude_patterns", "match", "select", "skip_top_fraction",
     "min_height_ratio", "join_lines", "source_field", "via", "keywords", "scope", "include_values_of", "_comment",
+    "signals", "top_fraction", "require_colon",
 }
 _EXCLUSION_KEYS = {"id", "labels", "motivo", "_comment"}
 
@@ -115,6 +130,9 @@ class Rule:
     keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
     scope: str = "all"
     include_values_of: tuple[str, ...] = ()
+    require_colon: bool = False  # label: only a label printed with its colon ("Comprobante:")
+    signals: tuple[str, ...] = ()  # page_bank: which of PAGE_SIGNALS to look for
+    top_fraction: float = 0.15  # page_bank: where a browser's address bar may be
 
 
 @dataclass
@@ -132,6 +150,12 @@ class RuleSet:
     source: str
     sha256: str
     loaded_at: str
+    # The page's furniture: boilerplate sentences and button captions, as folded token tuples.
+    boilerplate: tuple[tuple[str, ...], ...] = ()
+    # Values that say there is no value ("No indicado"), compacted.
+    none_values: frozenset[str] = frozenset()
+    # Fields returned as None (the reading kept in campos_detalle) when read unsure and unconfirmed.
+    doubt_null_fields: frozenset[str] = frozenset()
 
     def label_tokens(self, text: str) -> list[Token]:
         """Tokens used to match labels: aliases applied ("n°" -> "nro"), stopwords dropped, and
@@ -178,52 +202,6 @@ def _time_bound() -> float:
     import config
 
     return float(config.EXTRACTION_CONFIG.get("regex_time_bound_seconds", 0.25))
-
-
-class _Checker:
-    """Collects typed values from a rule object with error messages naming the rule and key."""
-
-    def __init__(self, where: str, obj: Any, allowed: set[str]) -> None:
-        if not isinstance(obj, dict):
-            raise RulesError(f"{where}: must be a JSON object")
-        unknown = sorted(set(obj) - allowed)
-        if unknown:
-            raise RulesError(f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}")
-        self.where, self.obj = where, obj
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., check=None, hint: str = "") -> Any:
-        if key not in self.obj:
-            if default is ...:
-                raise RulesError(f"{self.where}: missing required key '{key}'")
-            return default
-        value = self.obj[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
-        if not ok or (check is not None and not check(value)):
-            raise RulesError(f"{self.where}: key '{key}' {hint or 'has an invalid value'} (got {value!r:.80})")
-        return value
-
-    def str_list(self, key: str, default: Any = ..., non_empty: bool = False) -> list[str]:
-        value = self.get(key, list, default, hint="must be a list of strings")
-        if not all(isinstance(v, str) and v.strip() for v in value):
-            raise RulesError(f"{self.where}: key '{key}' must be a list of non-empty strings")
-        if non_empty and not value:
-            raise RulesError(f"{self.where}: key '{key}' must not be empty")
-        return value
-
-
-def _compile(where: str, key: str, pattern: Any) -> re.Pattern:
-    if not isinstance(pattern, str) or not pattern:
-        raise RulesError(f"{where}: key '{key}' must be a non-empty regular expression string")
-    if len(pattern) > 2000:
-        raise RulesError(f"{where}: key '{key}' is longer than 2000 characters")
-    try:
-        return re.compile(pattern, REGEX_FLAGS)
-    except re.error as exc:
-        raise RulesError(f"{where}: key '{key}' is not a valid regular expression: {exc}") from exc
 
 
 def _parse_rule(index: int, obj: Any, fields: list[str], validators: set[str]) -> Rule:
@@ -274,6 +252,7 @@ def _parse_rule(index: int, obj: Any, fields: list[str], validators: set[str]) -
         rule.wrap = c.get("wrap", bool, False, hint="must be true or false")
         rule.block_lines = c.get("block_lines", int, 1, check=lambda v: 1 <= v <= 8, hint="must be an integer 1-8")
         rule.inline_without_colon = c.get("inline_without_colon", bool, False, hint="must be true or false")
+        rule.require_colon = c.get("require_colon", bool, False, hint="must be true or false")
     if strategy == "unlabelled":
         rule.select = c.get("select", str, "unique", check=lambda v: v in ("unique", "largest"),
                             hint="must be 'unique' or 'largest'")
@@ -295,6 +274,12 @@ def _parse_rule(index: int, obj: Any, fields: list[str], validators: set[str]) -
         if any(name not in fields for name in include):
             raise RulesError(f"{where}: key 'include_values_of' must list field names")
         rule.include_values_of = tuple(include)
+    if strategy == "page_bank":
+        rule.signals = tuple(c.str_list("signals", list(PAGE_SIGNALS), non_empty=True))
+        if any(s not in PAGE_SIGNALS for s in rule.signals):
+            raise RulesError(f"{where}: key 'signals' entries must be among {', '.join(PAGE_SIGNALS)}")
+        rule.top_fraction = float(c.get("top_fraction", (int, float), 0.15, check=lambda v: 0 < v <= 1,
+                                        hint="must be a number in (0, 1]"))
     if strategy in ("keyword", "header_bank"):
         rule.scope = c.get("scope", str, "header" if strategy == "header_bank" else "all",
                            check=lambda v: v in ("all", "header"), hint="must be 'all' or 'header'")
@@ -374,8 +359,20 @@ def parse_rules(document: Any, source: str = "<dict>", time_bound: float | None 
     check_patterns_time_bound(patterns, _time_bound() if time_bound is None else time_bound,
                               int(settings["max_value_chars"]))
 
+    boilerplate = []
+    for phrase in c.str_list("boilerplate", []):
+        tokens = tuple(t.norm for t in tokenize(phrase))
+        if not tokens:
+            raise RulesError(f"rules document: boilerplate phrase {phrase!r} has no letters or digits")
+        boilerplate.append(tokens)
+    none_values = frozenset(compact(v) for v in c.str_list("none_values", []))
+    doubt_null_fields = frozenset(c.str_list("doubt_null_fields", []))
+    if doubt_null_fields - set(fields):
+        raise RulesError("rules document: key 'doubt_null_fields' must list field names")
+
     raw = json.dumps(document, sort_keys=True, ensure_ascii=False)
     return RuleSet(
+        boilerplate=tuple(boilerplate), none_values=none_values, doubt_null_fields=doubt_null_fields,
         id=doc_id, version=version, rules=tuple(rules), settings=settings,
         token_aliases=token_aliases, stopwords=stopwords, exclusions=exclusions,
         label_index=PhraseIndex(phrases, fuzzy_from=5), label_tail=label_tail,

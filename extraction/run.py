@@ -37,7 +37,8 @@ from extraction.layout import (
     share_column,
     wrap_lines,
 )
-from extraction.normalizers import NORMALIZERS
+from extraction.furniture import is_furniture, is_none_value
+from extraction.normalizers import NORMALIZERS, amount_sign
 from extraction.rules import LabelRef, Rule, RuleSet
 from validador_ocr import ValidadorOCR
 
@@ -151,6 +152,7 @@ class Extraction:
         self.candidates: dict[str, list[Candidate]] = {}
         self.rejections: dict[str, list[Rejection]] = {}
         self._find_labels()
+        self._mark_furniture()
         self._claim_values()
 
     # -- labels ------------------------------------------------------------------------------
@@ -262,6 +264,15 @@ class Extraction:
             for occ in occs:
                 self.by_owner.setdefault(occ.ref.owner, []).append(occ)
             if any(self._counts_as_label(occ) for occ in occs):
+                self.label_segments.add(segment.id)
+
+    def _mark_furniture(self) -> None:
+        """The apps' boilerplate sentences and button captions (the rules' `boilerplate`) are
+        never a value, and a value's block ends where they start: like labels of no rule."""
+        if not self.rules.boilerplate:
+            return
+        for segment in self.doc.segments:
+            if segment.id not in self.label_segments and is_furniture(self.rules, segment.text):
                 self.label_segments.add(segment.id)
 
     def _is_wrapped_value(self, segment: Segment, occs: list[LabelOcc]) -> bool:
@@ -392,6 +403,8 @@ class Extraction:
                 self.reject(rule, raw, "valor excluido por la regla")
                 continue
             value, reason = self.normalize(rule, raw)
+            if is_none_value(self.rules, raw) or is_none_value(self.rules, value):
+                value, reason = None, "el recibo indica que no hay valor"
             if value is not None:
                 reason = self.validate(rule, value)
             if reason:
@@ -409,6 +422,8 @@ class Extraction:
         words = [w for s, e, w in region.spans if s < end and e > start]
         candidate = Candidate.build(rule, value, raw.strip(), words, conf_factor, full_text, region)
         candidate.span = (start, end)
+        if rule.normalizer == "amount" and amount_sign(raw):
+            candidate.notes = {"signo": "negativo"}  # a debit printed negative: the amount is its size
         self.add_candidate(candidate)
         return True
 
@@ -444,6 +459,8 @@ class Candidate:
     gap_ratio: float = 0.0
     span: tuple[int, int] = (0, 0)  # where the value is in the region's text
     repair: dict[str, str] | None = None  # OCR confusions undone to read the value
+    notes: dict | None = None  # more detail for campos_detalle (sign, pairing, doubt)
+    label_id: int | None = None  # the label segment whose value this is
 
     @property
     def confidence(self) -> float:

@@ -19,10 +19,13 @@ from extraction.run import Candidate, Extraction, Rejection
 def run_label_rules(run: Extraction) -> None:
     for rule in run.rules.rules_by_strategy("label"):
         for occ in run.by_owner.get(rule.id, ()):
+            if rule.require_colon and ":" not in occ.segment.text:
+                continue
             factor = max(0.5, 1.0 - 0.05 * occ.edits)
             for region in run.regions(occ, rule):
                 region_factor = factor * (0.95 if region.wrapped else 1.0)
                 if run.apply_pattern(rule, region, region_factor):
+                    run.candidates[rule.field][-1].label_id = occ.segment.id
                     break
 
 
@@ -151,6 +154,37 @@ def run_header_bank(run: Extraction, rule: Rule) -> None:
         run.add_candidate(next(iter(found.values())))
     elif len(found) > 1:
         run.reject(rule, ", ".join(sorted(found)), "varios bancos en la cabecera")
+
+
+def run_page_bank(run: Extraction, rule: Rule) -> None:
+    """The bank a page shows without naming it under a label: one of its apps' names or
+    signatures anywhere outside another field's value ("Tu Tpago fue exitoso" -> Mercantil), or its
+    online-banking domain in a browser's address bar at the top of the page. Banks merely named in
+    the body never count (that is the payee's bank as often as not)."""
+    allowed = {rule.field, None}
+    found: dict[str, Candidate] = {}
+    top = rule.top_fraction * run.doc.height
+    for segment in run.doc.segments:
+        owners = run.claims.get(segment.id)
+        if owners and not owners <= allowed:
+            continue
+        matches = []
+        if "domain" in rule.signals and segment.box[1] < top:
+            domain = run.catalog.from_domain(segment.text)
+            if domain is not None:
+                matches.append(domain)
+        if "app" in rule.signals and not segment.in_chrome:
+            matches.extend(run.catalog.find_apps(segment.text))
+        for match in matches:
+            words = [w for s, e, w in segment.spans if s < match.end and e > match.start]
+            if not words or min(w.confidence for w in words) < run.settings["min_word_confidence"]:
+                continue
+            raw = segment.text[match.start:match.end]
+            found.setdefault(match.bank.name, Candidate.build(rule, match.bank.name, raw, words, 1.0, segment.text))
+    if len(found) == 1:
+        run.add_candidate(next(iter(found.values())))
+    elif len(found) > 1:
+        run.reject(rule, ", ".join(sorted(found)), "la página muestra varios bancos")
 
 
 def run_keyword(run: Extraction, rule: Rule, index: PhraseIndex) -> None:

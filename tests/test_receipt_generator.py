@@ -233,3 +233,19 @@ def test_arrival_variants_are_deterministic_and_keep_the_receipt(variant):
 
 def test_default_variants_are_unchanged_by_the_arrival_variants():
     assert {generate_receipt(seed).variant for seed in range(60)} <= {"clean", "whatsapp", "lowres"}
+
+
+@pytest.mark.parametrize("layout", ["bfc_sentence", "web_shifted", "signed_debit"])
+def test_failure_layouts_are_drawn_only_by_name_and_deterministically(layout):
+    from tools.receipt_generator import FAILURE_LAYOUTS, LAYOUTS
+
+    assert layout in FAILURE_LAYOUTS and layout not in LAYOUTS  # seeds keep their default images
+    first, again = generate_receipt(5, layout=layout, variant="clean"), generate_receipt(5, layout=layout, variant="clean")
+    assert first.image_bytes == again.image_bytes and first.fields == again.fields
+    assert first.fields["monto"] and first.fields["banco_origen"] and first.fields["referencia"]
+
+
+def test_web_shifted_prints_values_off_their_labels():
+    receipt = generate_receipt(2, layout="web_shifted", variant="clean")
+    # The bank's name takes two rows here: the phone sits beside "Fecha" and the date beside "Concepto".
+    assert any(line.startswith("Fecha") and receipt.fields["telefono"] in line for line in receipt.lines)

@@ -17,7 +17,8 @@ stream, so forcing a variant does not change what the receipt says.
 Layouts (`LAYOUTS`): bdv_light, bdv_dark (PagomóvilBDV Personas), bnc (BNC pago móvil result),
 mercantil ("Envío de Tpago", web page or phone), provincial (BBVA "Dinero Rápido" or transfer),
 banesco (Banesco Pago Móvil), bancamiga (label above value, one or two columns) and
-generic_transfer (a bank without a dedicated layout).
+generic_transfer (a bank without a dedicated layout). Only when asked for by name
+(`FAILURE_LAYOUTS`, tools/receipt_failure_layouts.py): bfc_sentence, web_shifted, signed_debit.
 Variants (`VARIANTS`): "clean" (PNG as rendered), "whatsapp" (downscaled to 720 or 540 px wide,
 JPEG quality 60-80, sometimes recompressed twice), "lowres" (288 px wide JPEG, like a forwarded
 thumbnail), drawn at random when none is asked for; and, only when asked for, the ways of arriving
@@ -69,6 +70,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from tools.receipt_failure_layouts import FAILURE_RENDERERS
 from tools.receipt_layouts import (
     RENDERERS,
     LayoutContext,
@@ -90,6 +92,9 @@ FIELD_NAMES: tuple[str, ...] = (
 )
 LAYOUTS: tuple[str, ...] = ("bdv_light", "bdv_dark", "bnc", "mercantil", "provincial", "banesco",
                             "bancamiga", "generic_transfer")
+# The failure classes of unseen receipts (tools/receipt_failure_layouts.py): only when asked for
+# by name, so the sets drawn by seed stay the same.
+FAILURE_LAYOUTS: tuple[str, ...] = tuple(FAILURE_RENDERERS)
 # Drawn at random when no variant is asked for (the sets of earlier measurements stay the same).
 SHARING_VARIANTS: tuple[str, ...] = ("clean", "whatsapp", "lowres")
 VARIANTS: tuple[str, ...] = SHARING_VARIANTS + ARRIVAL_VARIANTS
@@ -233,8 +238,9 @@ def generate_receipt(seed: int, layout: str | None = None, variant: str | None =
                      scroll: float | None = None, brand_in_tabs: bool = False) -> GeneratedReceipt:
     """`scroll` (dp) and `brand_in_tabs` force what a layout otherwise draws by chance (BNC)."""
     layout = LAYOUTS[seed % len(LAYOUTS)] if layout is None else layout
-    if layout not in RENDERERS:
-        raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}")
+    renderer = RENDERERS.get(layout) or FAILURE_RENDERERS.get(layout)
+    if renderer is None:
+        raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS + FAILURE_LAYOUTS}")
     variant_rng = random.Random(f"{seed}:variant")
     if variant is None:
         variant = variant_rng.choices(SHARING_VARIANTS, weights=(4, 4, 2))[0]
@@ -244,7 +250,7 @@ def generate_receipt(seed: int, layout: str | None = None, variant: str | None =
     rng = random.Random(seed)
     fonts = rng.choice(available_font_families())
     ctx = LayoutContext(txn=sample_transaction(rng), rng=rng, fonts=fonts, scroll=scroll, brand_in_tabs=brand_in_tabs)
-    rendered = RENDERERS[layout](ctx)
+    rendered = renderer(ctx)
     data, fmt, size = apply_variant(rendered.image, variant, variant_rng, rendered.dp_width)
     fields = {name: rendered.fields.get(name) for name in FIELD_NAMES}
     return GeneratedReceipt(data, fmt, layout, variant, fields, rendered.lines, seed, size,
