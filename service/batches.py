@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
+from request_context import logs_upload
 from service.jobs import INFRASTRUCTURE_FAULTS, claim_batch, claim_uploads, hand_back, insert_batch, next_tenant_with_work, renew_leases
 from service.results import finish_upload, reused_document
 from service.runtime import Runtime, new_request_id
@@ -44,6 +45,7 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
     """
     processed = failed = 0
 
+    @logs_upload
     def record(upload: Upload, document: dict[str, Any]) -> None:
         nonlocal processed, failed
         try:
