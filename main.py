@@ -224,7 +224,7 @@ def extract(arguments: list[str], profile: str | None) -> int:
     return run_extract(list(image_paths(arguments)), profile)
 
 
-def cli(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description="Sistema OCR Empresarial Asíncrono")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the API with gunicorn (the default)")
@@ -255,7 +255,11 @@ def cli(argv: list[str]) -> int:
     extract_cmd = commands.add_parser("extract", help="OCR and extract fields from image files or directories")
     extract_cmd.add_argument("images", nargs="+", help="image files, or directories of them")
     extract_cmd.add_argument("--profile", default=None, choices=sorted(config.OCR_PROFILES))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "worker":
         return run_worker()
     if args.command == "migrate":

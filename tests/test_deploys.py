@@ -5,6 +5,7 @@ logs. SQLite and, with TEST_DATABASE_URL, PostgreSQL."""
 import io
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -305,3 +306,51 @@ def test_a_second_host_on_a_shared_data_dir_leaves_the_first_hosts_metrics(tmp_p
             assert status_count(a.base) == 3  # A's samples survived B's start
             assert status_count(b.base) == 1  # and each host sums its own processes
         assert sorted(p.name for p in (shared / "data" / "prometheus").iterdir()) == ["host-a", "host-b"]
+
+
+# --- README's "Several hosts" ----------------------------------------------------------------------
+def several_hosts_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Several hosts"):]
+    return section[:section.index("\n## ", 1)]
+
+
+def test_readme_several_hosts_names_real_settings_commands_and_secrets():
+    import argparse
+
+    import main
+
+    section = several_hosts_section()
+    named = set(re.findall(r"`([A-Z][A-Z0-9_]+)(?:=[^`]*)?`", section))
+    not_yet = {"IMAGE_STORAGE"} - set(config.Settings.model_fields)  # the image storage comes from a sibling branch
+    assert named - set(config.Settings.model_fields) - not_yet == set()
+    assert {"DATABASE_URL", "IMAGE_STORAGE", "HOST_NAME", "MIGRATE_ON_START", "WORKER_ENABLED",
+            "PROMETHEUS_MULTIPROC_DIR", "API_KEYS"} <= named
+    assert set(config.SHARED_SECRETS) <= named  # the secrets start-up requires with PostgreSQL
+    if "IMAGE_STORAGE" in config.Settings.model_fields:
+        storage = config.Settings.model_fields["IMAGE_STORAGE"].annotation
+        assert {"local", "postgresql"} <= set(getattr(storage, "__args__", ()))
+    parser = main.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, rest in re.findall(r"main\.py (\w+)((?: --[a-z-]+)*)", section):
+        assert name in commands, name
+        for flag in rest.split():
+            assert flag in commands[name]._option_string_actions, (name, flag)
+    # The folders a local-storage backup copies are the service's own.
+    folders = re.search(r"image folders \(([^)]*)\)", section).group(1)
+    assert set(re.findall(r"`(\w+)`", folders)) <= set(config.load_settings()["ASYNC_DIRECTORIES"])
+    assert "pg_dump" in section and "pg_restore" in section and "main.py migrate" in section
+
+
+def test_the_secrets_readme_makes_are_accepted(tmp_path):
+    """The two commands README gives make a SECRET_KEY and a WEBHOOK_SECRETS_KEY the service accepts."""
+    from service.webhook_secrets import decrypt_secret, encrypt_secret
+
+    made = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+            for code in re.findall(r'python -c "([^"]+)"', several_hosts_section())]
+    assert len(made) == 2
+    settings = config.load_settings({"DATABASE_URL": "postgresql+psycopg2://ocr@db.example/ocr", "SECRET_KEY": made[0],
+                                     "WEBHOOK_SECRETS_KEY": made[1], "STORAGE_ROOT": str(tmp_path)})
+    config.require_shared_secrets(settings)
+    assert decrypt_secret(settings, encrypt_secret(settings, "whsec_x")) == "whsec_x"
+    assert not (tmp_path / "data").exists()  # nothing was made on this host's disk
