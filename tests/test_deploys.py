@@ -354,3 +354,31 @@ def test_the_secrets_readme_makes_are_accepted(tmp_path):
     config.require_shared_secrets(settings)
     assert decrypt_secret(settings, encrypt_secret(settings, "whsec_x")) == "whsec_x"
     assert not (tmp_path / "data").exists()  # nothing was made on this host's disk
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_served_release_keeps_serving_under_gunicorn_after_the_next_one_migrates(fresh_url, tmp_path):
+    """The whole process tree of this release (gunicorn, web processes, the supervised OCR worker)
+    started, as at a worker recycle, against a schema the next release migrated: it becomes ready and
+    reads an upload. The code before this change failed to boot there ("Can't locate revision")."""
+    db = Database(fresh_url)
+    upgrade_to_head(db)
+    db.dispose()
+    migrate_to_next_release(fresh_url, tmp_path)
+    with running_service(tmp_path / "storage", fresh_url, start_timeout=180, HOST_NAME="host-old",
+                         WEB_CONCURRENCY="1") as old:
+        image = generate_receipt(4, variant="clean").image_bytes
+        sent = requests.post(f"{old.base}/api/upload", files=[("files", ("r.png", image, "image/png"))], timeout=30)
+        assert sent.status_code == 200, sent.text
+        upload_id = sent.json()["files_processed"][0]["id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = requests.get(f"{old.base}/api/uploads/{upload_id}", timeout=10).json()["upload"]["status"]
+            if state in ("processed", "error"):
+                break
+            time.sleep(0.3)
+        assert state == "processed"
+        ready = requests.get(f"{old.base}/api/health/ready", timeout=10).json()
+        assert ready["checks"]["worker"]["host"] == "host-old" and ready["checks"]["worker"]["on_host"] == 1
+    assert revision_of(fresh_url) == NEXT_REVISION
