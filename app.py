@@ -66,7 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         raise
     except DBAPIError:
         # The service still starts; requests answer 503 until the database is back.
-        logger.warning("Database unavailable at start-up; the schema is checked again by the worker")
+        logger.warning("Database unavailable at start-up: requests answer 503 until it is back (schema not checked)")
     app.extensions["ocr_runtime"] = runtime
 
     _register_request_ids(app)

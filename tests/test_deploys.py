@@ -356,6 +356,17 @@ def test_the_secrets_readme_makes_are_accepted(tmp_path):
     assert not (tmp_path / "data").exists()  # nothing was made on this host's disk
 
 
+def test_no_webhook_key_file_is_made_for_a_postgresql_database(tmp_path):
+    """`main.py webhooks set` and anything else that encrypts: refused, rather than a key of this host's own."""
+    from service.webhook_secrets import SecretUnavailable, encrypt_secret
+
+    settings = config.load_settings({"DATABASE_URL": "postgresql+psycopg2://ocr@db.example/ocr",
+                                     "STORAGE_ROOT": str(tmp_path)})
+    with pytest.raises(SecretUnavailable, match="WEBHOOK_SECRETS_KEY"):
+        encrypt_secret(settings, "whsec_x")
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_the_served_release_keeps_serving_under_gunicorn_after_the_next_one_migrates(fresh_url, tmp_path):
