@@ -26,7 +26,7 @@ from api.browser_session import configure_sessions
 from api.errors import register_error_handlers
 from api.inputs import RowIdConverter
 from logging_setup import configure_logging
-from migrations_runner import upgrade_to_head
+from migrations_runner import SchemaOutdated, prepare_schema
 from service.runtime import Runtime
 from service.secret_key import persisted_secret
 
@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = config.load_settings(test_config)
-    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"], settings["HOST_NAME"])
+    config.require_shared_secrets(settings)
 
     app = Flask(__name__, static_folder=None)
     app.config.update(settings)
@@ -58,10 +59,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     runtime = Runtime.from_settings(settings)
     try:
-        upgrade_to_head(runtime.db)
+        prepare_schema(runtime.db, settings["MIGRATE_ON_START"])
+    except SchemaOutdated as exc:
+        logger.error("%s", exc)
+        runtime.db.dispose()
+        raise
     except DBAPIError:
         # The service still starts; requests answer 503 until the database is back.
-        logger.warning("Database unavailable at start-up; the schema will be brought up to date on first use")
+        logger.warning("Database unavailable at start-up: requests answer 503 until it is back (schema not checked)")
     app.extensions["ocr_runtime"] = runtime
 
     _register_request_ids(app)

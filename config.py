@@ -12,6 +12,7 @@ views of the same object, built once when the process imports this module.
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -84,6 +85,11 @@ class Settings(BaseSettings):
     S3_PREFIX: str = ""
     S3_ENDPOINT_URL: str | None = None
     S3_REGION: str | None = None
+    # Deploys and several hosts
+    # None: on with SQLite (one machine: `make run` migrates), off with PostgreSQL (`main.py migrate` does).
+    MIGRATE_ON_START: bool | None = None
+    # This host's name in log lines, worker rows and its Prometheus directory; None: the machine's host name.
+    HOST_NAME: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     # Serving
     # None: 0.0.0.0 when a key is configured, else 127.0.0.1 (closed by default).
     HOST: str | None = None
@@ -236,11 +242,25 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         return self.DATABASE_URL or f"sqlite:///{self.data_dir / 'ocr.db'}"
 
+    @property
+    def on_postgresql(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return (not self.on_postgresql) if self.MIGRATE_ON_START is None else self.MIGRATE_ON_START
+
+    @property
+    def host_name(self) -> str:
+        return self.HOST_NAME or socket.gethostname()
+
     def as_app_config(self) -> dict[str, Any]:
         """The flat dict of the Flask app config and the worker's Runtime."""
         values = self.model_dump()
         data_dir = self.data_dir
         values.update(
+            MIGRATE_ON_START=self.migrate_on_start,
+            HOST_NAME=self.host_name,
             STORAGE_ROOT=str(self.STORAGE_ROOT),
             DATA_DIR=str(data_dir),
             DATABASE_URL=self.database_url,
@@ -315,6 +335,32 @@ class Settings(BaseSettings):
             # A rule pattern must compile and match this probe text within the bound, or the rules are refused.
             "regex_time_bound_seconds": 0.25,
         }
+
+
+# Secrets that every host must share when the database is shared: made on one host's disk, each
+# host would sign and encrypt with its own (README, "Several hosts").
+SHARED_SECRETS = {
+    "SECRET_KEY": "signs the review desk's session cookies",
+    "WEBHOOK_SECRETS_KEY": "encrypts the webhook signing secrets stored in the database",
+}
+
+
+class MissingSharedSecret(RuntimeError):
+    """A process serving a PostgreSQL database was started without a secret every host must share."""
+
+
+def require_shared_secrets(settings: dict[str, Any]) -> None:
+    """With PostgreSQL, no secret may be generated on this host's disk: start-up refuses instead.
+    With SQLite (one machine) the secrets not given are still made once in DATA_DIR."""
+    if not str(settings["DATABASE_URL"]).startswith("postgresql"):
+        return
+    missing = [name for name in SHARED_SECRETS if not settings.get(name)]
+    if missing:
+        raise MissingSharedSecret(
+            "With a PostgreSQL database every host must be given the same "
+            + " and ".join(f"{name} ({SHARED_SECRETS[name]})" for name in missing)
+            + "; none is generated on a host's disk. Set them in the environment of every process "
+            "(README, 'Several hosts').")
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,10 +6,10 @@ stops them on exit. Web processes never load models for the background work, so 
 and can be recycled (max_requests) freely.
 
 Prometheus multiprocess mode is set up here, in the master, before any process imports
-prometheus_client: PROMETHEUS_MULTIPROC_DIR (or `$DATA_DIR/prometheus`) is emptied at start and
-inherited by every web process and the OCR worker; the files of a process that exits are marked dead.
+prometheus_client: this host's directory (metrics_dir.py: `$DATA_DIR/prometheus/<HOST_NAME>`) is
+emptied at start and inherited by every web process and the OCR worker; the files of a process that
+exits are marked dead. Another host's directory is never touched, even on a shared DATA_DIR.
 """
-import glob
 import os
 import signal
 import sys
@@ -22,20 +22,14 @@ import psutil  # noqa: E402
 
 # Every global here named like a gunicorn setting is read as one ("config" is): import under another name.
 import config as service_config  # noqa: E402
+from metrics_dir import fresh_host_directory  # noqa: E402
 
 _settings = service_config.load_settings()
+# A process that may not start (a PostgreSQL database without the shared secrets) stops here, with one message.
+service_config.require_shared_secrets(_settings)
 
-
-def _fresh_multiprocess_dir() -> str:
-    directory = str(_settings["PROMETHEUS_MULTIPROC_DIR"] or os.path.join(_settings["DATA_DIR"], "prometheus"))
-    os.makedirs(directory, exist_ok=True)
-    # Samples of an earlier run would be counted again: remove prometheus_client's files (only those).
-    for leftover in glob.glob(os.path.join(directory, "*.db")):
-        os.remove(leftover)
-    return directory
-
-
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_multiprocess_dir()
+# The web processes and the OCR worker inherit it: their settings then name this same directory.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = fresh_host_directory(_settings)
 # Only now: prometheus_client picks its multiprocess mode from the environment when imported.
 from prometheus_client import multiprocess  # noqa: E402
 

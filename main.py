@@ -3,7 +3,8 @@
     gunicorn 'main:create_app()'           serve the API (gunicorn.conf.py also starts the worker)
     python main.py                         the same, on PORT (5000)
     python main.py worker                  run the OCR worker alone
-    python main.py migrate                 bring the database schema to the newest revision
+    python main.py migrate [--check]       bring the database schema to this code's revision (the
+                                           deploy step; --check only says whether it is needed)
     python main.py keys create --tenant NAME [--role client|admin] [--name LABEL]
                                            a new API key, printed once (stored only as a hash)
     python main.py keys list | keys revoke ID
@@ -57,7 +58,9 @@ def run_worker() -> int:
     from worker import Worker  # noqa: PLC0415
 
     settings = config.load_settings()
-    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"], settings["HOST_NAME"])
+    if (refusal := _start_up_refusal(settings)) is not None:
+        return refusal
     rt = Runtime.from_settings(settings)
     worker = Worker(rt)
     # Webhooks go out from a thread of their own (with its own sending threads): OCR never waits on a receiver.
@@ -67,6 +70,7 @@ def run_worker() -> int:
         signal.signal(signum, lambda *_: (worker.stop(), deliverer and deliverer.stop()))
     if deliverer is not None:
         deliverer.start()
+    # An outdated schema (MIGRATE_ON_START off) keeps it starting, checked again each backoff, until migrated.
     worker.run()
     if deliverer is not None:
         deliverer.stop()
@@ -80,7 +84,9 @@ def run_deliverer() -> int:
     from service.webhook_delivery import Deliverer  # noqa: PLC0415
 
     settings = config.load_settings()
-    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"], settings["HOST_NAME"])
+    if (refusal := _start_up_refusal(settings)) is not None:
+        return refusal
     deliverer = Deliverer(Runtime.from_settings(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: deliverer.stop())
@@ -88,28 +94,62 @@ def run_deliverer() -> int:
     return 0
 
 
-def _migrated_database():
+def _start_up_refusal(settings: dict[str, Any]) -> int | None:
+    """Exit code 2 and the reason when a serving process may not start with these settings."""
+    try:
+        config.require_shared_secrets(settings)
+    except config.MissingSharedSecret as exc:
+        print(f"start-up refused: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
+def _database():
     from database import Database  # noqa: PLC0415
     from logging_setup import configure_logging  # noqa: PLC0415
-    from migrations_runner import upgrade_to_head  # noqa: PLC0415
 
     settings = config.load_settings()
-    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"], settings["HOST_NAME"])
     database_url = settings["DATABASE_URL"]
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(database_url)
-    upgrade_to_head(db)
+    return Database(database_url), settings
+
+
+def _migrated_database():
+    """The database for an admin command: migrated when MIGRATE_ON_START allows it, else checked."""
+    from migrations_runner import prepare_schema  # noqa: PLC0415
+
+    db, settings = _database()
+    prepare_schema(db, settings["MIGRATE_ON_START"])
     return db
 
 
-def migrate() -> int:
-    from migrations_runner import current_revision  # noqa: PLC0415
+def migrate(check: bool = False) -> int:
+    """The deploy step. Exit 0: the schema is this code's (or newer: never downgraded); with
+    --check, exit 1 when a migration is needed, changing nothing."""
+    from migrations_runner import (  # noqa: PLC0415
+        SchemaOutdated,
+        check_schema,
+        current_revision,
+        head_revision,
+        newer_than_code,
+        upgrade_to_head,
+    )
 
-    db = _migrated_database()
+    db, _settings = _database()
     try:
+        try:
+            (check_schema if check else upgrade_to_head)(db)
+        except SchemaOutdated as exc:
+            print(json.dumps({"success": False, "needed": True, "message": str(exc)}))
+            return 1
         with db.engine.connect() as connection:
-            print(json.dumps({"success": True, "revision": current_revision(connection)}))
+            revision = current_revision(connection)
+        answer: dict[str, Any] = {"success": True, "revision": revision, "code_revision": head_revision()}
+        if newer_than_code(revision):
+            answer["note"] = "the schema is newer than this code: left as it is"
+        print(json.dumps(answer))
     finally:
         db.dispose()
     return 0
@@ -330,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     command(commands, "serve", "serve the API with gunicorn on HOST:PORT, with the OCR workers (the default)", SERVE_SETTINGS)
     command(commands, "worker", "run one OCR worker process alone, until stopped", WORKER_SETTINGS)
-    command(commands, "migrate", "bring the database schema to the newest revision", DATABASE_SETTINGS)
+    migrate_cmd = command(commands, "migrate", "bring the database schema to this code's revision (the deploy step)",
+                          DATABASE_SETTINGS)
+    migrate_cmd.add_argument("--check", action="store_true",
+                             help="change nothing; exit 1 when a migration is needed (default: migrate)")
     keys_cmd = command(commands, "keys", "create, list and revoke API keys", DATABASE_SETTINGS).add_subparsers(
         dest="keys_command", required=True, title="commands", metavar="COMMAND")
     create_cmd = command(keys_cmd, "create", "a new key, printed once (stored only as a hash)", DATABASE_SETTINGS)
@@ -367,18 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli(argv: list[str]) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "worker":
         return run_worker()
     if args.command == "migrate":
-        return migrate()
-    if args.command == "keys":
-        return keys(args)
-    if args.command == "webhooks":
-        return webhooks(args)
-    if args.command == "staff":
-        return staff(args)
+        return migrate(args.check)
+    if args.command in ("keys", "webhooks", "staff"):
+        from migrations_runner import SchemaOutdated  # noqa: PLC0415
+
+        try:
+            return {"keys": keys, "webhooks": webhooks, "staff": staff}[args.command](args)
+        except SchemaOutdated as exc:
+            print(f"{args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "extract":
         return extract(args.images, args.profile)
     return serve()

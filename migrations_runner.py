@@ -1,10 +1,18 @@
-"""Bringing the database schema to the newest Alembic revision, once per process, under a lock.
+"""The database schema against this code's Alembic revisions: applied by `main.py migrate`, checked at start-up.
 
-Start-up (web processes, the worker, `python main.py migrate`) runs `upgrade_to_head`. Several
-processes may start at once: PostgreSQL serializes them with a transaction-scoped advisory lock,
-SQLite with a lock file beside the database file. A database created before migrations existed
-(tables made by `create_all`, no `alembic_version`) is stamped at the baseline, whose schema it
-has, and then upgraded like any other.
+`python main.py migrate` runs `upgrade_to_head`; so does the start-up of every process when
+MIGRATE_ON_START is on (the default with SQLite, one machine). With it off (the default with
+PostgreSQL, where several hosts share the schema) start-up only checks: an older schema stops it
+with a message naming `main.py migrate`, so the schema changes only when an operator says so.
+
+Either way a schema *newer* than this code (a revision it does not know: the next release migrated
+first) is served as it is: migrations are written expand-then-contract (migrations/README.md), so
+the previous release keeps working against them, and a rolling deploy or a rollback keeps serving.
+
+Several processes may migrate at once: PostgreSQL serializes them with a transaction-scoped
+advisory lock, SQLite with a lock file beside the database file. A database created before
+migrations existed (tables made by `create_all`, no `alembic_version`) is stamped at the baseline,
+whose schema it has, and then upgraded like any other.
 """
 from __future__ import annotations
 
@@ -47,6 +55,52 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+class SchemaOutdated(RuntimeError):
+    """The database's schema is older than this code needs, and this process may not migrate it."""
+
+
+def known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def newer_than_code(revision: str | None) -> bool:
+    """A revision this code does not know was written after it (revisions only ever grow)."""
+    return revision is not None and revision not in known_revisions()
+
+
+def _serve_newer(db: Database, revision: str) -> None:
+    logger.warning("Database schema is at %s, newer than this code's %s: serving it as it is "
+                   "(migrations are expand-then-contract; deploy the new release to every host)",
+                   revision, head_revision())
+    db.schema_ready = True
+
+
+def check_schema(db: Database) -> None:
+    """Start-up without migrating: serve a current or newer schema, refuse an older or missing one."""
+    if db.schema_ready:
+        return
+    with db.engine.connect() as connection:
+        revision = current_revision(connection)
+    head = head_revision()
+    if revision == head:
+        db.schema_ready = True
+    elif newer_than_code(revision):
+        _serve_newer(db, revision)
+    else:
+        raise SchemaOutdated(
+            f"The database schema is at {revision or 'nothing (no alembic_version)'}; this code needs {head}. "
+            "Run `python main.py migrate` once (with this release's code) before starting the service, "
+            "or set MIGRATE_ON_START=true on a single machine.")
+
+
+def prepare_schema(db: Database, migrate: bool) -> None:
+    """What a process does with the schema at start-up: migrate it (MIGRATE_ON_START) or check it."""
+    if migrate:
+        upgrade_to_head(db)
+    else:
+        check_schema(db)
+
+
 def _created_before_migrations(connection: Connection) -> bool:
     tables = set(inspect(connection).get_table_names())
     return "uploads" in tables and "alembic_version" not in tables
@@ -84,6 +138,10 @@ def upgrade_to_head(db: Database) -> None:
                         logger.info("Schema predates migrations: stamping it at %s", BASELINE_REVISION)
                         command.stamp(cfg, BASELINE_REVISION)
                     before = current_revision(connection)
+                    if newer_than_code(before):
+                        # Never downgrade, never fail: the next release migrated first.
+                        _serve_newer(db, before)
+                        return
                     command.upgrade(cfg, "head")
                     after = current_revision(connection)
                     if before != after:

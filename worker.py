@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from database import WorkerState, database_now
 from main_ocr_process import OrquestadorOCR, shared_orchestrator
-from migrations_runner import upgrade_to_head
+from migrations_runner import prepare_schema
 from service.batches import run_manual_batch, run_worker_round
 from service.housekeeping import adopt_inbox_files, purge_finished, reconcile_files, retry_reconciliation
 from service.jobs import (
@@ -76,7 +76,7 @@ class Worker:
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Register, load and warm the models, and report ready: only then does work get claimed."""
-        upgrade_to_head(self.rt.db)
+        prepare_schema(self.rt.db, self.rt.settings.get("MIGRATE_ON_START", True))
         self.wakeups.open()
         self._state = "starting"
         self.publish_heartbeat()
@@ -216,7 +216,7 @@ class Worker:
 
     def publish_heartbeat(self) -> None:
         values = dict(
-            hostname=socket.gethostname(), pid=os.getpid(), state=self._state, models_loaded=self._models_loaded(),
+            hostname=self.rt.settings.get("HOST_NAME") or socket.gethostname(), pid=os.getpid(), state=self._state, models_loaded=self._models_loaded(),
             cache_stats=self.orchestrator.aplicador.cache_stats() if self.orchestrator else {},
             rss_bytes=psutil.Process().memory_info().rss, images_processed=self.images_processed,
             batches_processed=self.batches_processed,

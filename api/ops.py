@@ -17,7 +17,7 @@ from database import BatchState, UploadStatus, iso, utcnow
 from extraction.rules import RulesError, get_registry
 from service.access import keys_configured
 from service.jobs import live_workers
-from service.monitoring import health_check, metrics_snapshot, worker_summary
+from service.monitoring import health_check, metrics_snapshot, models_loaded, worker_summary
 from service.queries import batch_figures, queue_counts
 
 blueprint = Blueprint("ops", __name__)
@@ -111,19 +111,22 @@ def health_live() -> Response:
 @blueprint.get("/health/ready")
 @endpoint("Work sent now will be done (503 not_ready otherwise)", ok={200: ReadyOut, 503: ReadyOut}, public=True)
 def health_ready() -> Response:
-    """Work sent now will be done: the database answers and a worker with models loaded is alive
-    (or, with WORKER_ENABLED off, the web processes run batches themselves)."""
+    """Work sent to this host now will be done: the database answers and this host's own worker
+    (HOST_NAME) is alive with its models loaded; a worker on another host does not count. A web-only
+    host (WORKER_ENABLED off: its web processes run batches themselves) says so as mode web_only."""
     rt = runtime()
     check = health_check(rt)
-    worker_ok = check.worker_ready and bool(check.models) or not rt.settings["WORKER_ENABLED"]
-    ready = check.database_ok and worker_ok
+    web_only = not rt.settings["WORKER_ENABLED"]
+    ready = check.database_ok and (web_only or check.host_worker_ready)
     return _health_response({
         "success": ready,
         "status": "ready" if ready else "not_ready",
         "timestamp": iso(utcnow()),
         "checks": {"database": {"ok": check.database_ok},
-                   "worker": {"ready": check.worker_ready, "required": rt.settings["WORKER_ENABLED"]},
-                   "models": {"loaded": check.models}},
+                   "worker": {"ready": check.host_worker_ready, "required": not web_only, "host": check.host,
+                              "mode": "web_only" if web_only else "worker", "on_host": len(check.host_workers),
+                              "elsewhere": len(check.workers) - len(check.host_workers)},
+                   "models": {"loaded": models_loaded(check.host_workers)}},
     }, 200 if ready else 503)
 
 

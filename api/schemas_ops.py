@@ -96,6 +96,12 @@ class WorkerCheck(Closed):
     ready: bool
     required: bool
     count: int | None = None
+    # /health/ready only: this host (HOST_NAME), whether it runs a worker or is web_only, and the
+    # live workers on it and on other hosts.
+    host: str | None = None
+    mode: Literal["worker", "web_only"] | None = None
+    on_host: int | None = None
+    elsewhere: int | None = None
 
 
 class ModelsCheck(Closed):

@@ -15,7 +15,9 @@ variables, passed as keyword arguments.
 """
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -51,6 +53,11 @@ ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_
                 "SESSION_SECRET", "SECRET_KEY", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
                 "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS", "ALLOW_ANONYMOUS",
                 "PAYMENT_MEMORY_DAYS", "REUSE_CHECK_ACROSS_TENANTS")
+
+
+# Made once per test process, so every service it starts (every "host") shares them, as a deployment's hosts do.
+POSTGRES_TEST_SECRETS = {"SECRET_KEY": secrets.token_hex(32),
+                         "WEBHOOK_SECRETS_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}
 
 
 def free_port() -> int:
@@ -284,7 +291,14 @@ def running_service(storage_root: Path, database_url: str | None = None, *, root
     env.update(STORAGE_ROOT=str(storage_root), HOST="127.0.0.1", PORT=str(port))
     if database_url:
         env["DATABASE_URL"] = database_url
+    if database_url and database_url.startswith("postgresql"):
+        # Hosts sharing PostgreSQL are given the same secrets (these are test values) and migrate as a
+        # deploy does, before the service starts: it does not migrate PostgreSQL by itself.
+        env.update(POSTGRES_TEST_SECRETS)
     env.update({key: str(value) for key, value in settings.items()})
+    if database_url and database_url.startswith("postgresql"):
+        subprocess.run([sys.executable, "main.py", "migrate"], cwd=root, env=env, check=True, capture_output=True,
+                       timeout=start_timeout)
     log_path = Path(log_path) if log_path else storage_root.parent / f"gunicorn-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],

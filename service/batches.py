@@ -11,6 +11,7 @@ from aplicador_ocr import PAGES_PER_CALL
 from database import Batch, BatchState, Database, Upload, database_now
 from image_store import ImageRef
 from main_ocr_process import ImagenLote, OrquestadorOCR, error_document
+from request_context import logs_upload
 from service.jobs import (
     INFRASTRUCTURE_FAULTS,
     claim_batch,
@@ -55,6 +56,7 @@ def process_claimed(rt: Runtime, orchestrator: OrquestadorOCR, worker_id: str, u
     """
     processed = failed = 0
 
+    @logs_upload
     def record(upload: Upload, document: dict[str, Any], learned: bool = True) -> None:
         nonlocal processed, failed
         if learned:  # the tenant's accepted learned rules, for its receipts of their layouts

@@ -1,7 +1,7 @@
 """Figures about the deployment for status, health and metrics, read from the database and this process."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -95,13 +95,24 @@ class HealthCheck:
     database_ok: bool
     workers: list[WorkerState]
     models: list[str]
+    # This host's name (HOST_NAME) and the live workers among `workers` that run on it.
+    host: str = ""
+    host_workers: list[WorkerState] = field(default_factory=list)
 
     @property
     def worker_ready(self) -> bool:
         return bool(self.workers)
 
+    @property
+    def host_worker_ready(self) -> bool:
+        """This host's own worker is alive with its models loaded: what lets this host read its uploads
+        (a worker on another host cannot read an image kept on this host's disk)."""
+        return any(worker.models_loaded for worker in self.host_workers)
+
 
 def health_check(rt: Runtime) -> HealthCheck:
     database_ok = rt.db.ping()
     workers = live_workers(rt.db) if database_ok else []
-    return HealthCheck(database_ok=database_ok, workers=workers, models=models_loaded(workers))
+    host = rt.settings.get("HOST_NAME") or ""
+    return HealthCheck(database_ok=database_ok, workers=workers, models=models_loaded(workers), host=host,
+                       host_workers=[worker for worker in workers if worker.hostname == host])

@@ -3,7 +3,8 @@
 Every web process (and every host sharing the data directory) must sign with the same secret, or a
 sign-in made through one process would be refused by the next. The first process to start writes
 it; the others read it. The file is created complete or not at all (written aside, then linked into
-place), readable by the service's user only, and lives in data/, which is never committed.
+place), readable by the service's user only, and lives in data/, which is never committed. Only with
+SQLite: with PostgreSQL SECRET_KEY must be given (config.require_shared_secrets), as hosts share no disk.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from database import Database, DeliveryState, WebhookAttempt, WebhookConfig, WebhookDelivery, WebhookEvent, database_now
-from migrations_runner import upgrade_to_head
+from migrations_runner import prepare_schema
 from service.runtime import Runtime, process_identity
 from service.webhook_secrets import SecretUnavailable, decrypt_secret, signature_header
 from service.webhook_targets import Target, TargetRefused, parse_url, resolve
@@ -232,7 +232,7 @@ class Deliverer:
         self._thread: threading.Thread | None = None
 
     def _claim(self, free: int) -> list[int]:
-        upgrade_to_head(self.rt.db)
+        prepare_schema(self.rt.db, self.rt.settings.get("MIGRATE_ON_START", True))
         return claim_due(self.rt.db, self.deliverer_id, free, lease_for(self.rt.settings))
 
     def run(self) -> None:

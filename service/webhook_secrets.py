@@ -51,6 +51,10 @@ def _key_file(settings: dict[str, Any]) -> bytes:
 
 def _fernet(settings: dict[str, Any]) -> Fernet:
     configured = settings.get("WEBHOOK_SECRETS_KEY")
+    if not configured and str(settings.get("DATABASE_URL", "")).startswith("postgresql"):
+        # Hosts share the database: a key file made on this host's disk would lock the others out.
+        raise SecretUnavailable("WEBHOOK_SECRETS_KEY must be given with PostgreSQL (the same on every host); "
+                                "none is generated on a host's disk")
     key = configured.encode() if configured else _key_file(settings)
     try:
         return Fernet(key)

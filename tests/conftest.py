@@ -61,10 +61,22 @@ def fresh_postgres_schema(prefix: str = "test"):
         admin.dispose()
 
 
+# With PostgreSQL every host must be given these (config.require_shared_secrets): the same ones as the
+# services tests start (benchmarks/service_process.py), made once per test process.
+from benchmarks.service_process import POSTGRES_TEST_SECRETS as POSTGRES_SECRETS  # noqa: E402
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A fresh schema for this test session (one per xdist worker), dropped afterwards."""
+    """A fresh schema for this test session (one per xdist worker), migrated as a deploy does
+    (`main.py migrate`: with PostgreSQL the service does not migrate at start), dropped afterwards."""
+    from database import Database
+    from migrations_runner import upgrade_to_head
+
     with fresh_postgres_schema() as url:
+        db = Database(url)
+        upgrade_to_head(db)
+        db.dispose()
         yield url
 
 
@@ -99,6 +111,9 @@ def service_env(monkeypatch, tmp_path, database_url):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STORAGE_ROOT", str(tmp_path / "storage"))
     monkeypatch.setenv("DATABASE_URL", database_url)
+    if database_url.startswith("postgresql"):
+        for name, value in POSTGRES_SECRETS.items():
+            monkeypatch.setenv(name, value)
     return tmp_path / "storage"
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import inspect as sqla_inspect
 from sqlalchemy import select, update
 
 from database import Result, Upload, WorkerState, utcnow
+from tests.conftest import POSTGRES_SECRETS
 from tools.receipt_generator import generate_receipt
 
 SEED_METADATA = {"numerosorteo": "A", "fechasorteo": "20250711", "idWhatsapp": "123456@lid", "nombre": "Juan",
@@ -461,7 +462,7 @@ def test_database_down_gives_503_and_keeps_nothing(monkeypatch, tmp_path):
 
     monkeypatch.setenv("STORAGE_ROOT", str(tmp_path / "storage"))
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/test")
-    app = create_app({"TESTING": True})
+    app = create_app({"TESTING": True, **POSTGRES_SECRETS})  # PostgreSQL: every host is given them
     client = app.test_client()
     response = upload(client, [("a.png", receipt(1))])
     assert_error(response, 503, "database_unavailable")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ISOLATED_ENV
+from tests.conftest import ISOLATED_ENV, POSTGRES_SECRETS
 from tools.receipt_generator import generate_receipt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +19,7 @@ DEAD_DATABASE = "postgresql+psycopg2://postgres@127.0.0.1:1/nothing"  # nothing 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED_ENV}
     env.update(STORAGE_ROOT=str(tmp_path / "storage"), DATABASE_URL=DEAD_DATABASE, ORT_INTRA_OP_THREADS="1")
+    env.update(POSTGRES_SECRETS)  # a PostgreSQL URL: the processes that serve it refuse to start without them
     return env
 
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from database import Batch, Result, Upload, UploadStatus, WorkerState
-from tests.conftest import ISOLATED_ENV
+from tests.conftest import ISOLATED_ENV, POSTGRES_SECRETS
 from tools.receipt_generator import generate_receipt
 
 # Three OCR worker processes and kill -9 timings: alone on the machine, never beside another test process.
@@ -50,6 +50,8 @@ class WorkerProcess:
         env.update(STORAGE_ROOT=str(storage_root), DATABASE_URL=database_url, ORT_INTRA_OP_THREADS="1",
                    WORKER_POLL_INTERVAL_SECONDS="0.2", INBOX_ADOPT_MIN_AGE_SECONDS="0", CLEANUP_INTERVAL_SECONDS="0",
                    OCR_MAX_IMAGES_PER_BATCH="8", LOG_LEVEL="INFO")
+        if database_url.startswith("postgresql"):
+            env.update(POSTGRES_SECRETS)  # every host is given them; a worker refuses to start without
         env.update(settings)
         self.log_path = storage_root.parent / f"{name}.log"
         with open(self.log_path, "wb") as log:

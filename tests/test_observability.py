@@ -62,23 +62,40 @@ def test_text_log_lines_carry_the_request_id(app, monkeypatch, capsys):
     assert any("[trace-88]: looking for workers" in line for line in capsys.readouterr().err.splitlines())
 
 
-def test_live_answers_and_ready_needs_a_worker_with_models(make_app):
-    client = make_app().test_client()
+def test_live_answers_and_ready_needs_this_hosts_worker_with_models(make_app):
+    client = make_app(HOST_NAME="host-a").test_client()
     assert client.get("/api/health/live").get_json()["status"] == "alive"
     not_ready = client.get("/api/health/ready")
     assert not_ready.status_code == 503 and not_ready.headers["Retry-After"] == "5"
     assert not_ready.get_json()["status"] == "not_ready"
     runtime = client.application.extensions["ocr_runtime"]
     with runtime.db.session() as session:
-        session.add(WorkerState(worker_id="w1", hostname="h", pid=1, state="ready", models_loaded=["ultra_rapido"],
+        # A worker on another host cannot read the images kept on this one: it does not make it ready.
+        session.add(WorkerState(worker_id="w1", hostname="host-b", pid=1, state="ready", models_loaded=["ultra_rapido"],
                                 heartbeat_at=utcnow()))
         session.commit()
+    elsewhere = client.get("/api/health/ready")
+    assert elsewhere.status_code == 503
+    assert elsewhere.get_json()["checks"]["worker"] == {"ready": False, "required": True, "host": "host-a",
+                                                         "mode": "worker", "on_host": 0, "elsewhere": 1}
+    with runtime.db.session() as session:
+        session.add(WorkerState(worker_id="w2", hostname="host-a", pid=2, state="ready", models_loaded=[],
+                                heartbeat_at=utcnow()))
+        session.commit()
+    assert client.get("/api/health/ready").status_code == 503  # alive, but no model loaded yet
+    with runtime.db.session() as session:
+        session.get(WorkerState, "w2").models_loaded = ["ultra_rapido"]
+        session.commit()
     ready = client.get("/api/health/ready")
-    assert ready.status_code == 200 and "ultra_rapido" in ready.get_json()["checks"]["models"]["loaded"]
+    assert ready.status_code == 200 and ready.get_json()["checks"]["models"]["loaded"] == ["ultra_rapido"]
+    assert ready.get_json()["checks"]["worker"]["on_host"] == 1
 
 
-def test_ready_without_a_required_worker_needs_only_the_database(make_app):
-    assert make_app(WORKER_ENABLED=False).test_client().get("/api/health/ready").status_code == 200
+def test_a_web_only_host_is_ready_with_the_database_and_says_so(make_app):
+    answer = make_app(WORKER_ENABLED=False, HOST_NAME="web-1").test_client().get("/api/health/ready")
+    assert answer.status_code == 200
+    assert answer.get_json()["checks"]["worker"] == {"ready": False, "required": False, "host": "web-1",
+                                                     "mode": "web_only", "on_host": 0, "elsewhere": 0}
 
 
 def test_health_checks_stay_open_when_api_keys_are_set(make_app):

@@ -166,10 +166,18 @@ def test_cors_defaults_to_any_origin_without_credentials(client):
 
 
 # --- session secret, debug mode, errors -----------------------------------------------------------
-def test_session_secret_comes_from_the_environment_and_never_from_a_constant(make_app, monkeypatch, service_env):
-    first = make_app().secret_key
-    # Random when unset, never a fixed fallback; made once under data/ so every web process signs alike.
-    assert len(first) >= 64 and (service_env / "data" / "secret_key").read_text().strip() == first
+def test_session_secret_comes_from_the_environment_and_never_from_a_constant(make_app, monkeypatch, service_env,
+                                                                             database_url):
+    if database_url.startswith("postgresql"):
+        # Hosts share the database: none may make a secret of its own on its disk (README, "Several hosts").
+        monkeypatch.delenv("SECRET_KEY")
+        with pytest.raises(config.MissingSharedSecret, match="SECRET_KEY"):
+            make_app()
+        assert not (service_env / "data" / "secret_key").exists()
+    else:
+        first = make_app().secret_key
+        # Random when unset, never a fixed fallback; made once under data/ so every web process signs alike.
+        assert len(first) >= 64 and (service_env / "data" / "secret_key").read_text().strip() == first
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
     assert make_app().secret_key == "from-the-environment"
     monkeypatch.delenv("SECRET_KEY")

@@ -26,7 +26,7 @@ from migrations_runner import upgrade_to_head
 from service.access import create_key
 from service.housekeeping import purge_finished
 from service.results import finish_upload
-from tests.conftest import ISOLATED_ENV, TEST_OVERRIDES
+from tests.conftest import ISOLATED_ENV, POSTGRES_SECRETS, TEST_OVERRIDES
 from tools.receipt_generator import generate_receipt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,8 @@ def test_a_second_tenant_gets_nothing_of_the_first_through_any_endpoint(tmp_path
             [v for k, v in fields.items() if k in ("referencia", "cedula", "telefono", "cuenta_origen") and v]
         assert fields["referencia"], document["validacion"]  # something worth stealing was read
 
-        app = create_app({**TEST_OVERRIDES, "DATABASE_URL": database_url, "STORAGE_ROOT": str(tmp_path / "probe")})
+        app = create_app({**TEST_OVERRIDES, **POSTGRES_SECRETS, "DATABASE_URL": database_url,
+                          "STORAGE_ROOT": str(tmp_path / "probe")})
         tried = _attack(base, app, attacker_key, victim, secrets)
         app.extensions["ocr_runtime"].db.dispose()
         assert tried > 50
