@@ -89,7 +89,7 @@ def test_the_compose_file_runs_the_service_with_real_commands_and_settings():
         assert environment["DATABASE_URL"].startswith("postgresql+psycopg2://")
         # The literal values are valid settings (the ${...} ones come from the operator).
         literal = {k: str(v) for k, v in environment.items() if "${" not in str(v) and k in Settings.model_fields}
-        Settings(**literal)
+        Settings(**{"DATABASE_URL": "postgresql+psycopg2://ocr@postgres/ocr", **literal})  # its URL is ${...}
     assert [c for c in ours["migrate"]["command"]][2] == "migrate"
     assert ours["worker"]["command"][2] == "worker" and ours["web"]["command"][2] == "serve"
     for name in ("web", "worker"):
