@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     STORAGE_ROOT: Path = BASE_DIR
     DATA_DIR: Path | None = None
     DATABASE_URL: str | None = None
+    # Seconds a request waits for a free pooled connection before it answers 503 database_unavailable.
+    DATABASE_POOL_TIMEOUT_SECONDS: float = Field(3.0, gt=0, le=300)
     # Serving
     # None: 0.0.0.0 when a key is configured, else 127.0.0.1 (closed by default).
     HOST: str | None = None

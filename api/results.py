@@ -13,7 +13,7 @@ from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, review_filter_arg, runtime, tenant_id, time_arg
 from api.openapi import endpoint
 from api.schemas import ExportQuery, ExtractResultsOut, ResultDataOut, ResultPageQuery
-from service.export import csv_lines
+from service.export import csv_lines, paged_rows
 from service.queries import ResultFilter, page_end, result_of, result_rows_with_review, result_texts
 from storage import is_plain_name
 
@@ -55,7 +55,7 @@ def _first_fetched(rows: Iterator[Any]) -> Iterator[Any]:
 
 
 def _rows(rt: Any, which: ResultFilter, limit: int | None, after: int = 0) -> Iterator[tuple[int, str]]:
-    return _first_fetched(result_texts(rt, which, limit, after))
+    return _first_fetched(paged_rows(lambda last, n: result_texts(rt, which, n, last or after), limit, start=after))
 
 
 def _flat_export(output: str) -> Response:
@@ -70,7 +70,8 @@ def _flat_export(output: str) -> Response:
         rows = _rows(rt, which, limit, after)
         return Response(stream_with_context(document + "\n" for _id, document in rows), headers=headers,
                         content_type="application/x-ndjson; charset=utf-8")
-    rows = _first_fetched(result_rows_with_review(rt, which, limit, after))
+    rows = _first_fetched(paged_rows(lambda last, n: result_rows_with_review(rt, which, n, last or after), limit,
+                                     start=after))
     headers["Content-Disposition"] = 'attachment; filename="extract_results.csv"'
     return Response(stream_with_context(csv_lines(rows)), headers=headers, content_type="text/csv; charset=utf-8")
 

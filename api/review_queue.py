@@ -14,7 +14,7 @@ from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
 from api.openapi import endpoint
 from api.schemas_follow import QueueCountsOut, QueueFilterQuery, QueueOut, QueueQuery
-from service.export import csv_lines
+from service.export import csv_lines, paged_rows
 from service.review_queue import MAX_TEXT, STATES, QueueFilter, queue_counts, queue_documents, queue_page
 
 blueprint = Blueprint("review_queue", __name__)
@@ -45,7 +45,9 @@ def _newer_than() -> int | None:
 
 def _csv(which: QueueFilter) -> Response:
     # The same columns as GET /api/extract_results?format=csv (service/export.py), for this filter.
-    response = Response(stream_with_context(csv_lines(queue_documents(runtime(), which))),
+    rt = runtime()
+    rows = paged_rows(lambda before, n: queue_documents(rt, which, before, n))
+    response = Response(stream_with_context(csv_lines(rows)),
                         content_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="comprobantes-{which.estado}.csv"'
     return response

@@ -14,6 +14,7 @@ from database.core import (
     make_engine,
     utcnow,
 )
+from database.install import ANONYMOUS_ACCESS, AnonymousAccess, InstallSetting
 from database.models import (
     DEFAULT_TENANT_ID,
     DEFAULT_TENANT_NAME,
@@ -50,4 +51,5 @@ __all__ = [
     "TENANT_SCOPE", "DeliveryState", "WebhookAttempt", "WebhookConfig", "WebhookDelivery", "WebhookEvent",
     "WebhookUploadRoute",
     "BankStatement", "Conciliacion", "StatementMovement",
+    "ANONYMOUS_ACCESS", "AnonymousAccess", "InstallSetting",
 ]

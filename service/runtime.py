@@ -31,7 +31,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "Runtime":
-        runtime = cls(settings=settings, db=Database(settings["DATABASE_URL"]),
+        runtime = cls(settings=settings, db=Database(settings["DATABASE_URL"], settings.get("DATABASE_POOL_TIMEOUT_SECONDS")),
                       storage=Storage(settings["ASYNC_DIRECTORIES"]))
         runtime.storage.ensure_directories()
         return runtime
