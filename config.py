@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     # Reconciliation with bank statements
     RECONCILIATION_DATE_WINDOW_DAYS: int = Field(1, ge=0, le=31)
     STATEMENT_MAX_FILE_MB: int = Field(10, ge=1, le=1024)
+    # Each statement is parsed in a child process within this address space and time (reconciliation/sandbox.py).
+    STATEMENT_PARSE_MEMORY_MB: int = Field(1024, ge=256, le=65536)
+    STATEMENT_PARSE_TIMEOUT_SECONDS: float = Field(60.0, gt=0, le=3600)
+    STATEMENT_RATE_LIMIT_PER_MINUTE: int = Field(20, ge=0, le=100_000)
+    # Streams and parses one key may run at once in one web process (429 beyond).
+    STATEMENT_CONCURRENCY_PER_KEY: int = Field(1, ge=1, le=64)
+    EXPORT_CONCURRENCY_PER_KEY: int = Field(2, ge=1, le=256)
     STATEMENT_FORMATS_DIR: Path = BASE_DIR / "config" / "statements"
 
     @field_validator("API_KEYS", "CORS_ORIGINS", "EXTRACTION_REQUIRED_FIELDS", mode="before")

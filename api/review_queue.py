@@ -12,6 +12,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.limits import limited_stream
 from api.openapi import endpoint
 from api.schemas_follow import QueueCountsOut, QueueFilterQuery, QueueOut, QueueQuery
 from service.export import csv_lines, paged_rows
@@ -55,13 +56,14 @@ def _csv(which: QueueFilter) -> Response:
 
 @blueprint.get("/review_queue")
 @endpoint("The review desk's queue, newest first, by state, text and sorteo; or its results as CSV",
-          query=QueueQuery, ok=QueueOut, media={200: ("text/csv",)})
+          query=QueueQuery, ok=QueueOut, media={200: ("text/csv",)},
+          errors={429: "too_many_concurrent: format=csv while the key has EXPORT_CONCURRENCY_PER_KEY exports open"})
 def review_queue() -> Response:
     which = _filter()
     if request.args.get("format", "json") not in ("json", "csv"):
         raise ApiError(400, "invalid_parameter", "format must be json or csv", details={"field": "format"})
     if request.args.get("format") == "csv":
-        return _csv(which)
+        return limited_stream(lambda: _csv(which))
     limit, newer = limit_arg(), _newer_than()
     page = queue_page(runtime(), which, limit, cursor_arg(), newer)
     return ok({"count": len(page.items), "items": page.items, "next_cursor": cursor_for(page.last_id)})

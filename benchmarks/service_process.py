@@ -41,6 +41,7 @@ DEFAULT_SETTINGS = {
     "PROCESS_BATCH_MIN_INTERVAL_SECONDS": "0",
     # Tests and benchmarks upload far faster than one client may (tests/test_tenants.py checks the limit).
     "UPLOAD_RATE_LIMIT_PER_MINUTE": "0",
+    "STATEMENT_RATE_LIMIT_PER_MINUTE": "0",
     "INBOX_ADOPT_MIN_AGE_SECONDS": "0.5",
     "LOG_LEVEL": "INFO",
 }
