@@ -7,6 +7,7 @@ error can point at it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import zipfile
@@ -137,7 +138,24 @@ def _extent(reference: str) -> tuple[int, int] | None:
 
 def _refuse_huge_sheets(data: bytes) -> None:
     """Every worksheet's declared dimension and the rows and cells it actually holds, read as a
-    stream (entities off, elements freed as they pass) before the reader allocates anything."""
+    stream (entities off, elements freed as they pass) before the reader allocates anything.
+    Checked once per file: auto-detection opens the same workbook for every spreadsheet format."""
+    digest = hashlib.sha256(data).digest()
+    if digest not in _CHECKED_SHEETS:
+        try:
+            _check_sheets(data)
+            _CHECKED_SHEETS[digest] = None
+        except StatementError as exc:
+            _CHECKED_SHEETS[digest] = exc
+    if _CHECKED_SHEETS[digest] is not None:
+        raise _CHECKED_SHEETS[digest]
+
+
+# sha256 of a workbook -> the reason it was refused (None: within the limits); one parse per process.
+_CHECKED_SHEETS: dict[bytes, StatementError | None] = {}
+
+
+def _check_sheets(data: bytes) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             name = info.filename.lower()
@@ -154,14 +172,18 @@ def _sheet_extent(stream) -> tuple[int, int]:
     rows = columns = 0
     row_number = 0
     column_number = 0
-    parser = lxml.etree.iterparse(stream, events=("start", "end"), resolve_entities=False, no_network=True,
-                                  huge_tree=False, load_dtd=False)
+    # Only these elements, in any namespace, reach Python: the scan stays in C for everything else.
+    parser = lxml.etree.iterparse(stream, events=("start", "end"), tag=("{*}dimension", "{*}row", "{*}c"),
+                                  resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
     try:
         for event, element in parser:
+            tag = element.tag.rsplit("}", 1)[-1]
             if event == "end":
-                element.clear()  # keep memory flat on a sheet of millions of cells
+                if tag == "row":
+                    element.clear()  # keep memory flat on a sheet of millions of cells
+                    while element.getprevious() is not None:
+                        del element.getparent()[0]
                 continue
-            tag = element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
             if tag == "dimension":
                 for part in (element.get("ref") or "").split(":"):
                     corner = _extent(part)
