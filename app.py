@@ -24,7 +24,7 @@ import web
 from api.auth import register_authentication
 from api.browser_session import configure_sessions
 from api.errors import register_error_handlers
-from api.inputs import RowIdConverter
+from api.inputs import CheckedRequest, RowIdConverter, refuse_control_characters_in_query
 from logging_setup import configure_logging
 from migrations_runner import upgrade_to_head
 from service.runtime import Runtime
@@ -37,6 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
 
     app = Flask(__name__, static_folder=None)
+    app.request_class = CheckedRequest  # form fields with control characters are a 400
     app.config.update(settings)
     # Keep documents in the order they are built (success first, the seed's key order) and readable UTF-8.
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -70,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(web.blueprint)
     app.add_url_rule("/metrics", "prometheus_metrics", routes.prometheus_metrics)
     register_authentication(app)
+    app.before_request(refuse_control_characters_in_query)
     _register_headers(app)
     register_error_handlers(app)
     return app
