@@ -79,6 +79,8 @@ def _empty_postgres_tables(url: str) -> None:
             connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, now())"),
                                {"id": DEFAULT_TENANT_ID, "name": DEFAULT_TENANT_NAME})
             connection.execute(text("SELECT setval(pg_get_serial_sequence('tenants', 'id'), :id)"), {"id": DEFAULT_TENANT_ID})
+        if "install_settings" in existing:  # the row migration 0006 writes on a fresh database
+            connection.execute(text("INSERT INTO install_settings (name, value) VALUES ('anonymous_access', 'loopback')"))
     engine.dispose()
 
 
