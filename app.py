@@ -7,6 +7,7 @@ web process.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,19 @@ from service.runtime import Runtime
 from service.secret_key import persisted_secret
 
 logger = logging.getLogger(__name__)
+# Receipts, results, the database and the session secret are the tenants' and the service's own:
+# files this process creates are 0600 and directories 0700, whoever else shares the host.
+PRIVATE_UMASK = 0o077
+
+
+def restrict_new_files() -> None:
+    """Set at start-up of every process (web, worker, CLI): process-wide, so every open() and mkdir()
+    of every module (storage, SQLite, Prometheus files) creates private files."""
+    os.umask(PRIVATE_UMASK)
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    restrict_new_files()
     settings = config.load_settings(test_config)
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
 

@@ -14,6 +14,9 @@ import sys
 import threading
 import time
 
+# Before anything creates a file (the Prometheus directory, the SQLite database): 0600/0700 (app.py).
+os.umask(0o077)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import psutil  # noqa: E402

@@ -185,6 +185,9 @@ def extract(arguments: list[str], profile: str | None) -> int:
 
 
 def cli(argv: list[str]) -> int:
+    from app import restrict_new_files  # noqa: PLC0415 - importing app builds nothing
+
+    restrict_new_files()  # the worker, the deliverer and every command create private files too
     parser = argparse.ArgumentParser(prog="main.py", description="Sistema OCR Empresarial Asíncrono")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the API with gunicorn (the default)")
@@ -194,7 +197,8 @@ def cli(argv: list[str]) -> int:
         dest="keys_command", required=True)
     create_cmd = keys_cmd.add_parser("create", help="a new key, printed once")
     create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new)")
-    create_cmd.add_argument("--role", choices=("client", "admin"), default="client")
+    create_cmd.add_argument("--role", choices=("client", "admin", "superadmin"), default="client",
+                            help="admin: its tenant's admin endpoints; superadmin: every tenant (X-Tenant)")
     create_cmd.add_argument("--name", default=None, help="a label for the key")
     keys_cmd.add_parser("list", help="every key: id, tenant, role, label, prefix, revoked")
     keys_cmd.add_parser("revoke", help="revoke a key by id").add_argument("id", type=int)

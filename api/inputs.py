@@ -168,8 +168,8 @@ TENANT_HEADER = "X-Tenant"
 
 
 def tenant_id() -> int:
-    """The tenant whose data this request may see and change: the key's own (api/auth.py), or for an
-    admin the one it names in `X-Tenant` or `?tenant=` (or chose in its review desk session)."""
+    """The tenant whose data this request may see and change: the key's own (api/auth.py), or for a
+    super-admin the one it names in `X-Tenant` or `?tenant=` (or chose in its review desk session)."""
     chosen = g.get("tenant_id")
     if chosen is None:
         chosen = g.tenant_id = _chosen_tenant_id()
@@ -185,6 +185,11 @@ def _chosen_tenant_id() -> int:
         # Whether or not the tenant exists: a client key learns nothing about other tenants.
         raise ApiError(403, "forbidden", f"Only admin keys may choose a tenant ({TENANT_HEADER})")
     found = tenant_id_named(runtime().db, named.strip())
+    if not principal.is_superadmin:
+        # A tenant's admin may name its own tenant, nothing else (nor learn which other tenants exist).
+        if found != principal.tenant_id:
+            raise ApiError(403, "forbidden", f"Only super-admin keys may choose another tenant ({TENANT_HEADER})")
+        return found
     if found is None:
         raise ApiError(404, "tenant_not_found", f"No tenant named {named.strip()[:64]!r}", details={"field": "tenant"})
     return found

@@ -3,8 +3,8 @@ request acts as.
 
 Keys are 32 random bytes behind a recognisable prefix (`ocrk_`), so secret scanners can spot a
 leaked one; a key that random needs no slow hash, and its SHA-256 is looked up by equality, the
-stored hash compared again with hmac.compare_digest. The keys of the API_KEYS setting are admin
-keys of the default tenant, never stored.
+stored hash compared again with hmac.compare_digest. The keys of the API_KEYS setting are
+super-admin keys of the default tenant (they may act on every tenant), never stored.
 """
 from __future__ import annotations
 
@@ -50,7 +50,12 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
+        return self.role in (Role.ADMIN, Role.SUPERADMIN)
+
+    @property
+    def is_superadmin(self) -> bool:
+        """May act on any tenant (X-Tenant); a tenant's admin acts on its own tenant only."""
+        return self.role == Role.SUPERADMIN
 
 
 def key_hash(key: str) -> str:
@@ -128,7 +133,7 @@ def authenticate_digest(db: Database, digest: str, settings_keys: list[str]) -> 
     for key in settings_keys:
         matched |= hmac.compare_digest(digest, key_hash(key))
     if matched:
-        return Principal(DEFAULT_TENANT_ID, Role.ADMIN, None, "key:" + digest[:24])
+        return Principal(DEFAULT_TENANT_ID, Role.SUPERADMIN, None, "key:" + digest[:24])
     with db.session() as session:
         record = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)))
     if record is None or not hmac.compare_digest(record.key_hash, digest):
@@ -150,8 +155,8 @@ def tenant_names(db: Database) -> dict[int, str]:
 
 
 def anonymous_principal(remote_addr: str | None) -> Principal:
-    """The caller of a deployment with no key at all: the default tenant's admin (see README)."""
-    return Principal(DEFAULT_TENANT_ID, Role.ADMIN, None, f"ip:{remote_addr or 'unknown'}")
+    """The caller of a deployment with no key at all: a super-admin, as the seed's single user (see README)."""
+    return Principal(DEFAULT_TENANT_ID, Role.SUPERADMIN, None, f"ip:{remote_addr or 'unknown'}")
 
 
 def is_loopback(host: str) -> bool:
