@@ -16,6 +16,7 @@ from reconciliation import ESTADOS
 from service.access import tenant_id_named
 from service.queries import ReviewFilter
 from service.runtime import Runtime
+from storage import METADATA_FIELDS
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
@@ -41,11 +42,11 @@ def runtime() -> Runtime:
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def refuse_control_characters(value: Any, field: str) -> None:
-    """400 `invalid_parameter` when a text (or any text inside a JSON value) holds a control character."""
+def refuse_control_characters(value: Any, field: str, code: str = "invalid_parameter") -> None:
+    """400 `code` when a text (or any text inside a JSON value) holds a control character."""
     if isinstance(value, str):
         if CONTROL_CHARACTERS.search(value):
-            raise ApiError(400, "invalid_parameter", f"{field[:64]} holds a control character (such as NUL)",
+            raise ApiError(400, code, f"{field[:64]} holds a control character (such as NUL)",
                            details={"field": field[:64]})
     elif isinstance(value, dict):
         for name, item in value.items():
@@ -70,9 +71,11 @@ class CheckedRequest(Request):
     def _load_form_data(self) -> None:
         super()._load_form_data()
         for name, values in self.form.lists():
+            # The receipt's metadata keeps the code its other checks answer (storage.validate_metadata).
+            code = "invalid_metadata" if name in METADATA_FIELDS else "invalid_parameter"
             refuse_control_characters(name, name)
             for value in values:
-                refuse_control_characters(value, name)
+                refuse_control_characters(value, name, code)
         for name, upload in self.files.items(multi=True):
             refuse_control_characters(upload.filename or "", name)
 

@@ -33,8 +33,12 @@ def test_control_characters_are_refused_with_400_on_every_text_input(make_app, c
     refused(client.get(f"/api/review_queue?q={bad}", headers=keyed(ADMIN_KEY)), "queue q")
     refused(client.get(f"/api/review_queue?numerosorteo={bad}", headers=keyed(ADMIN_KEY)), "queue numerosorteo")
     refused(client.get(f"/api/review_queue/counts?fechasorteo={bad}", headers=keyed(ADMIN_KEY)), "counts")
+    metadata = client.post("/api/upload", headers=keyed(ADMIN_KEY), content_type="multipart/form-data",
+                           data={"nombre": bad, "files": [(io.BytesIO(image_bytes(1)), "r.png")]})
+    assert metadata.status_code == 400 and metadata.get_json()["error"]["code"] == "invalid_metadata"
     refused(client.post("/api/upload", headers=keyed(ADMIN_KEY), content_type="multipart/form-data",
-                        data={"nombre": bad, "files": [(io.BytesIO(image_bytes(1)), "r.png")]}), "metadata")
+                        data={"nombre": "Ana", "callback_url": f"https://a.example/{character}",
+                              "files": [(io.BytesIO(image_bytes(4)), "r.png")]}), "callback_url")
     refused(client.post("/api/upload", headers=keyed(ADMIN_KEY), content_type="multipart/form-data",
                         data={"nombre": "Ana", "files": [(io.BytesIO(image_bytes(2)), f"r{character}.png")]}), "filename")
     refused(client.patch(f"/api/uploads/{upload_id}/fields", headers=keyed(ADMIN_KEY), json={"concepto": bad}),
