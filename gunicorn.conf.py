@@ -48,7 +48,7 @@ def _listen_host() -> str:
 
     db = Database(_settings["DATABASE_URL"])
     try:
-        return listen_host(_settings, keys_configured(_settings, db))
+        return listen_host(_settings, keys_configured(_settings, db, when_unknown=False))
     finally:
         db.dispose()  # before the fork: no connection is shared with the web processes
 

@@ -206,12 +206,13 @@ def anonymous_allowed(settings: dict[str, Any], db: Database, remote_addr: str |
     return anonymous_access(db) == AnonymousAccess.LOOPBACK
 
 
-def keys_configured(settings: dict[str, Any], db: Database) -> bool:
+def keys_configured(settings: dict[str, Any], db: Database, when_unknown: bool = True) -> bool:
     """Whether requests need a key: API_KEYS set or anonymous access off. When the database cannot
-    say (unreachable, not migrated), the answer is yes: never "open" by default."""
+    say (unreachable, not migrated yet), `when_unknown`: True for what the API reports (never "open"
+    by default); the listen address passes False, since loopback is its closed choice."""
     if settings["API_KEYS"]:
         return True
     try:
         return anonymous_access(db) != AnonymousAccess.LOOPBACK
     except SQLAlchemyError:
-        return True
+        return when_unknown
