@@ -11,6 +11,7 @@ import hashlib
 import io
 import re
 import zipfile
+import zlib
 
 import lxml.etree
 import lxml.html
@@ -147,6 +148,8 @@ def _refuse_huge_sheets(data: bytes) -> None:
             _CHECKED_SHEETS[digest] = None
         except StatementError as exc:
             _CHECKED_SHEETS[digest] = exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            _CHECKED_SHEETS[digest] = StatementError(f"hoja de cálculo ilegible: {exc}")
     if _CHECKED_SHEETS[digest] is not None:
         raise _CHECKED_SHEETS[digest]
 
