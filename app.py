@@ -7,6 +7,7 @@ web process.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,20 +25,32 @@ import web
 from api.auth import register_authentication
 from api.browser_session import configure_sessions
 from api.errors import register_error_handlers
-from api.inputs import RowIdConverter
+from api.inputs import CheckedRequest, RowIdConverter, refuse_control_characters_in_query
 from logging_setup import configure_logging
 from migrations_runner import SchemaOutdated, prepare_schema
 from service.runtime import Runtime
 from service.secret_key import persisted_secret
 
 logger = logging.getLogger(__name__)
+# Receipts, results, the database and the session secret are the tenants' and the service's own:
+# files this process creates are 0600 and directories 0700, whoever else shares the host.
+PRIVATE_UMASK = 0o077
+
+
+def restrict_new_files() -> None:
+    """Set at start-up of every process (web, worker, CLI): process-wide, so every open() and mkdir()
+    of every module (storage, SQLite, Prometheus files) creates private files."""
+    os.umask(PRIVATE_UMASK)
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    restrict_new_files()
     settings = config.load_settings(test_config)
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"], settings["HOST_NAME"])
     config.require_shared_secrets(settings)
 
     app = Flask(__name__, static_folder=None)
+    app.request_class = CheckedRequest  # form fields with control characters are a 400
     app.config.update(settings)
     # Keep documents in the order they are built (success first, the seed's key order) and readable UTF-8.
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -75,6 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(web.blueprint)
     app.add_url_rule("/metrics", "prometheus_metrics", routes.prometheus_metrics)
     register_authentication(app)
+    app.before_request(refuse_control_characters_in_query)
     _register_headers(app)
     register_error_handlers(app)
     return app

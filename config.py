@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     MIGRATE_ON_START: bool | None = None
     # This host's name in log lines, worker rows and its Prometheus directory; None: the machine's host name.
     HOST_NAME: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # Seconds a request waits for a free pooled connection before it answers 503 database_unavailable.
+    DATABASE_POOL_TIMEOUT_SECONDS: float = Field(3.0, gt=0, le=300)
     # Serving
     # None: 0.0.0.0 when a key is configured, else 127.0.0.1 (closed by default).
     HOST: str | None = None
@@ -177,6 +179,13 @@ class Settings(BaseSettings):
     # Reconciliation with bank statements
     RECONCILIATION_DATE_WINDOW_DAYS: int = Field(1, ge=0, le=31)
     STATEMENT_MAX_FILE_MB: int = Field(10, ge=1, le=1024)
+    # Each statement is parsed in a child process within this address space and time (reconciliation/sandbox.py).
+    STATEMENT_PARSE_MEMORY_MB: int = Field(1024, ge=256, le=65536)
+    STATEMENT_PARSE_TIMEOUT_SECONDS: float = Field(60.0, gt=0, le=3600)
+    STATEMENT_RATE_LIMIT_PER_MINUTE: int = Field(20, ge=0, le=100_000)
+    # Streams and parses one key may run at once in one web process (429 beyond).
+    STATEMENT_CONCURRENCY_PER_KEY: int = Field(1, ge=1, le=64)
+    EXPORT_CONCURRENCY_PER_KEY: int = Field(2, ge=1, le=256)
     STATEMENT_FORMATS_DIR: Path = BASE_DIR / "config" / "statements"
 
     @field_validator("API_KEYS", "CORS_ORIGINS", "EXTRACTION_REQUIRED_FIELDS", mode="before")

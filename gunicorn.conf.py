@@ -16,6 +16,9 @@ import sys
 import threading
 import time
 
+# Before anything creates a file (the Prometheus directory, the SQLite database): 0600/0700 (app.py).
+os.umask(0o077)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import psutil  # noqa: E402
@@ -41,7 +44,7 @@ def _listen_host() -> str:
 
     db = Database(_settings["DATABASE_URL"])
     try:
-        return listen_host(_settings, keys_configured(_settings, db))
+        return listen_host(_settings, keys_configured(_settings, db, when_unknown=False))
     finally:
         db.dispose()  # before the fork: no connection is shared with the web processes
 

@@ -378,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True, title="commands", metavar="COMMAND")
     create_cmd = command(keys_cmd, "create", "a new key, printed once (stored only as a hash)", DATABASE_SETTINGS)
     create_cmd.add_argument("--tenant", required=True, help="tenant name (created if new; required)")
-    create_cmd.add_argument("--role", choices=("client", "admin"), default="client",
-                            help="client: uploads and results; admin: also tenants' keys (default: client)")
+    create_cmd.add_argument("--role", choices=("client", "admin", "superadmin"), default="client",
+                            help="client: uploads and results; admin: its tenant's admin endpoints; superadmin: "
+                                 "every tenant (X-Tenant) (default: client)")
     create_cmd.add_argument("--name", default=None, help="a label for the key (default: none)")
     command(keys_cmd, "list", "every key: id, tenant, role, label, prefix, revoked", DATABASE_SETTINGS)
     command(keys_cmd, "revoke", "revoke a key by id", DATABASE_SETTINGS).add_argument(
@@ -410,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli(argv: list[str]) -> int:
+    from app import restrict_new_files  # noqa: PLC0415 - importing app builds nothing
+
+    restrict_new_files()  # the worker, the deliverer and every command create private files too
     args = build_parser().parse_args(argv)
     if args.command == "worker":
         return run_worker()

@@ -3,23 +3,29 @@
 `require_principal` runs before every request: it sets `g.principal` from the key in `X-API-Key`
 or `Authorization: Bearer`, or from the review desk's session cookie (api/browser_session.py: then a request that changes
 something must also carry the session's CSRF token, or it gets 403 `csrf_failed`), or answers 401.
-Health checks stay open for load balancers. A
-deployment with no key at all (it then listens on 127.0.0.1 only, or ALLOW_ANONYMOUS was set on
-purpose) treats every caller as the default tenant's admin, as the seed did.
+Health checks stay open for load balancers. An
+installation whose database records anonymous access (database/install.py: a new one, until its
+first key is created) treats a key-less caller on the loopback interface (anywhere with
+ALLOW_ANONYMOUS) as the default tenant's super-admin, as the seed did.
+
+Fail closed: when a key, a session or the anonymous mode cannot be checked (the database is down,
+slow or its pool exhausted), the answer is 503 `database_unavailable`, never a way in.
 
 `@admin_only` under a route decorator makes that endpoint answer 403 to client keys.
 """
 from __future__ import annotations
 
+import logging
 from functools import wraps
 from typing import Any, Callable
 
 from flask import Flask, Response, g, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import browser_session
-from api.errors import ApiError, error_response
+from api.errors import ApiError, database_unavailable_response, error_response
 from api.inputs import runtime
-from service.access import Principal, anonymous_principal, authenticate, keys_configured
+from service.access import Principal, anonymous_allowed, anonymous_principal, authenticate
 
 # The page /api/docs loads these from /api/docs/ (api/docs.py serves them).
 DOCS_ASSETS = ("swagger-ui.css", "index.css", "swagger-ui-bundle.js", "docs.js")
@@ -27,6 +33,7 @@ DOCS_ASSETS = ("swagger-ui.css", "index.css", "swagger-ui-bundle.js", "docs.js")
 PUBLIC_PATHS = {"/api/health", "/api/health/live", "/api/health/ready", "/api/openapi.json", "/api/docs",
                 *(f"/api/docs/{name}" for name in DOCS_ASSETS)}
 MAX_KEY_LENGTH = 256
+logger = logging.getLogger(__name__)
 
 
 def presented_key() -> str | None:
@@ -49,26 +56,38 @@ def _protected(path: str) -> bool:
 def register_authentication(app: Flask) -> None:
     @app.before_request
     def require_principal() -> Response | None:
-        rt = runtime()
-        key = presented_key()
-        if key is not None and len(key) <= MAX_KEY_LENGTH:
-            found = authenticate(rt.db, key, rt.settings["API_KEYS"])
-            if found is not None:
-                g.principal = found
-                return None
-        elif key is None and (found := _from_session(rt)) is not None:
-            if browser_session.needs_csrf() and _protected(request.path) and not browser_session.csrf_valid():
-                return error_response(403, "csrf_failed", "This session's CSRF token is missing or wrong (X-CSRF-Token)")
+        try:
+            return _authenticated()
+        except SQLAlchemyError:
+            g.pop("principal", None)
+            if request.method == "OPTIONS" or not _protected(request.path):
+                return None  # health checks answer for themselves, with no principal
+            logger.warning("Authentication of %s %s could not reach the database", request.method, request.path)
+            return database_unavailable_response()
+
+
+def _authenticated() -> Response | None:
+    """None with g.principal set (or on a public path), else the answer that refuses the request."""
+    rt = runtime()
+    key = presented_key()
+    if key is not None and len(key) <= MAX_KEY_LENGTH:
+        found = authenticate(rt.db, key, rt.settings["API_KEYS"])
+        if found is not None:
             g.principal = found
-            g.signed_in = True
-            g.session_tenant = browser_session.chosen_tenant() if found.is_admin else None
             return None
-        elif key is None and not keys_configured(rt.settings, rt.db):
-            g.principal = anonymous_principal(request.remote_addr)
-            return None
-        if request.method == "OPTIONS" or not _protected(request.path):
-            return None
-        return error_response(401, "unauthorized", "A valid API key is required (X-API-Key or Authorization: Bearer)")
+    elif key is None and (found := _from_session(rt)) is not None:
+        if browser_session.needs_csrf() and _protected(request.path) and not browser_session.csrf_valid():
+            return error_response(403, "csrf_failed", "This session's CSRF token is missing or wrong (X-CSRF-Token)")
+        g.principal = found
+        g.signed_in = True
+        g.session_tenant = browser_session.chosen_tenant() if found.is_admin else None
+        return None
+    elif key is None and anonymous_allowed(rt.settings, rt.db, request.remote_addr):
+        g.principal = anonymous_principal(request.remote_addr)
+        return None
+    if request.method == "OPTIONS" or not _protected(request.path):
+        return None
+    return error_response(401, "unauthorized", "A valid API key is required (X-API-Key or Authorization: Bearer)")
 
 
 def _from_session(rt: Any) -> Principal | None:

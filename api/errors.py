@@ -9,7 +9,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from request_context import current_request_id
@@ -62,6 +63,11 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return response
 
 
+def database_unavailable_response() -> Response:
+    return error_response(503, "database_unavailable", "The database is unavailable; retry shortly",
+                          {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
@@ -82,10 +88,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
-    def database_unavailable(error: DBAPIError) -> Response:
-        logger.warning("Database unavailable during %s %s: %s", request.method, request.path, type(error.orig).__name__)
-        return error_response(503, "database_unavailable", "The database is unavailable; retry shortly",
-                              {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(error: Exception) -> Response:
+        # PoolTimeout: every pooled connection is busy (DATABASE_POOL_TIMEOUT_SECONDS passed).
+        cause = type(getattr(error, "orig", None) or error).__name__
+        logger.warning("Database unavailable during %s %s: %s", request.method, request.path, cause)
+        return database_unavailable_response()
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, g, request
+from flask import Request, current_app, g, request
 from werkzeug.routing import IntegerConverter, Map
 
 from api.errors import ApiError
@@ -15,6 +16,7 @@ from reconciliation import ESTADOS
 from service.access import tenant_id_named
 from service.queries import ReviewFilter
 from service.runtime import Runtime
+from storage import METADATA_FIELDS
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
@@ -35,8 +37,52 @@ def runtime() -> Runtime:
     return current_app.extensions["ocr_runtime"]
 
 
+# NUL and the other C0 control characters but tab, line feed and carriage return, and DEL: no text a
+# client sends needs them; PostgreSQL refuses NUL in text (a 500 before) and SQLite stores it as is.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def refuse_control_characters(value: Any, field: str, code: str = "invalid_parameter") -> None:
+    """400 `code` when a text (or any text inside a JSON value) holds a control character."""
+    if isinstance(value, str):
+        if CONTROL_CHARACTERS.search(value):
+            raise ApiError(400, code, f"{field[:64]} holds a control character (such as NUL)",
+                           details={"field": field[:64]})
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            refuse_control_characters(name, field)
+            refuse_control_characters(item, f"{field}.{name}" if field else str(name))
+    elif isinstance(value, list):
+        for item in value:
+            refuse_control_characters(item, field)
+
+
+def refuse_control_characters_in_query() -> None:
+    """Run before every view: the query string's names and values (filters, cursors, tenants...)."""
+    for name, values in request.args.lists():
+        refuse_control_characters(name, name)
+        for value in values:
+            refuse_control_characters(value, name)
+
+
+class CheckedRequest(Request):
+    """Form fields (metadata, callback_url, format...) are checked for control characters once parsed."""
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        for name, values in self.form.lists():
+            # The receipt's metadata keeps the code its other checks answer (storage.validate_metadata).
+            code = "invalid_metadata" if name in METADATA_FIELDS else "invalid_parameter"
+            refuse_control_characters(name, name)
+            for value in values:
+                refuse_control_characters(value, name, code)
+        for name, upload in self.files.items(multi=True):
+            refuse_control_characters(upload.filename or "", name)
+
+
 def json_body() -> dict[str, Any]:
-    """The request's JSON object; an empty body is an empty object, anything malformed is a 400."""
+    """The request's JSON object; an empty body is an empty object, anything malformed is a 400, and
+    so is a text anywhere in it holding a control character."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
@@ -46,6 +92,7 @@ def json_body() -> dict[str, Any]:
         raise ApiError(400, "malformed_json", "The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "The request body must be a JSON object")
+    refuse_control_characters(body, "")
     return body
 
 
@@ -124,8 +171,8 @@ TENANT_HEADER = "X-Tenant"
 
 
 def tenant_id() -> int:
-    """The tenant whose data this request may see and change: the key's own (api/auth.py), or for an
-    admin the one it names in `X-Tenant` or `?tenant=` (or chose in its review desk session)."""
+    """The tenant whose data this request may see and change: the key's own (api/auth.py), or for a
+    super-admin the one it names in `X-Tenant` or `?tenant=` (or chose in its review desk session)."""
     chosen = g.get("tenant_id")
     if chosen is None:
         chosen = g.tenant_id = _chosen_tenant_id()
@@ -141,6 +188,11 @@ def _chosen_tenant_id() -> int:
         # Whether or not the tenant exists: a client key learns nothing about other tenants.
         raise ApiError(403, "forbidden", f"Only admin keys may choose a tenant ({TENANT_HEADER})")
     found = tenant_id_named(runtime().db, named.strip())
+    if not principal.is_superadmin:
+        # A tenant's admin may name its own tenant, nothing else (nor learn which other tenants exist).
+        if found != principal.tenant_id:
+            raise ApiError(403, "forbidden", f"Only super-admin keys may choose another tenant ({TENANT_HEADER})")
+        return found
     if found is None:
         raise ApiError(404, "tenant_not_found", f"No tenant named {named.strip()[:64]!r}", details={"field": "tenant"})
     return found

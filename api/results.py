@@ -11,9 +11,10 @@ from flask import Blueprint, Response, request, stream_with_context
 from api.batches import REQUEST_ID_PATTERN
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, review_filter_arg, runtime, tenant_id, time_arg
+from api.limits import limited_stream
 from api.openapi import endpoint
 from api.schemas import ExportQuery, ExtractResultsOut, ResultDataOut, ResultPageQuery
-from service.export import csv_lines
+from service.export import csv_lines, paged_rows
 from service.queries import ResultFilter, page_end, result_of, result_rows_with_review, result_texts
 from storage import is_plain_name
 
@@ -55,7 +56,7 @@ def _first_fetched(rows: Iterator[Any]) -> Iterator[Any]:
 
 
 def _rows(rt: Any, which: ResultFilter, limit: int | None, after: int = 0) -> Iterator[tuple[int, str]]:
-    return _first_fetched(result_texts(rt, which, limit, after))
+    return _first_fetched(paged_rows(lambda last, n: result_texts(rt, which, n, last or after), limit, start=after))
 
 
 def _flat_export(output: str) -> Response:
@@ -70,7 +71,8 @@ def _flat_export(output: str) -> Response:
         rows = _rows(rt, which, limit, after)
         return Response(stream_with_context(document + "\n" for _id, document in rows), headers=headers,
                         content_type="application/x-ndjson; charset=utf-8")
-    rows = _first_fetched(result_rows_with_review(rt, which, limit, after))
+    rows = _first_fetched(paged_rows(lambda last, n: result_rows_with_review(rt, which, n, last or after), limit,
+                                     start=after))
     headers["Content-Disposition"] = 'attachment; filename="extract_results.csv"'
     return Response(stream_with_context(csv_lines(rows)), headers=headers, content_type="text/csv; charset=utf-8")
 
@@ -78,6 +80,7 @@ def _flat_export(output: str) -> Response:
 @blueprint.get("/extract_results")
 @endpoint("One page of result documents, filtered by batch, time, review or reconciliation; or CSV/NDJSON",
           query=ResultPageQuery, ok=ExtractResultsOut, media={200: ("text/csv", "application/x-ndjson")},
+          errors={429: "too_many_concurrent: the key has EXPORT_CONCURRENCY_PER_KEY csv/ndjson streams open"},
           answer_headers={200: {"X-Next-Cursor": "format=csv|ndjson with limit: the next page's cursor (empty on the "
                                                  "last page)"}})
 def extract_results() -> Response:
@@ -87,7 +90,7 @@ def extract_results() -> Response:
     if output not in FORMATS:
         raise ApiError(400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
     if output != "json":
-        return _flat_export(output)
+        return limited_stream(lambda: _flat_export(output))
     limit = limit_arg()
     # One row more than asked tells whether another page follows.
     rows = _rows(runtime(), _result_filter(), limit + 1, cursor_arg())
@@ -108,9 +111,15 @@ def extract_results() -> Response:
 
 @blueprint.get("/extract_results/export")
 @endpoint("Every matching result document as JSON lines (streamed)", query=ExportQuery, ok={200: None},
+          errors={429: "too_many_concurrent: the key has EXPORT_CONCURRENCY_PER_KEY exports open"},
           media={200: ("application/x-ndjson",)})
 def export_results() -> Response:
     """Every matching document as JSON lines, streamed: memory stays flat at any size."""
-    rows = _rows(runtime(), _result_filter(), None)
-    return Response(stream_with_context(document + "\n" for _id, document in rows),
-                    content_type="application/x-ndjson; charset=utf-8")
+    which = _result_filter()
+
+    def build() -> Response:
+        rows = _rows(runtime(), which, None)
+        return Response(stream_with_context(document + "\n" for _id, document in rows),
+                        content_type="application/x-ndjson; charset=utf-8")
+
+    return limited_stream(build)

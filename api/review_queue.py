@@ -14,9 +14,10 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from api.errors import ApiError, ok
 from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.limits import limited_stream
 from api.openapi import endpoint
 from api.schemas_follow import QueueCountsOut, QueueFilterQuery, QueueOut, QueueQuery
-from service.export import csv_lines
+from service.export import csv_lines, paged_rows
 from service.export_xlsx import MIME as XLSX_MIME
 from service.export_xlsx import xlsx_chunks
 from service.review_queue import MAX_TEXT, STATES, QueueFilter, queue_counts, queue_documents, queue_page
@@ -47,9 +48,15 @@ def _newer_than() -> int | None:
     return int(raw)
 
 
+def _rows(rt, which: QueueFilter, below: int):
+    """The filter's rows below the cursor, a page at a time (no connection held while the client reads)."""
+    return paged_rows(lambda before, n: queue_documents(rt, which, before, n), start=below or None)
+
+
 def _csv(which: QueueFilter, below: int) -> Response:
     # The same columns as GET /api/extract_results?format=csv (service/export.py), for this filter.
-    response = Response(stream_with_context(csv_lines(queue_documents(runtime(), which, below))),
+    rt = runtime()
+    response = Response(stream_with_context(csv_lines(_rows(rt, which, below))),
                         content_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="comprobantes-{which.estado}.csv"'
     return response
@@ -57,7 +64,7 @@ def _csv(which: QueueFilter, below: int) -> Response:
 
 def _xlsx(which: QueueFilter, below: int) -> Response:
     rt = runtime()
-    chunks = xlsx_chunks(queue_documents(rt, which, below), rt.settings["DESK_TIME_ZONE"])
+    chunks = xlsx_chunks(_rows(rt, which, below), rt.settings["DESK_TIME_ZONE"])
     response = Response(stream_with_context(chunks), content_type=XLSX_MIME)
     response.headers["Content-Disposition"] = f'attachment; filename="comprobantes-{which.estado}.xlsx"'
     return response
@@ -65,15 +72,16 @@ def _xlsx(which: QueueFilter, below: int) -> Response:
 
 @blueprint.get("/review_queue")
 @endpoint("The review desk's queue, newest first, by state, text and sorteo; or its results as CSV or XLSX",
-          query=QueueQuery, ok=QueueOut, media={200: ("text/csv", XLSX_MIME)})
+          query=QueueQuery, ok=QueueOut, media={200: ("text/csv", XLSX_MIME)},
+          errors={429: "too_many_concurrent: format=csv or xlsx while the key has EXPORT_CONCURRENCY_PER_KEY exports open"})
 def review_queue() -> Response:
     which = _filter()
     if request.args.get("format", "json") not in ("json", "csv", "xlsx"):
         raise ApiError(400, "invalid_parameter", "format must be json, csv or xlsx", details={"field": "format"})
     if request.args.get("format") == "csv":
-        return _csv(which, cursor_arg())
+        return limited_stream(lambda: _csv(which, cursor_arg()))
     if request.args.get("format") == "xlsx":
-        return _xlsx(which, cursor_arg())
+        return limited_stream(lambda: _xlsx(which, cursor_arg()))
     limit, newer = limit_arg(), _newer_than()
     page = queue_page(runtime(), which, limit, cursor_arg(), newer)
     return ok({"count": len(page.items), "items": page.items, "next_cursor": cursor_for(page.last_id)})

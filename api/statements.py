@@ -9,7 +9,8 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError, ok
-from api.inputs import cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.inputs import client_key, cursor_arg, cursor_for, limit_arg, runtime, tenant_id
+from api.limits import STATEMENTS, statement_slot
 from api.openapi import endpoint
 from api.schemas import PageQuery
 from api.schemas_statements import (
@@ -25,6 +26,7 @@ from api.schemas_statements import (
 from database import utcnow
 from reconciliation import AUTO, StatementError
 from service.blocking import run_blocking
+from service.rate_limit import acquire_quota
 from service.statement_queries import (
     daily_summary,
     movement_entry,
@@ -72,7 +74,18 @@ def _format_arg() -> str:
 
 
 def _parse_and_store(rt: Any, tenant: int, filename: str, data: bytes, format_id: str) -> StoredStatement:
-    return store_statement(rt, tenant, filename, data, parse(rt, data, format_id))
+    # The parse runs in a child process within its memory and time budget (cooperative under
+    # gevent); storing and reconciling take seconds of CPU and database: off the event loop.
+    parsed = parse(rt, data, format_id)
+    return run_blocking(store_statement, rt, tenant, filename, data, parsed)
+
+
+def _rate_limited(rt: Any) -> None:
+    per_minute = rt.settings["STATEMENT_RATE_LIMIT_PER_MINUTE"]
+    wait = acquire_quota(rt, f"statements:{client_key()}", per_minute, 60)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"At most {per_minute} statements a minute; retry in {wait} s",
+                       retry_after=wait)
 
 
 @blueprint.post("/statements")
@@ -80,20 +93,23 @@ def _parse_and_store(rt: Any, tenant: int, filename: str, data: bytes, format_id
           form=StatementForm, ok={201: StatementStored},
           errors={400: "no_file, invalid_parameter (format), or the statement's own code (format not detected, "
                        "a bad line: details.linea, details.formato, details.candidatos)",
-                  413: "request_too_large, statement_too_large, too_many_fields"})
+                  413: "request_too_large, statement_too_large, too_many_fields",
+                  429: "rate_limited (STATEMENT_RATE_LIMIT_PER_MINUTE) or too_many_concurrent: retry after Retry-After"})
 def upload_statement() -> Response:
     rt = runtime()
+    _rate_limited(rt)
     format_id = _format_arg()
     filename, data = _statement_file()
     tenant = tenant_id()
+    client = statement_slot()
     try:
-        # Parsing a large export, and reconciling thousands of receipts against it, take
-        # seconds: off the event loop of a gevent web process, which goes on serving the others.
-        stored = run_blocking(_parse_and_store, rt, tenant, filename, data, format_id)
+        stored = _parse_and_store(rt, tenant, filename, data, format_id)
     except StatementError as exc:
         error = exc.to_error()
         details = {k: error[k] for k in ("linea", "formato", "candidatos") if k in error}
         raise ApiError(400, exc.code, str(exc), details=details) from None
+    finally:
+        STATEMENTS.release(client)
     return ok({"statement": statement_entry(stored.statement), "conciliacion": stored.outcome}, status=201)
 
 

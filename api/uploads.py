@@ -21,7 +21,7 @@ from service.image_check import inspect_image
 from service.queries import ReviewFilter, uploads_with_status
 from service.rate_limit import acquire_quota
 from service.uploads import store_uploads
-from service.webhook_targets import TargetRefused
+from service.webhook_targets import TargetRefused, parse_url, resolve
 from service.webhooks import UploadRoute, route_for_upload
 from storage import UploadRejected, display_name, validate_metadata
 
@@ -158,8 +158,14 @@ def _webhook_route() -> UploadRoute | None:
     """Where this upload's webhooks go: the `callback_url` form field (a host the tenant registered)
     and the key's own webhook configuration; None for the tenant's plain configuration."""
     callback_url = request.form.get("callback_url") or None
+    rt = runtime()
     try:
-        return route_for_upload(runtime().db, tenant_id(), principal().key_id, callback_url)
+        route = route_for_upload(rt.db, tenant_id(), principal().key_id, callback_url)
+        if callback_url is not None:
+            # As documented: a host that does not resolve (or resolves to an address webhooks may not
+            # reach) is refused now, not found out at the first delivery. Deliveries check again.
+            resolve(parse_url(callback_url), rt.settings["WEBHOOK_ALLOW_PRIVATE"])
+        return route
     except TargetRefused as exc:
         raise ApiError(400, exc.code, exc.message, details={"field": "callback_url"}) from None
 

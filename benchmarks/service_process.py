@@ -43,6 +43,7 @@ DEFAULT_SETTINGS = {
     "PROCESS_BATCH_MIN_INTERVAL_SECONDS": "0",
     # Tests and benchmarks upload far faster than one client may (tests/test_tenants.py checks the limit).
     "UPLOAD_RATE_LIMIT_PER_MINUTE": "0",
+    "STATEMENT_RATE_LIMIT_PER_MINUTE": "0",
     "INBOX_ADOPT_MIN_AGE_SECONDS": "0.5",
     "LOG_LEVEL": "INFO",
     # One OCR worker unless a test or benchmark asks for more: each one loads its own models.

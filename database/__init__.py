@@ -14,6 +14,7 @@ from database.core import (
     make_engine,
     utcnow,
 )
+from database.install import ANONYMOUS_ACCESS, AnonymousAccess, InstallSetting
 from database.learned_rules import LearnedRuleRow, LearnedRuleState
 from database.models import (
     DEFAULT_TENANT_ID,
@@ -55,4 +56,5 @@ __all__ = [
     "WebhookUploadRoute",
     "BankStatement", "Conciliacion", "StatementMovement",
     "LearnedRuleRow", "LearnedRuleState",
+    "ANONYMOUS_ACCESS", "AnonymousAccess", "InstallSetting",
 ]

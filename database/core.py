@@ -70,7 +70,12 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+# Seconds to wait for a pooled connection: short, so that an exhausted pool answers 503 at once
+# instead of holding the request (SQLAlchemy's default is 30 s).
+DEFAULT_POOL_TIMEOUT_SECONDS = 3.0
+
+
+def make_engine(url: str, pool_timeout: float | None = None) -> Engine:
     if url.startswith("postgres://"):  # the scheme some hosting platforms hand out; SQLAlchemy wants the long one
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("sqlite"):
@@ -79,22 +84,27 @@ def make_engine(url: str) -> Engine:
         }
         if ":memory:" in url or url.rstrip("/") == "sqlite:":
             kwargs["poolclass"] = StaticPool
+        else:
+            kwargs["pool_timeout"] = pool_timeout or DEFAULT_POOL_TIMEOUT_SECONDS
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     # pre_ping replaces connections a database restart killed, so the service recovers by itself.
     return create_engine(url, pool_pre_ping=True, pool_recycle=1800, pool_size=5, max_overflow=5,
+                         pool_timeout=pool_timeout or DEFAULT_POOL_TIMEOUT_SECONDS,
                          connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {})
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_timeout: float | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Set by migrations_runner.upgrade_to_head once the schema is current in this process.
         self.schema_ready = False
         self.schema_lock = threading.Lock()
+        # Set once anonymous access is known to be off (service/access.py): it never turns on again.
+        self.anonymous_closed = False
 
     @property
     def dialect(self) -> str:

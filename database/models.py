@@ -49,8 +49,9 @@ DEFAULT_TENANT_NAME = "default"
 
 class Role:
     CLIENT = "client"
-    ADMIN = "admin"
-    ALL = (CLIENT, ADMIN)
+    ADMIN = "admin"  # its own tenant's admin endpoints; never another tenant's data
+    SUPERADMIN = "superadmin"  # every tenant (X-Tenant): API_KEYS keys, anonymous local callers, keys made so
+    ALL = (CLIENT, ADMIN, SUPERADMIN)
 
 
 

@@ -7,9 +7,11 @@ error can point at it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import zipfile
+import zlib
 
 import lxml.etree
 import lxml.html
@@ -25,6 +27,12 @@ _HTML_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)?<(?:!docty
                          re.IGNORECASE | re.DOTALL)
 MAX_CELL_CHARS = 2000
 MAX_INFLATED_BYTES = 200 * 2**20  # a 16 MB upload of real movements inflates to a few times that
+# The reader allocates rows x columns cells from A1 to the farthest cell (declared or present): a
+# 1.6 KB sheet declaring A1:XFD1048576 asks for 512 GiB. A month of movements is far below these.
+MAX_SHEET_ROWS = 200_000
+MAX_SHEET_COLUMNS = 256
+MAX_SHEET_CELLS = 4_000_000
+_CELL_REFERENCE = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})\Z")
 
 
 def container_of(data: bytes) -> str:
@@ -84,6 +92,7 @@ def html_rows(data: bytes) -> list[Row]:
 def spreadsheet_rows(data: bytes, sheet: str | None) -> list[Row]:
     if data.startswith(_XLSX_MAGIC):
         _refuse_zip_bomb(data)
+        _refuse_huge_sheets(data)
     try:
         workbook = load_workbook(io.BytesIO(data))
         names = workbook.sheet_names
@@ -113,6 +122,94 @@ def _refuse_zip_bomb(data: bytes) -> None:
     if inflated > MAX_INFLATED_BYTES:
         raise StatementError(f"la hoja de cálculo se descomprime a {inflated // 2**20} MB, más de "
                              f"{MAX_INFLATED_BYTES // 2**20} MB")
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _extent(reference: str) -> tuple[int, int] | None:
+    """(row, column) of a reference such as 'XFD1048576' or '$B$7'; None when it is not one."""
+    found = _CELL_REFERENCE.match(reference.strip())
+    return (int(found.group(2)), _column_number(found.group(1))) if found else None
+
+
+def _refuse_huge_sheets(data: bytes) -> None:
+    """Every worksheet's declared dimension and the rows and cells it actually holds, read as a
+    stream (entities off, elements freed as they pass) before the reader allocates anything.
+    Checked once per file: auto-detection opens the same workbook for every spreadsheet format."""
+    digest = hashlib.sha256(data).digest()
+    if digest not in _CHECKED_SHEETS:
+        try:
+            _check_sheets(data)
+            _CHECKED_SHEETS[digest] = None
+        except StatementError as exc:
+            _CHECKED_SHEETS[digest] = exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            _CHECKED_SHEETS[digest] = StatementError(f"hoja de cálculo ilegible: {exc}")
+    if _CHECKED_SHEETS[digest] is not None:
+        raise _CHECKED_SHEETS[digest]
+
+
+# sha256 of a workbook -> the reason it was refused (None: within the limits); one parse per process.
+_CHECKED_SHEETS: dict[bytes, StatementError | None] = {}
+
+
+def _check_sheets(data: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            name = info.filename.lower()
+            if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                with archive.open(info) as stream:
+                    rows, columns = _sheet_extent(stream)
+                if rows > MAX_SHEET_ROWS or columns > MAX_SHEET_COLUMNS or rows * columns > MAX_SHEET_CELLS:
+                    raise StatementError(
+                        f"la hoja {info.filename} abarca {rows} filas por {columns} columnas; el máximo es "
+                        f"{MAX_SHEET_ROWS} filas, {MAX_SHEET_COLUMNS} columnas y {MAX_SHEET_CELLS} celdas")
+
+
+def _sheet_extent(stream) -> tuple[int, int]:
+    rows = columns = 0
+    row_number = 0
+    column_number = 0
+    # Only these elements, in any namespace, reach Python: the scan stays in C for everything else.
+    parser = lxml.etree.iterparse(stream, events=("start", "end"), tag=("{*}dimension", "{*}row", "{*}c"),
+                                  resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+    try:
+        for event, element in parser:
+            tag = element.tag.rsplit("}", 1)[-1]
+            if event == "end":
+                if tag == "row":
+                    element.clear()  # keep memory flat on a sheet of millions of cells
+                    while element.getprevious() is not None:
+                        del element.getparent()[0]
+                continue
+            if tag == "dimension":
+                for part in (element.get("ref") or "").split(":"):
+                    corner = _extent(part)
+                    if corner:
+                        rows, columns = max(rows, corner[0]), max(columns, corner[1])
+            elif tag == "row":
+                declared = element.get("r")
+                row_number = int(declared) if declared and declared.isascii() and declared.isdigit() and \
+                    len(declared) <= 8 else row_number + 1
+                column_number = 0
+                rows = max(rows, row_number)
+            elif tag == "c":
+                corner = _extent(element.get("r") or "")
+                if corner:
+                    row_number, column_number = max(row_number, corner[0]), corner[1]
+                else:
+                    column_number += 1
+                rows, columns = max(rows, row_number), max(columns, column_number)
+            if rows > MAX_SHEET_ROWS or columns > MAX_SHEET_COLUMNS:
+                break  # already too large: no need to read the rest
+    except lxml.etree.LxmlError as exc:
+        raise StatementError(f"hoja de cálculo ilegible: {exc}") from exc
+    return rows, columns
 
 
 def _cell(value):

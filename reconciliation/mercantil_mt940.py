@@ -19,11 +19,11 @@ from reconciliation.movement import Statement
 from reconciliation.spec import FormatSpec
 from reconciliation.values import parse_amount, parse_reference
 
-_STATEMENT_LINE = re.compile(r"^:61:(\d{6})(\d{4})?(R?[DC])[A-Z]?(\d{1,12},\d{0,2})N[A-Z0-9]{3}.*?(?://(\S+))?\s*$")
-_TAG = re.compile(r"^:\d{2}[A-Z]?:")
+_STATEMENT_LINE = re.compile(r"^:61:(\d{6})(\d{4})?(R?[DC])[A-Z]?(\d{1,12},\d{0,2})N[A-Z0-9]{3}.*?(?://(\S+))?\s*$", re.ASCII)
+_TAG = re.compile(r"^:\d{2}[A-Z]?:", re.ASCII)
 _BALANCE_TAG = re.compile(r"^:6[0245][FM]?:")
-_BALANCE_LINE = re.compile(r"^:6[0245][FM]?:[DC]\d{6}[A-Z]{3}\d[0-9,]{0,15}$")
-_BALANCE = re.compile(r"SALDO:\s*([\d.]+,\d{2})")
+_BALANCE_LINE = re.compile(r"^:6[0245][FM]?:[DC]\d{6}[A-Z]{3}\d[0-9,]{0,15}$", re.ASCII)
+_BALANCE = re.compile(r"SALDO:\s*([\d.]+,\d{2})", re.ASCII)
 
 
 def fits(spec: FormatSpec, data: bytes) -> bool:

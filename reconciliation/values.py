@@ -10,7 +10,9 @@ import re
 from datetime import date, datetime, time
 from decimal import Decimal
 
-_SCIENTIFIC = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*$")
+# re.ASCII everywhere: \d alone also matches Arabic-Indic and other Unicode digits ("١٢٣,٤٥" would be
+# read as 123.45); a statement's numbers are ASCII digits, anything else is refused.
+_SCIENTIFIC = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*$", re.ASCII)
 _MAX_AMOUNT_CHARS = 40
 _CENT = Decimal("0.01")
 
@@ -36,7 +38,7 @@ def parse_amount(text: object, decimal_separator: str) -> Decimal:
     elif body.endswith("-"):  # "1.234,56-" as some banks print debits
         sign, body = "-", body[:-1].strip()
     pattern = (rf"\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+|\d+")
-    match = re.fullmatch(rf"({pattern})(?:{re.escape(decimal_separator)}(\d{{1,2}}))?", body)
+    match = re.fullmatch(rf"({pattern})(?:{re.escape(decimal_separator)}(\d{{1,2}}))?", body, re.ASCII)
     if not match:
         raise ValueError(f"monto no numérico: {raw!r}")
     whole = match.group(1).replace(thousands, "")
@@ -65,6 +67,8 @@ def parse_date(text: object, formats: list[str]) -> tuple[date, time | None]:
     if isinstance(text, date):
         return text, None
     raw = " ".join(str(text).split())
+    if not raw.isascii():  # strptime reads Unicode digits too
+        raise ValueError(f"fecha {raw[:40]!r} no tiene el formato {' o '.join(formats)}")
     for fmt in formats:
         try:
             parsed = datetime.strptime(raw, fmt)
@@ -92,7 +96,7 @@ def parse_reference(text: object) -> str | None:
         return None
     if _SCIENTIFIC.match(raw):
         raise ValueError(f"referencia alterada por una hoja de cálculo: {raw!r}")
-    if re.fullmatch(r"\d+\.0", raw):  # an integer cell written back as text
+    if re.fullmatch(r"\d+\.0", raw, re.ASCII):  # an integer cell written back as text
         raw = raw[:-2]
     if not re.fullmatch(r"[0-9A-Za-z/-]{1,40}", raw):
         raise ValueError(f"referencia inválida: {raw[:40]!r}")
@@ -101,4 +105,4 @@ def parse_reference(text: object) -> str | None:
 
 def reference_digits(reference: str | None) -> str:
     """The digits of a reference without leading zeros, the form references are compared in."""
-    return re.sub(r"\D", "", reference or "").lstrip("0")
+    return re.sub(r"\D", "", reference or "", flags=re.ASCII).lstrip("0")

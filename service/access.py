@@ -3,8 +3,8 @@ request acts as.
 
 Keys are 32 random bytes behind a recognisable prefix (`ocrk_`), so secret scanners can spot a
 leaked one; a key that random needs no slow hash, and its SHA-256 is looked up by equality, the
-stored hash compared again with hmac.compare_digest. The keys of the API_KEYS setting are admin
-keys of the default tenant, never stored.
+stored hash compared again with hmac.compare_digest. The keys of the API_KEYS setting are
+super-admin keys of the default tenant (they may act on every tenant), never stored.
 """
 from __future__ import annotations
 
@@ -16,10 +16,20 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from database import DEFAULT_TENANT_ID, ApiKey, Database, Role, Tenant, utcnow
+from database import (
+    ANONYMOUS_ACCESS,
+    DEFAULT_TENANT_ID,
+    AnonymousAccess,
+    ApiKey,
+    Database,
+    InstallSetting,
+    Role,
+    Tenant,
+    utcnow,
+)
 
 KEY_PREFIX = "ocrk_"
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
@@ -40,7 +50,12 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
+        return self.role in (Role.ADMIN, Role.SUPERADMIN)
+
+    @property
+    def is_superadmin(self) -> bool:
+        """May act on any tenant (X-Tenant); a tenant's admin acts on its own tenant only."""
+        return self.role == Role.SUPERADMIN
 
 
 def key_hash(key: str) -> str:
@@ -74,8 +89,18 @@ def create_key(db: Database, tenant_name: str, role: str = Role.CLIENT, name: st
         record = ApiKey(tenant_id=tenant.id, role=role, name=(name or None) and name[:128],
                         key_hash=key_hash(key), key_prefix=key[:12])
         session.add(record)
+        # In the same transaction: once a key exists, a request without one is never let in again.
+        _close_anonymous_access(session)
         session.commit()
+    db.anonymous_closed = True
     return key, record
+
+
+def _close_anonymous_access(session: Any) -> None:
+    closed = session.execute(update(InstallSetting).where(InstallSetting.name == ANONYMOUS_ACCESS)
+                             .values(value=AnonymousAccess.OFF)).rowcount
+    if not closed:
+        session.add(InstallSetting(name=ANONYMOUS_ACCESS, value=AnonymousAccess.OFF))
 
 
 def list_keys(db: Database) -> list[dict[str, Any]]:
@@ -95,11 +120,6 @@ def revoke_key(db: Database, key_id: int) -> None:
         session.commit()
 
 
-def stored_keys_exist(db: Database) -> bool:
-    with db.session() as session:
-        return session.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None
-
-
 def authenticate(db: Database, supplied: str, settings_keys: list[str]) -> Principal | None:
     """The principal of a presented key, or None when no live key matches."""
     return authenticate_digest(db, key_hash(supplied), settings_keys)
@@ -113,7 +133,7 @@ def authenticate_digest(db: Database, digest: str, settings_keys: list[str]) -> 
     for key in settings_keys:
         matched |= hmac.compare_digest(digest, key_hash(key))
     if matched:
-        return Principal(DEFAULT_TENANT_ID, Role.ADMIN, None, "key:" + digest[:24])
+        return Principal(DEFAULT_TENANT_ID, Role.SUPERADMIN, None, "key:" + digest[:24])
     with db.session() as session:
         record = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)))
     if record is None or not hmac.compare_digest(record.key_hash, digest):
@@ -135,8 +155,8 @@ def tenant_names(db: Database) -> dict[int, str]:
 
 
 def anonymous_principal(remote_addr: str | None) -> Principal:
-    """The caller of a deployment with no key at all: the default tenant's admin (see README)."""
-    return Principal(DEFAULT_TENANT_ID, Role.ADMIN, None, f"ip:{remote_addr or 'unknown'}")
+    """The caller of a deployment with no key at all: a super-admin, as the seed's single user (see README)."""
+    return Principal(DEFAULT_TENANT_ID, Role.SUPERADMIN, None, f"ip:{remote_addr or 'unknown'}")
 
 
 def is_loopback(host: str) -> bool:
@@ -162,12 +182,37 @@ def listen_host(settings: dict[str, Any], keys_configured: bool) -> str:
         "or set ALLOW_ANONYMOUS=true to serve without keys on purpose.")
 
 
-def keys_configured(settings: dict[str, Any], db: Database) -> bool:
-    """API_KEYS set, or a live key in the database (an unreachable or unmigrated one has none)."""
+def anonymous_access(db: Database) -> str:
+    """The installation's recorded anonymous mode (database/install.py). A database error
+    propagates (the caller answers 503); a missing row reads as OFF."""
+    if db.anonymous_closed:  # OFF is final: no query, even when the pool is exhausted
+        return AnonymousAccess.OFF
+    with db.session() as session:
+        value = session.scalar(select(InstallSetting.value).where(InstallSetting.name == ANONYMOUS_ACCESS))
+    if value != AnonymousAccess.LOOPBACK:
+        db.anonymous_closed = True
+        return AnonymousAccess.OFF
+    return value
+
+
+def anonymous_allowed(settings: dict[str, Any], db: Database, remote_addr: str | None) -> bool:
+    """Whether a request without a key acts as the default tenant's super-admin: never with API_KEYS
+    set, only when the database records anonymous access, and from the loopback interface unless
+    ALLOW_ANONYMOUS says the operator serves key-less on purpose. Database errors propagate."""
+    if settings["API_KEYS"]:
+        return False
+    if not settings["ALLOW_ANONYMOUS"] and not is_loopback(remote_addr or ""):
+        return False
+    return anonymous_access(db) == AnonymousAccess.LOOPBACK
+
+
+def keys_configured(settings: dict[str, Any], db: Database, when_unknown: bool = True) -> bool:
+    """Whether requests need a key: API_KEYS set or anonymous access off. When the database cannot
+    say (unreachable, not migrated yet), `when_unknown`: True for what the API reports (never "open"
+    by default); the listen address passes False, since loopback is its closed choice."""
     if settings["API_KEYS"]:
         return True
     try:
-        return stored_keys_exist(db)
-    except Exception:  # noqa: BLE001 - no schema yet or no database: no stored keys either
-        return False
-
+        return anonymous_access(db) != AnonymousAccess.LOOPBACK
+    except SQLAlchemyError:
+        return when_unknown

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from config import FIELDS
@@ -15,6 +15,10 @@ from service.review_words import matched_credit, review_reasons
 from storage import METADATA_FIELDS
 
 BOM = "\ufeff"
+# Rows read per query of a streamed export; the connection goes back to the pool between pages.
+EXPORT_PAGE_ROWS = 200
+# read_page(last id of the previous page or None, at most n rows) -> rows, each starting with its id
+PageReader = Callable[[int | None, int], Iterable[tuple[Any, ...]]]
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # "+" and "-" start a formula only with an operator, a call or a reference after them (DDE "|",
@@ -30,6 +34,23 @@ COLUMNS = (
     "conciliacion", "conciliacion_fecha", "conciliacion_referencia", "conciliacion_monto", "conciliacion_extracto",
     "conciliacion_linea", "motivos_revision", "aprobado_por", "aprobado_en",
 )
+
+
+def paged_rows(read_page: PageReader, limit: int | None = None, page_rows: int = EXPORT_PAGE_ROWS,
+               start: int | None = None) -> Iterator[tuple[Any, ...]]:
+    """Every row an export sends (at most `limit`), read a page at a time: each page is fetched whole
+    and its session closed before the first of its rows is yielded, so a client that reads slowly (or
+    never) holds no database connection, only the page in memory. The one place exports read rows."""
+    last, remaining = start, limit
+    while remaining is None or remaining > 0:
+        wanted = page_rows if remaining is None else min(page_rows, remaining)
+        page = list(read_page(last, wanted))  # list(): the reader's session is closed here
+        yield from page
+        if len(page) < wanted:
+            return
+        last = page[-1][0]
+        if remaining is not None:
+            remaining -= len(page)
 
 
 def safe_cell(value: Any) -> str:

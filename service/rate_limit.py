@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -66,3 +67,35 @@ def acquire_quota(rt: Runtime, key: str, limit: int, window_seconds: int) -> int
             except IntegrityError:
                 session.rollback()  # a concurrent request of the same client opened the window: count again
     return max(1, (window + 1) * window_seconds - int(now.timestamp()))
+
+
+class ConcurrencyLimit:
+    """At most `limit` running actions per client in this process (streams, parses): a slot taken
+    with `acquire` and given back with `release`, e.g. when a streamed response closes.
+
+    Per process on purpose: what it bounds (threads or greenlets, memory, child processes) is the
+    process's own; a database counter would outlive a crashed process's slots.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, client: str, limit: int) -> bool:
+        with self._lock:
+            if self._running.get(client, 0) >= limit:
+                return False
+            self._running[client] = self._running.get(client, 0) + 1
+            return True
+
+    def release(self, client: str) -> None:
+        with self._lock:
+            left = self._running.get(client, 0) - 1
+            if left > 0:
+                self._running[client] = left
+            else:
+                self._running.pop(client, None)
+
+    def running(self, client: str) -> int:
+        with self._lock:
+            return self._running.get(client, 0)

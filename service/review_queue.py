@@ -132,14 +132,17 @@ def queue_page(rt: Runtime, which: QueueFilter, limit: int, before_id: int = 0, 
     return QueuePage(items=items, last_id=items[-1]["id"] if more else None)
 
 
-def queue_documents(rt: Runtime, which: QueueFilter, before_id: int = 0) -> Iterator[tuple[Any, ...]]:
-    """(id, document JSON text, estado, nota, por, en) of every row of the filter that has a result
-    (below `before_id`, 0: from the newest), newest first, fetched a few at a time: the rows
-    service/export.py writes as CSV and service/export_xlsx.py as a workbook."""
+def queue_documents(rt: Runtime, which: QueueFilter, before_id: int | None = None,
+                    limit: int | None = None) -> Iterator[tuple[Any, ...]]:
+    """(id, document JSON text, estado, nota, por, en) of the filter's rows that have a result, newest
+    first (older than `before_id`, at most `limit`): the rows service/export.py writes as CSV, a page
+    at a time (service.export.paged_rows)."""
     query = (_base([Upload.id, cast(Result.document, Text), Review.estado, Review.nota, Review.por, Review.en])
              .where(Result.id.is_not(None), *which.conditions()).order_by(Upload.id.desc()))
-    if before_id:
+    if before_id:  # None or 0: from the newest
         query = query.where(Upload.id < before_id)
+    if limit is not None:
+        query = query.limit(limit)
     with rt.db.session() as session:
         yield from session.execute(query.execution_options(yield_per=50))
 

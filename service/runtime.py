@@ -34,7 +34,7 @@ class Runtime:
     def from_settings(cls, settings: dict[str, Any]) -> "Runtime":
         # Result files only beside local images: with the images in the database a host's disk holds nothing.
         local = settings.get("IMAGE_STORAGE", LOCAL) == LOCAL
-        runtime = cls(settings=settings, db=Database(settings["DATABASE_URL"]),
+        runtime = cls(settings=settings, db=Database(settings["DATABASE_URL"], settings.get("DATABASE_POOL_TIMEOUT_SECONDS")),
                       storage=Storage(settings["ASYNC_DIRECTORIES"], result_files=local))
         runtime.storage.ensure_directories()
         if local:

@@ -17,7 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from database import BankStatement, StatementMovement
-from reconciliation import ESTADOS, Statement, parse_statement
+from reconciliation import ESTADOS, Statement
+from reconciliation.sandbox import parse_in_child
 from reconciliation.spec import FormatSpec
 from service.conciliation import lock_tenant, reconcile_period, specs_in, write_files
 from service.runtime import Runtime
@@ -36,8 +37,12 @@ def formats(rt: Runtime) -> dict[str, FormatSpec]:
 
 
 def parse(rt: Runtime, data: bytes, format_id: str) -> Statement:
-    """The export's movements (StatementError naming the line otherwise); CPU only, no database."""
-    return parse_statement(data, format_id, rt.settings["STATEMENT_FORMATS_DIR"])
+    """The export's movements (StatementError naming the line otherwise); CPU only, no database.
+    Run in a child process within STATEMENT_PARSE_MEMORY_MB and STATEMENT_PARSE_TIMEOUT_SECONDS
+    (reconciliation/sandbox.py): a hostile file costs that child, never the web process."""
+    settings = rt.settings
+    return parse_in_child(data, format_id, settings["STATEMENT_FORMATS_DIR"], settings["STATEMENT_PARSE_MEMORY_MB"],
+                          settings["STATEMENT_PARSE_TIMEOUT_SECONDS"])
 
 
 def _movement_rows(tenant_id: int, statement_id: int, parsed: Statement) -> list[dict[str, Any]]:

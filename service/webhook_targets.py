@@ -83,16 +83,48 @@ def _is_address(value: str) -> bool:
         return False
 
 
+# IANA's special-purpose registries, beyond what ipaddress flags as private or reserved in every
+# Python version: protocol assignments (192.0.0.8, 192.0.0.170...), documentation, benchmarking,
+# shared address space (carrier NAT), the local-use NAT64 prefix, ORCHID, Teredo.
+SPECIAL_PURPOSE = tuple(ipaddress.ip_network(network) for network in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24",
+    "192.88.99.0/24", "192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+    "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2620:4f:8000::/48", "3fff::/20", "5f00::/16",
+    "fc00::/7", "fe80::/10"))
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 one reaches through a transition mechanism, with the mechanism's name."""
+    if ip.ipv4_mapped is not None:
+        return "IPv4-mapped", ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour  # 2002:7f00:1:: reaches 127.0.0.1 through a 6to4 relay
+    if ip in NAT64:
+        return "NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # 64:ff9b::7f00:1 is 127.0.0.1 behind NAT64
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]
+    return None
+
+
 def refusal(address: str) -> str | None:
     """Why an address may not be called (None: it is a public unicast address)."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)) is not None:
+        mechanism, inner = embedded
+        reason = refusal(str(inner))
+        if mechanism == "IPv4-mapped":
+            return reason
+        if reason or mechanism == "Teredo":
+            return f"{mechanism} address of a {reason or 'tunnelled'}"
+        ip = inner
     for label, test in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
                         ("multicast", ip.is_multicast), ("unspecified", ip.is_unspecified),
                         ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if test:
             return label
+    if any(ip in network for network in SPECIAL_PURPOSE if network.version == ip.version):
+        return "special-purpose"
     return None if ip.is_global else "not globally routable"
 
 

@@ -20,7 +20,7 @@ BACKENDS = ["sqlite"] + ([pytest.param("postgresql", marks=pytest.mark.postgres)
 ISOLATED_ENV = ("API_KEYS", "DATA_DIR", "DATABASE_URL", "STORAGE_ROOT", "WORKER_ENABLED", "CORS_ORIGINS", "PROMETHEUS_MULTIPROC_DIR",
                 "SESSION_SECRET", "SECRET_KEY", "TRUSTED_PROXY_COUNT", "MAX_FILES_PER_UPLOAD", "MAX_FILE_SIZE_MB",
                 "MAX_REQUEST_SIZE_MB", "PROCESS_BATCH_MIN_INTERVAL_SECONDS", "RETENTION_HOURS", "HOST", "ALLOW_ANONYMOUS",
-                "UPLOAD_RATE_LIMIT_PER_MINUTE", "PAYMENT_MEMORY_DAYS", "REUSE_CHECK_ACROSS_TENANTS", "IMAGE_STORAGE",
+                "UPLOAD_RATE_LIMIT_PER_MINUTE", "PAYMENT_MEMORY_DAYS", "REUSE_CHECK_ACROSS_TENANTS", "IMAGE_STORAGE", "STATEMENT_RATE_LIMIT_PER_MINUTE",
                 "S3_BUCKET", "S3_PREFIX", "S3_ENDPOINT_URL", "S3_REGION")
 
 
@@ -92,6 +92,8 @@ def _empty_postgres_tables(url: str) -> None:
             connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, now())"),
                                {"id": DEFAULT_TENANT_ID, "name": DEFAULT_TENANT_NAME})
             connection.execute(text("SELECT setval(pg_get_serial_sequence('tenants', 'id'), :id)"), {"id": DEFAULT_TENANT_ID})
+        if "install_settings" in existing:  # the row migration 0006 writes on a fresh database
+            connection.execute(text("INSERT INTO install_settings (name, value) VALUES ('anonymous_access', 'loopback')"))
     engine.dispose()
 
 
@@ -124,6 +126,8 @@ TEST_OVERRIDES = {
     "CLEANUP_INTERVAL_SECONDS": 0,
     # Tests upload far faster than a client may; tests/test_tenants.py checks the limit itself.
     "UPLOAD_RATE_LIMIT_PER_MINUTE": 0,
+    # The same for statements: tests/test_hostile_statements.py checks that limit.
+    "STATEMENT_RATE_LIMIT_PER_MINUTE": 0,
 }
 
 

@@ -388,3 +388,28 @@ def test_corrections_and_reviews_keep_their_rows_through_0008_staff_accounts(emp
         session.commit()
         assert session.scalar(select(ReviewDecision.avisos)) == ["sin_monto"]
     db.dispose()
+
+
+@pytest.mark.parametrize("live_key", [True, False], ids=["with_keys", "without_keys"])
+def test_an_upgraded_install_keeps_the_anonymous_mode_it_behaved_with(empty_database_url, live_key):
+    """0006_install_settings records the anonymous mode: 'off' when a live key was stored (key-less
+    requests were refused), 'loopback' when none was (the walk-through served without keys)."""
+    from alembic import command
+
+    from database import ApiKey, InstallSetting
+    from migrations_runner import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0005_statements")
+    engine.dispose()
+    db = Database(empty_database_url)
+    with db.session() as session:
+        session.add(ApiKey(tenant_id=DEFAULT_TENANT_ID, role="client", key_hash="e" * 64, key_prefix="ocrk_eeeeeee",
+                           revoked_at=None if live_key else utcnow()))
+        session.commit()
+    upgrade_to_head(db)
+    assert schema_differences(db) == []
+    with db.session() as session:
+        assert session.get(InstallSetting, "anonymous_access").value == ("off" if live_key else "loopback")
+    db.dispose()

@@ -6,7 +6,7 @@ Additive only (expand): the previous release goes on writing uploads with image_
 which this release reads as the local data directory, as before.
 
 Revision ID: 0007_image_storage
-Revises: 0005_statements
+Revises: 0006_install_settings
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007_image_storage'
-down_revision = '0005_statements'
+down_revision = '0006_install_settings'
 branch_labels = None
 depends_on = None
 
