@@ -19,7 +19,7 @@ LAYERS = {
     "service": 3,
     "main_ocr_process": 2, "aplicador_ocr": 2, "ocr": 2, "extraction": 2, "reconciliation": 2, "spatial_processor": 2, "validador_ocr": 2,
     "database": 1, "storage": 1, "image_store": 1, "image_store_s3": 1, "migrations_runner": 1, "migrations": 1,
-    "config": 0, "metrics": 0, "request_context": 0, "logging_setup": 0, "process_wide": 0,
+    "config": 0, "metrics": 0, "metrics_dir": 0, "request_context": 0, "logging_setup": 0, "process_wide": 0,
 }
 
 

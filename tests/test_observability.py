@@ -87,7 +87,7 @@ def test_live_answers_and_ready_needs_this_hosts_worker_with_models(make_app):
         session.get(WorkerState, "w2").models_loaded = ["ultra_rapido"]
         session.commit()
     ready = client.get("/api/health/ready")
-    assert ready.status_code == 200 and ready.get_json()["checks"]["models"]["loaded"] == ["ultra_rapido"]
+    assert ready.status_code == 200 and "ultra_rapido" in ready.get_json()["checks"]["models"]["loaded"]
     assert ready.get_json()["checks"]["worker"]["on_host"] == 1
 
 
