@@ -15,11 +15,13 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, g, request
 
+from api import browser_session
+from api.auth import is_admin
 from api.errors import ApiError, ok
 from api.inputs import bool_field, cursor_arg, cursor_for, json_body, limit_arg, runtime, tenant_id
 from api.openapi import endpoint
 from api.schemas_learned import AcceptBody, LearnedRuleOut, LearnedRulesOut, LearnedRulesQuery
-from database import LearnedRuleState
+from database import LearnedRuleState, StaffRole
 from service import learned_rules
 from service.access import Principal
 from service.corrections import actor_name
@@ -35,6 +37,18 @@ def who(rt: Runtime, principal: Principal | None) -> str:
     """The name recorded for who accepted or switched off a rule: the principal's display name (a
     staff account's person slots in here); today the key's name, as corrections record it."""
     return actor_name(rt, principal)
+
+
+FORBIDDEN = "forbidden: neither an admin key nor the tenant's team admin account"
+
+
+def _require_rule_admin() -> None:
+    """Learned rules are the tenant admins' to decide: an admin key, or a person signed in to the desk
+    with the tenant's admin account (a staff principal is otherwise a client)."""
+    staff = browser_session.signed_in_staff()
+    if is_admin() or (staff is not None and staff.staff_role == StaffRole.ADMIN):
+        return
+    raise ApiError(403, "forbidden", "Accepting or switching off a learned rule needs an admin key or a team admin account")
 
 
 def _rule_id(rule_id: int) -> int:
@@ -79,8 +93,9 @@ def _change(rule_id: int, action: Callable[[Runtime, int, int, str], dict[str, A
 @blueprint.post("/learned_rules/<int:rule_id>/accept")
 @endpoint("Accept a learned rule: it applies to the tenant's later receipts of its layout (records who); "
           "releer_pendientes re-reads its pending, uncorrected receipts with the active rules",
-          json=AcceptBody, ok=LearnedRuleOut, errors={404: NOT_FOUND}, admin=True)
+          json=AcceptBody, ok=LearnedRuleOut, errors={403: FORBIDDEN, 404: NOT_FOUND})
 def accept_learned(rule_id: int) -> Response:
+    _require_rule_admin()
     reread = bool_field(json_body(), "releer_pendientes", False)
     rt = runtime()
     try:
@@ -95,6 +110,7 @@ def accept_learned(rule_id: int) -> Response:
 
 @blueprint.post("/learned_rules/<int:rule_id>/switch_off")
 @endpoint("Switch a learned rule off: it no longer applies (records who)", ok=LearnedRuleOut,
-          errors={404: NOT_FOUND}, admin=True)
+          errors={403: FORBIDDEN, 404: NOT_FOUND})
 def switch_off_learned(rule_id: int) -> Response:
+    _require_rule_admin()
     return _change(rule_id, learned_rules.switch_off)

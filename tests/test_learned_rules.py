@@ -17,6 +17,7 @@ from main_ocr_process import ImagenLote
 from migrations_runner import alembic_config, upgrade_to_head
 from service.access import create_key
 from service.batches import run_worker_round
+from service.staff import create_staff
 from tests.test_migrations import empty_database_url, schema_differences  # noqa: F401 - the fixture
 from tests.test_tenants import ADMIN_KEY, image_bytes, keyed, upload
 
@@ -202,6 +203,34 @@ def test_the_review_desk_lists_the_rules_with_its_own_script(desk):
     html = page.get_data(as_text=True)
     assert "learned_rules.js" in html and 'data-admin="si"' in html
     assert client.get("/review/static/learned_rules.js").status_code == 200
+
+
+def test_a_team_admin_signed_in_as_a_person_decides_rules_and_a_revisor_cannot(desk):
+    _, rt, _, _, _ = desk
+    first = receipt(desk, "staff", LAYOUT.format(ref="405622415499", monto="20,57", concepto="alquiler junio"))
+    correct(desk, first, {"referencia": "405622415499"})
+    rule = next(r for r in rules(desk, "staff") if r["campo"] == "referencia")
+    create_staff(rt.db, 1, "ana", "una-clave-larga-1", "admin", None, "Ana Pérez")
+    create_staff(rt.db, 1, "luis", "una-clave-larga-1", "revisor", None, "Luis Díaz")
+    app = desk[0]
+
+    def signed_in_as(name):
+        client = app.test_client()
+        answer = client.post("/review/login", data={"usuario": name, "clave": "una-clave-larga-1",
+                                                    "csrf_token": _csrf(client)})
+        assert answer.status_code == 302
+        page = client.get("/review/reglas").get_data(as_text=True)
+        return client, page, page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+    luis, page, token = signed_in_as("luis")
+    assert 'data-admin="no"' in page
+    refused = luis.post(f"/api/learned_rules/{rule['id']}/accept", headers={"X-CSRF-Token": token}, json={})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
+    ana, page, token = signed_in_as("ana")
+    assert 'data-admin="si"' in page and 'id="ir-reglas"' in ana.get("/review").get_data(as_text=True)
+    accepted = ana.post(f"/api/learned_rules/{rule['id']}/accept", headers={"X-CSRF-Token": token}, json={})
+    assert accepted.status_code == 200, accepted.get_json()
+    assert (accepted.get_json()["regla"]["estado"], accepted.get_json()["regla"]["aceptada_por"]) == ("activa", "Ana Pérez")
 
 
 def _csrf(client) -> str:
