@@ -110,14 +110,14 @@ def lines_to_text(lines: list[dict[str, Any]]) -> str:
 
 
 def split_segment_into_words(text: str, box: list[int], confidence: float,
-                             pieces: list[tuple[str, float, float, float]] | None = None) -> list[dict[str, Any]]:
+                             pieces: list[tuple[str, float, float, float, float]] | None = None) -> list[dict[str, Any]]:
     """Words of a detected text segment, each with its own box.
 
     The detector finds runs of text ("0412-5318244 BINGO TRÉBOL"); the seed's JSON lists words.
     `pieces` (from the recognizer's CTC time steps: text, start and end as fractions of the box
-    width, confidence) place each word where its characters were read. Without them the box is
-    shared out by character count, exact for monospaced text and within a character or two for
-    receipt fonts.
+    width, confidence, weakest character's probability) place each word where its characters were
+    read and give it `confianza_minima_caracter`. Without them the box is shared out by character
+    count, exact for monospaced text and within a character or two for receipt fonts.
     """
     x1, y1, x2, y2 = box
     width = x2 - x1
@@ -126,9 +126,10 @@ def split_segment_into_words(text: str, box: list[int], confidence: float,
             {
                 "texto": piece,
                 "confianza": round(piece_confidence, 4),
+                "confianza_minima_caracter": round(weakest, 4),
                 "coordenadas": [int(round(x1 + start * width)), y1, max(int(round(x1 + end * width)), int(round(x1 + start * width)) + 1), y2],
             }
-            for piece, start, end, piece_confidence in pieces
+            for piece, start, end, piece_confidence, weakest in pieces
         ]
     tokens = text.split()
     if len(tokens) <= 1:

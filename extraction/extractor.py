@@ -179,9 +179,11 @@ _CONFIRMED_BY_VALIDATOR = {"banco_origen", "banco_destino", "tipo_transaccion", 
 
 
 def _weakest_character(word: Any) -> float:
-    """The lowest probability one character of a word may have been read with. OCR gives a word
-    the mean of its characters' probabilities; when all others are certain, one character carries
-    all the shortfall: a 12-digit reference at 0.957 may hide a digit read at 0.49."""
+    """The probability of a word's least sure character: the recognizer's own when it gave one,
+    otherwise the lowest the word's mean allows (all other characters certain, one carries all the
+    shortfall: a 12-digit reference at 0.957 may hide a digit read at 0.49)."""
+    if word.weakest is not None:
+        return word.weakest
     return max(0.0, 1.0 - len(word.text) * (1.0 - word.confidence))
 
 

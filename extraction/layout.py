@@ -35,6 +35,8 @@ class Word:
     confidence: float
     box: tuple[float, float, float, float]  # upright reading frame: where rows are rows
     sent_box: tuple[float, float, float, float] | None = None  # in the image as sent, when different
+    # The probability of its least sure character, when the recognizer gave one per character.
+    weakest: float | None = None
 
     @property
     def client_box(self) -> tuple[float, float, float, float]:
@@ -117,9 +119,20 @@ def _parse_words(raw_words: Any, limit: int) -> list[Word]:
             continue
         if not isinstance(text, str) or not text.strip() or sent is None or reading is None or not _finite(confidence):
             continue
-        words.append(Word(index, ascii_digits(text.strip()[:200]), min(1.0, max(0.0, confidence)), reading,
-                          sent if reading is not sent else None))
+        confidence = min(1.0, max(0.0, confidence))
+        words.append(Word(index, ascii_digits(text.strip()[:200]), confidence, reading,
+                          sent if reading is not sent else None, _weakest(raw, confidence)))
     return words
+
+
+def _weakest(raw: dict[str, Any], confidence: float) -> float | None:
+    """`confianza_minima_caracter` when present and sane: no character is read surer than the
+    word's mean says the least sure one is."""
+    try:
+        weakest = float(raw["confianza_minima_caracter"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return min(confidence, max(0.0, weakest)) if _finite(weakest) else None
 
 
 def _box(raw: Any) -> tuple[float, float, float, float] | None:

@@ -77,8 +77,9 @@ DEFAULT_SETTINGS: dict[str, float] = {
     "max_value_chars": 300,  # longest value text a pattern is applied to
     "max_words": 1500,  # words beyond this are ignored (hostile input)
     "conflict_margin": 0.15,  # same-priority candidates with different values need this lead
-    # A value with a character that may have been read below this goes to a person (lectura_dudosa).
-    "doubt_char_confidence": 0.6,
+    # A value with a character read below this goes to a person (lectura_dudosa). The recognizer's
+    # per-character probability when it gives one, else the least the word's mean allows.
+    "doubt_char_confidence": 0.7,
 }
 
 _TOP_KEYS = {"id", "version", "description", "settings", "token_aliases", "stopwords",

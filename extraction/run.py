@@ -438,8 +438,8 @@ def _split_glued_word(segment: Segment, offset: int) -> tuple[list[Word], int | 
             continue
         x1, y1, x2, y2 = word.box
         split_x = x1 + (x2 - x1) * at / len(word.text)
-        head = Word(word.index, word.text[:at], word.confidence, (x1, y1, split_x, y2), word.sent_box)
-        tail = Word(word.index, word.text[at:], word.confidence, (split_x, y1, x2, y2), word.sent_box)
+        head = Word(word.index, word.text[:at], word.confidence, (x1, y1, split_x, y2), word.sent_box, word.weakest)
+        tail = Word(word.index, word.text[at:], word.confidence, (split_x, y1, x2, y2), word.sent_box, word.weakest)
         return segment.words[:index] + [head, tail] + segment.words[index + 1:], index + 1
     return segment.words, None
 

@@ -221,10 +221,12 @@ class Reading:
             marked.append((char, index))
         return marked
 
-    def pieces(self, step_width: float, crop_width: float) -> list[tuple[str, float, float, float]]:
-        """Space-separated items as (text, start, end, confidence); start/end are fractions of the
-        crop width, from the time steps of their first and last characters."""
-        items: list[tuple[str, float, float, float]] = []
+    def pieces(self, step_width: float, crop_width: float) -> list[tuple[str, float, float, float, float]]:
+        """Space-separated items as (text, start, end, confidence, weakest); start/end are fractions
+        of the crop width, from the time steps of their first and last characters; confidence is
+        the mean of the characters' probabilities and weakest the lowest of them (the one a
+        reviewer should look at: a mean of 0.95 over 8 letters may hide one read at 0.62)."""
+        items: list[tuple[str, float, float, float, float]] = []
         current: list[int] = []
         for char, index in self._marked() + [(" ", -1)]:
             if char != " ":
@@ -233,8 +235,8 @@ class Reading:
             if current:
                 start = max(0.0, (self.steps[current[0]] - 0.5) * step_width / crop_width)
                 end = min(1.0, (self.steps[current[-1]] + 1.5) * step_width / crop_width)
-                confidence = float(np.mean([self.probs[i] for i in current]))
-                items.append(("".join(self.chars[i] for i in current), start, end, confidence))
+                probs = [self.probs[i] for i in current]
+                items.append(("".join(self.chars[i] for i in current), start, end, float(np.mean(probs)), float(min(probs))))
                 current = []
         return items
 
@@ -403,14 +405,14 @@ class WidthBucketedRecognitionPredictor(NestedObject):
         """OnnxTR's recognition interface: (text, confidence) per crop."""
         return [(text, confidence) for text, confidence, _ in self.read(crops)]
 
-    def read(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list[tuple[str, float, float, float]]]]:
+    def read(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list[tuple[str, float, float, float, float]]]]:
         """(text, confidence, pieces) per crop, in the crops' order. Pieces are the word-level
         detail OnnxTR's Word does not keep: (piece, start, end, confidence), start/end as
         fractions of the crop's width."""
         if len(crops) == 0:
             return []
         resized = [self._resize(crop) for crop in crops]
-        results: list[tuple[str, float, list[tuple[str, float, float, float]]]] = [("", 0.0, [])] * len(resized)
+        results: list[tuple[str, float, list[tuple[str, float, float, float, float]]]] = [("", 0.0, [])] * len(resized)
         for width, indices in self._batches(resized):
             # Zero is PP-OCR's own padding value (mid-grey after normalization).
             batch = np.zeros((len(indices), 3, RECO_HEIGHT, width), dtype=np.float32)

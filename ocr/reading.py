@@ -36,8 +36,9 @@ from ocr.page_geometry import (
     turn_upright,
 )
 
-# Pieces of one word: (text, start, end, confidence), start/end as fractions of the word's box.
-Pieces = list[tuple[str, float, float, float]]
+# Pieces of one word: (text, start, end, confidence, weakest character's probability), start/end
+# as fractions of the word's box.
+Pieces = list[tuple[str, float, float, float, float]]
 
 
 @dataclass

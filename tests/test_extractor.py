@@ -21,7 +21,8 @@ CHAR_W = 13  # px per character of the fake font
 def page(rows, width=720, height=1280, confidence=0.97):
     """An OCR result from rows of cells. A row is (y, [(x, text), ...]) or (y, [(x, text, h), ...]);
     x is the left edge, or negative for a right edge (value right-aligned at width + x); h is the
-    text height in px (28 by default). Cells are split into words like the OCR engine does."""
+    text height in px (28 by default). Cells are split into words like the OCR engine does, each
+    with every character read at `confidence`."""
     words, lines = [], []
     for y, cells in rows:
         members = []
@@ -35,7 +36,7 @@ def page(rows, width=720, height=1280, confidence=0.97):
             for token in text.split(" "):
                 if token:
                     members.append(len(words))
-                    words.append({"texto": token, "confianza": confidence,
+                    words.append({"texto": token, "confianza": confidence, "confianza_minima_caracter": confidence,
                                   "coordenadas": [int(cursor), int(y), int(cursor + char_w * len(token)), int(y + h)]})
                 cursor += char_w * (len(token) + 1)
         if members:

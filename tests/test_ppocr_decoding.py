@@ -19,6 +19,13 @@ def test_unsure_trailing_glyph_is_split_off():
     assert 0 <= pieces[0][1] < pieces[0][2] <= pieces[1][1] < pieces[1][2] <= 1
 
 
+def test_pieces_carry_their_weakest_character():
+    # "faltante" read as "fattante": the mean (0.95) hides the one letter read at 0.62.
+    r = reading("fattante", [1.0, 1.0, 0.62, 1.0, 1.0, 1.0, 1.0, 1.0])
+    (text, _, _, confidence, weakest), = r.pieces(step_width=8.0, crop_width=8.0 * r.total_steps)
+    assert text == "fattante" and round(confidence, 3) == 0.953 and weakest == 0.62
+
+
 def test_far_trailing_character_is_split_off_even_when_confident():
     steps = [2, 4, 7, 9, 12, 14, 17, 19, 22, 31]
     assert reading("1874533115", [1.0] * 10, steps).text == "187453311 5"

@@ -41,8 +41,9 @@ def test_segment_split_shares_box_by_characters():
 
 
 def test_segment_split_uses_recognizer_positions_when_given():
-    pieces = [("007941337717", 0.0, 0.9, 0.999), ("0", 0.93, 1.0, 0.51)]
+    pieces = [("007941337717", 0.0, 0.9, 0.999, 0.988), ("0", 0.93, 1.0, 0.51, 0.51)]
     words = split_segment_into_words("007941337717 0", [400, 700, 620, 740], 0.97, pieces)
-    assert [(w["texto"], w["confianza"]) for w in words] == [("007941337717", 0.999), ("0", 0.51)]
+    assert [(w["texto"], w["confianza"], w["confianza_minima_caracter"]) for w in words] == [
+        ("007941337717", 0.999, 0.988), ("0", 0.51, 0.51)]
     assert words[0]["coordenadas"] == [400, 700, 598, 740]
     assert words[1]["coordenadas"] == [605, 700, 620, 740]

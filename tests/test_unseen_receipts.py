@@ -229,39 +229,60 @@ def test_no_indicado_means_no_beneficiary():
 # ------------------------------------------------------------------------------------------------
 # 6. Doubt goes to a person
 # ------------------------------------------------------------------------------------------------
-def _with_confidence(ocr, text, confidence):
+def _with_confidence(ocr, text, confidence, weakest):
+    """The word `text` read at `confidence` (the mean) with its least sure character at `weakest`
+    (None: a recognizer that gives no per-character probabilities)."""
     for word in ocr["palabras_detectadas"]:
         if word["texto"] == text:
             word["confianza"] = confidence
+            word.pop("confianza_minima_caracter", None)
+            if weakest is not None:
+                word["confianza_minima_caracter"] = weakest
     return ocr
 
 
 def test_a_key_value_read_unsure_is_none_with_the_reading_kept():
     ocr = _with_confidence(page(rows_lv([("Monto:", "Bs. 10,00"), ("Referencia:", "069757009883")])),
-                           "069757009883", 0.957)
+                           "069757009883", 0.969, 0.622)  # wa-1773702181 re-screenshotted: a 0 read as 9
     result = extract_fields(ocr)
     detail = result["campos_detalle"]["referencia"]
     assert result["extracted_fields"]["referencia"] is None
     assert detail["motivo"] == "lectura_dudosa" and detail["valor_leido"] == "069757009883"
     assert detail["requiere_revision"] is True
     assert detail["caracteres_dudosos"][0]["texto"] == "069757009883"
-    assert detail["caracteres_dudosos"][0]["confianza_minima_caracter"] < 0.6
+    assert detail["caracteres_dudosos"][0]["confianza_minima_caracter"] == 0.622
     assert result["validacion"]["requiere_revision"] is True
     assert "referencia" in result["validacion"]["campos_dudosos"]
+
+
+def test_without_per_character_probabilities_the_weakest_is_estimated_from_the_mean():
+    # 12 digits at a mean of 0.957: one of them may have been read at 0.48.
+    ocr = _with_confidence(page(rows_lv([("Monto:", "Bs. 10,00"), ("Referencia:", "069757009883")])),
+                           "069757009883", 0.957, None)
+    result = extract_fields(ocr)
+    assert result["extracted_fields"]["referencia"] is None
+    assert result["campos_detalle"]["referencia"]["caracteres_dudosos"][0]["confianza_minima_caracter"] == 0.484
+
+
+def test_a_sure_mean_over_sure_characters_raises_no_doubt():
+    ocr = _with_confidence(page(rows_lv([("Monto:", "Bs. 10,00"), ("Referencia:", "069757009883")])),
+                           "069757009883", 0.957, 0.9)
+    assert extract_fields(ocr)["extracted_fields"]["referencia"] == "069757009883"
 
 
 def test_a_number_with_separators_read_unsure_keeps_its_value_flagged():
     """Its normalizer checks the groups; OCR's doubt in such words mostly sits on the separators."""
     ocr = _with_confidence(page(rows_lv([("Referencia:", "069757009883"), ("Cédula:", "V-12.345.678")]), confidence=0.99),
-                           "V-12.345.678", 0.93)
+                           "V-12.345.678", 0.93, 0.4)
     result = extract_fields(ocr)
     assert result["extracted_fields"]["cedula"] == "V-12345678"
     assert result["campos_detalle"]["cedula"]["motivo_revision"] == "lectura_dudosa"
 
 
 def test_free_text_read_unsure_keeps_its_value_flagged():
+    # wa-1772902968 photographed: "faltante" read at a mean of 0.953, its "l" as a "t" at 0.62.
     ocr = _with_confidence(page(rows_lv([("Referencia:", "069757009883"), ("Concepto:", "fattante")])),
-                           "fattante", 0.9)
+                           "fattante", 0.953, 0.62)
     result = extract_fields(ocr)
     assert result["extracted_fields"]["concepto"] == "fattante"
     assert result["campos_detalle"]["concepto"]["motivo_revision"] == "lectura_dudosa"
@@ -271,7 +292,8 @@ def test_free_text_read_unsure_keeps_its_value_flagged():
 def test_a_second_sure_reading_confirms_an_unsure_one():
     rows = rows_lv([("Referencia:", "069757009883"), ("Nro. de operación:", "069757009883")])
     ocr = page(rows)
-    ocr["palabras_detectadas"][1]["confianza"] = 0.957  # the first reading only
+    _with_confidence(ocr, "069757009883", 0.957, None)  # both readings ...
+    ocr["palabras_detectadas"][-1].update(confianza=0.97, confianza_minima_caracter=0.97)  # ... the last one sure
     result = extract_fields(ocr)
     assert result["extracted_fields"]["referencia"] == "069757009883"
     assert "requiere_revision" not in result["campos_detalle"]["referencia"]
