@@ -14,6 +14,14 @@ import re
 # Letters the recognizer reads for digits on receipt fonts (the one table of them).
 DIGIT_LOOKALIKES = {"O": "0", "o": "0", "D": "0", "l": "1", "I": "1", "|": "1", "S": "5", "s": "5", "B": "8"}
 _DIGIT_FOR = str.maketrans(DIGIT_LOOKALIKES)
+# Glyphs the recognizer swaps inside words of letters (case already folded): "RlF" for "RIF",
+# "C0d" for "Cod". Short label words must otherwise match exactly.
+_LETTER_SHAPE = str.maketrans({"l": "i", "1": "i", "|": "i", "!": "i", "0": "o"})
+
+
+def letter_shape(token: str) -> str:
+    """`token` with the glyphs OCR confuses inside words made one: equal shapes are the same word."""
+    return token.translate(_LETTER_SHAPE)
 # "D" is left out of values: next to digits it is as often a real letter ("Ref D-1234").
 _CONFUSABLE = "OolI|SsB"
 # "B5." / "85." / "BS" before an amount is the bolívar sign "Bs.".

@@ -90,6 +90,11 @@ class Document:
     width: float
     height: float
     median_height: float
+    top: float = 0.0  # where the page's first words are: below a photo's desk or a viewer's bar
+
+    def y_at(self, fraction: float) -> float:
+        """The height `fraction` of the way down from the page's first words to the image's foot."""
+        return self.top + fraction * (self.height - self.top)
 
 
 def _median(values: list[float]) -> float:
@@ -237,7 +242,8 @@ def build_document(ocr_result: dict[str, Any], settings: dict[str, float], statu
             line_segments.append(segment)
         lines.append(Line(len(lines), line_segments, _union(s.box for s in line_segments)))
     median_height = _median([w.height for w in words]) if words else 1.0
-    return Document(words, lines, segments, width, height, median_height)
+    top = min(w.box[1] for w in words) if words else 0.0
+    return Document(words, lines, segments, width, height, median_height, top)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
+from extraction.confusions import letter_shape
 from extraction.normalizers import edit_distance
 
 
@@ -19,7 +20,8 @@ class PhraseIndex:
     """Finds known phrases (token tuples) at a position of a token list.
 
     A phrase token of `fuzzy_from` characters or more tolerates one edit (a missing, extra or
-    misread character), two from 9 characters on; shorter tokens must match exactly. Candidates
+    misread character), two from 9 characters on; shorter tokens must match exactly, but for the
+    glyphs OCR confuses inside words (confusions.letter_shape: "rlf" is "rif"). Candidates
     are found through an index of one-deletion variants, so a lookup costs a few dict probes, and
     results are cached per token.
     """
@@ -28,11 +30,13 @@ class PhraseIndex:
         self.fuzzy_from = fuzzy_from
         self._by_first: dict[str, list[tuple[tuple[str, ...], object]]] = {}
         self._variants: dict[str, set[str]] = {}
+        self._by_shape: dict[str, set[str]] = {}
         for tokens, payload in phrases:
             if not tokens:
                 continue
             self._by_first.setdefault(tokens[0], []).append((tokens, payload))
             first = tokens[0]
+            self._by_shape.setdefault(letter_shape(first), set()).add(first)
             if len(first) >= fuzzy_from:
                 for variant in _deletions(first) | {first}:
                     self._variants.setdefault(variant, set()).add(first)
@@ -50,6 +54,8 @@ class PhraseIndex:
         found: dict[str, int] = {}
         if token in self._by_first:
             found[token] = 0
+        for first in self._by_shape.get(letter_shape(token), ()):
+            found.setdefault(first, 0)
         if len(token) >= self.fuzzy_from - 1:
             for variant in _deletions(token) | {token}:
                 for first in self._variants.get(variant, ()):
@@ -87,7 +93,9 @@ class PhraseIndex:
 
 @lru_cache(maxsize=65536)
 def _cached_distance(a: str, b: str, limit: int) -> int:
-    return edit_distance(a, b, limit) if limit else (0 if a == b else 1)
+    if limit:
+        return edit_distance(a, b, limit)
+    return 0 if a == b or letter_shape(a) == letter_shape(b) else 1
 
 
 def _deletions(token: str) -> set[str]:

@@ -159,11 +159,12 @@ def run_header_bank(run: Extraction, rule: Rule) -> None:
 def run_page_bank(run: Extraction, rule: Rule) -> None:
     """The bank a page shows without naming it under a label: one of its apps' names or
     signatures anywhere outside another field's value ("Tu Tpago fue exitoso" -> Mercantil), or its
-    online-banking domain in a browser's address bar at the top of the page. Banks merely named in
-    the body never count (that is the payee's bank as often as not)."""
+    online-banking domain in a browser's address bar at the top of the page (measured from its
+    first words: a photographed screen sits lower in the frame). Banks merely named in the body
+    never count (that is the payee's bank as often as not)."""
     allowed = {rule.field, None}
     found: dict[str, Candidate] = {}
-    top = rule.top_fraction * run.doc.height
+    top = run.doc.y_at(rule.top_fraction)
     for segment in run.doc.segments:
         owners = run.claims.get(segment.id)
         if owners and not owners <= allowed:

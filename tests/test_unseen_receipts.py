@@ -65,6 +65,14 @@ def test_bfc_cedula_and_rif_label():
     assert got["cedula"] == "E-82078228"
 
 
+@pytest.mark.parametrize("label", ["Cédula de Identidad / RlF:", "C.I./RlF:"])
+def test_short_label_words_tolerate_the_glyphs_ocr_swaps(label):
+    """wa-1778945275 photographed: "RIF" read "RlF"; a 3-letter word tolerates no edit, but an
+    l for an I is no edit."""
+    got = fields(page(rows_lv([("Referencia:", "95562595"), (label, "E-82078228")])))
+    assert got["cedula"] == "E-82078228"
+
+
 def test_comprobante_row_is_the_reference_but_a_title_is_not():
     assert fields(page(rows_lv([("Comprobante:", "95562595"), ("Monto:", "Bs. 10,00")])))["referencia"] == "95562595"
     title = fields(page([(200, [(150, "Comprobante N° 318380")])] + rows_lv([("Monto", "Bs. 10,00")], top=400)))
@@ -148,6 +156,21 @@ def test_an_unreadable_value_does_not_pull_its_neighbours_values():
 def test_origin_bank_from_the_address_bar(address, bank):
     ocr = web_page(["Referencia", "Teléfono"], ["000000454592", "04143297358"], address=address)
     assert fields(ocr)["banco_origen"] == bank
+
+
+def test_the_address_bar_of_a_photographed_screen_is_measured_from_the_page_top():
+    """wa-1771081520 photographed: a desk above the screen pushes the address bar to 17% of the
+    frame; it is still the top of the page."""
+    ocr = web_page(["Referencia", "Teléfono"], ["000000454592", "04143297358"])
+    desk = 260
+    for word in ocr["palabras_detectadas"]:
+        word["coordenadas"][1] += desk
+        word["coordenadas"][3] += desk
+    ocr["image_size"] = [ocr["image_size"][0], ocr["image_size"][1] + 2 * desk]
+    for line in ocr["lineas"]:
+        line["coordenadas"][1] += desk
+        line["coordenadas"][3] += desk
+    assert fields(ocr)["banco_origen"] == "Venezolano de Crédito"
 
 
 def test_a_domain_in_the_body_is_not_the_address_bar():
