@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from extraction.errors import RulesError
-from extraction.normalizers import NORMALIZERS, Token, compact, tokenize
+from extraction.normalizers import NORMALIZERS, Token, compact, fold, tokenize
 from extraction.pattern_guard import check_patterns_time_bound
 from extraction.rule_checks import _Checker, _compile
 from extraction.phrases import PhraseIndex
@@ -157,16 +157,45 @@ class RuleSet:
     none_values: frozenset[str] = frozenset()
     # Fields returned as None (the reading kept in campos_detalle) when read unsure and unconfirmed.
     doubt_null_fields: frozenset[str] = frozenset()
+    # Every word the labels are written with (stopwords and alias keys too): what a run of glued
+    # label words is cut back into.
+    label_words: frozenset[str] = frozenset()
 
     def label_tokens(self, text: str) -> list[Token]:
         """Tokens used to match labels: aliases applied ("n°" -> "nro"), stopwords dropped, and
         OCR's digits-for-letters inside words undone ("0peración", "Referenc1a")."""
         out = []
-        for token in tokenize(_LOOKALIKE_RUN.sub(_letters_for_digits, text)):
-            norm = self.token_aliases.get(token.norm, token.norm)
-            if norm in self.stopwords:
-                continue
-            out.append(Token(norm, token.start, token.end))
+        for glued in tokenize(_LOOKALIKE_RUN.sub(_letters_for_digits, text)):
+            for token in self._unglued(glued):
+                norm = self.token_aliases.get(token.norm, token.norm)
+                if norm in self.stopwords:
+                    continue
+                out.append(Token(norm, token.start, token.end))
+        return out
+
+    def made_of_label_words(self, text: str) -> bool:
+        """Whether `text` is one of the labels' words or several of them run together."""
+        folded = fold(text)
+        return folded in self.label_words or _glued_words(folded, self.label_words) is not None
+
+    def _unglued(self, token: Token) -> list[Token]:
+        """Label words small text ran together ("BANCORECEPTOR", "MONTODELAOPERACIÓN") cut back
+        into the labels' own words; any other token as it is. Each piece gets the span of its
+        characters (a stopword's going to the word before it: the label "CELULARDE" ends where
+        the word does) when folding kept the length, else the whole token's."""
+        pieces = _glued_words(token.norm, self.label_words) if len(token.norm) >= 7 and token.norm.isalpha() else None
+        if not pieces:
+            return [token]
+        if token.end - token.start != len(token.norm):
+            return [Token(piece, token.start, token.end) for piece in pieces]
+        out: list[Token] = []
+        cursor = token.start
+        for piece in pieces:
+            if out and self.token_aliases.get(piece, piece) in self.stopwords:
+                out[-1] = out[-1]._replace(end=cursor + len(piece))
+            else:
+                out.append(Token(piece, cursor, cursor + len(piece)))
+            cursor += len(piece)
         return out
 
     def rules_by_strategy(self, strategy: str) -> list[Rule]:
@@ -174,6 +203,22 @@ class RuleSet:
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def _glued_words(text: str, words: frozenset[str]) -> list[str] | None:
+    """The fewest words of `words` (two letters or more each, two words or more) that `text` is
+    made of, or None: a word of its own is never cut."""
+    if text in words:
+        return None
+    best: list[list[str] | None] = [None] * (len(text) + 1)
+    best[0] = []
+    for end in range(2, len(text) + 1):
+        for start in range(0, end - 1):
+            head = best[start]
+            if head is not None and text[start:end] in words and (best[end] is None or len(head) + 1 < len(best[end])):
+                best[end] = head + [text[start:end]]
+    found = best[len(text)]
+    return found if found and len(found) >= 2 else None
 
 
 # A word of letters with a 0 or 1 inside (OCR misreading "o" / "i" / "l"); same length as the original.
@@ -326,9 +371,13 @@ def parse_rules(document: Any, source: str = "<dict>", time_bound: float | None 
     phrases: list[tuple[tuple[str, ...], object]] = []
     token_aliases = {str(k).lower(): str(v).lower() for k, v in aliases.items()}
 
+    label_words: set[str] = set(stopwords) | set(token_aliases)
+
     def label_form(text: str) -> tuple[str, ...]:
         out = []
         for token in tokenize(text):
+            if token.norm.isalpha():
+                label_words.add(token.norm)
             norm = token_aliases.get(token.norm, token.norm)
             if norm not in stopwords:
                 out.append(norm)
@@ -374,7 +423,7 @@ def parse_rules(document: Any, source: str = "<dict>", time_bound: float | None 
     raw = json.dumps(document, sort_keys=True, ensure_ascii=False)
     return RuleSet(
         boilerplate=tuple(boilerplate), none_values=none_values, doubt_null_fields=doubt_null_fields,
-        id=doc_id, version=version, rules=tuple(rules), settings=settings,
+        label_words=frozenset(w for w in label_words if len(w) >= 2), id=doc_id, version=version, rules=tuple(rules), settings=settings,
         token_aliases=token_aliases, stopwords=stopwords, exclusions=exclusions,
         label_index=PhraseIndex(phrases, fuzzy_from=5), label_tail=label_tail,
         document=copy.deepcopy(document), source=source,

@@ -73,6 +73,31 @@ def test_short_label_words_tolerate_the_glyphs_ocr_swaps(label):
     assert got["cedula"] == "E-82078228"
 
 
+@pytest.mark.parametrize("label,value,field,expected", [
+    # wa-1781363624 as a thumbnail: small text loses the spaces between a label's words.
+    ("NÚMERO CELULARDE DESTINO", "0414-3297358", "telefono", "04143297358"),
+    ("NÚMEROCELULARDEDESTINO", "0414-3297358", "telefono", "04143297358"),
+    ("BANCORECEPTOR", "BANCO MERCANTIL", "banco_destino", "Banco Mercantil"),
+    ("NÚMERODEREFERENCIA", "061649414859", "referencia", "061649414859"),
+    ("MONTODELAOPERACIÓN", "Bs. 4.700,00", "monto", "4700.00"),
+])
+def test_label_words_run_together_are_cut_back(label, value, field, expected):
+    got = fields(page(rows_lv([("Cédula:", "V-12.345.678"), (label, value)])))
+    assert got[field] == expected
+
+
+def test_a_word_that_only_starts_like_a_label_is_not_cut():
+    rules = get_registry().current
+    assert [t.norm for t in rules.label_tokens("MONTESINOS")] == ["montesinos"]
+    assert [t.norm for t in rules.label_tokens("BANCORECEPTOR")] == ["banco", "receptor"]
+    assert not rules.made_of_label_words("MONTESINOS")
+
+
+def test_a_glued_origin_phone_label_does_not_take_the_destination_phone():
+    got = fields(page(rows_lv([("NÚMEROCELULARDEORIGEN", "04**-***4138"), ("Referencia:", "061649414859")])))
+    assert got["telefono"] is None
+
+
 def test_comprobante_row_is_the_reference_but_a_title_is_not():
     assert fields(page(rows_lv([("Comprobante:", "95562595"), ("Monto:", "Bs. 10,00")])))["referencia"] == "95562595"
     title = fields(page([(200, [(150, "Comprobante N° 318380")])] + rows_lv([("Monto", "Bs. 10,00")], top=400)))
