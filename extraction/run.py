@@ -276,9 +276,12 @@ class Extraction:
                 self.label_segments.add(segment.id)
 
     def _is_wrapped_value(self, segment: Segment, occs: list[LabelOcc]) -> bool:
-        """A colon-less "label" tight under a value in its column is that value's second line
-        ("0156 - 100%" / "Banco")."""
+        """A colon-less one-word "label" tight under a value in its column is that value's second
+        line ("0156 - 100%" / "Banco"). A label of several words ("NÚMERO DE CELULAR" under the
+        origin phone, boxes grown tall on a viewer's rescaled page) is a label."""
         if any(o.inline is not None for o in occs) or ":" in segment.text or segment.line == 0:
+            return False
+        if len(self.rules.label_tokens(segment.text)) >= 2:
             return False
         above = self.doc.lines[segment.line - 1]
         for other in above.segments:

@@ -403,9 +403,23 @@ def test_masked_phone_digits_are_not_a_bank_name():
     assert got["telefono"] is None
 
 
-def test_date_and_time_glued_by_ocr():
-    got = fields(page(rows_stacked([("Fecha:", "25/11/20251:11p.m.")])))
-    assert got["fecha"] == "2025-11-25" and got["hora_operacion"] == "13:11"
+def test_a_label_of_several_words_tight_under_a_value_is_a_label():
+    """wa-1772291232 in a gallery viewer: the page rescaled, boxes grew tall and the destination
+    phone's label sat 7 px under the origin phone; taken for its second line, the phone was lost."""
+    rows = rows_stacked([("NÚMERO DE CELULAR DE ORIGEN", "04**-***4222"), ("NÚMERO DE CELULAR DE DESTINO", "04143297358")],
+                        label_h=35, value_h=35, gap=2, pitch=-2)
+    assert fields(page(rows))["telefono"] == "04143297358"
+
+
+@pytest.mark.parametrize("value,date,time", [
+    ("25/11/20251:11p.m.", "2025-11-25", "13:11"),
+    ("28/02/202611:06:44AM", "2026-02-28", "11:06"),
+    # wa-1772902968 on a large screen: "07/03/26 01:02pm" read without its space, once year 2601.
+    ("07/03/2601:02pm", "2026-03-07", "13:02"),
+])
+def test_date_and_time_glued_by_ocr(value, date, time):
+    got = fields(page(rows_stacked([("Fecha:", value)])))
+    assert got["fecha"] == date and got["hora_operacion"] == time
 
 
 @pytest.mark.parametrize("value", ["31/08/2025 10:20p.1 m", "31/08/2025 10:20 p", "31/08/2025 10:20 a.1m."])
