@@ -277,8 +277,9 @@ class Extraction:
 
     def _is_wrapped_value(self, segment: Segment, occs: list[LabelOcc]) -> bool:
         """A colon-less one-word "label" tight under a value in its column is that value's second
-        line ("0156 - 100%" / "Banco"). A label of several words ("NÚMERO DE CELULAR" under the
-        origin phone, boxes grown tall on a viewer's rescaled page) is a label."""
+        line ("0156 - 100%" / "Banco"): tight means within a fifth of a line, and no farther from
+        the value than the value is from its own label (a value's lines sit closer together than
+        to the next row's label). A label of several words ("NÚMERO DE CELULAR") is a label."""
         if any(o.inline is not None for o in occs) or ":" in segment.text or segment.line == 0:
             return False
         if len(self.rules.label_tokens(segment.text)) >= 2:
@@ -288,9 +289,18 @@ class Extraction:
             if share_column(other, segment) and other.id not in self.label_segments \
                     and other.id not in self.labels:
                 gap = segment.box[1] - other.box[3]
-                if gap <= 0.2 * min(segment.height, other.height):
+                if gap <= 0.2 * min(segment.height, other.height) and gap <= self._gap_to_own_label(other):
                     return True
         return False
+
+    def _gap_to_own_label(self, value: Segment) -> float:
+        """How far `value` sits under the label above it in its column (infinity without one)."""
+        if value.line == 0:
+            return float("inf")
+        for label in self.doc.lines[value.line - 1].segments:
+            if share_column(label, value) and (label.id in self.labels or label.id in self.label_segments):
+                return value.box[1] - label.box[3]
+        return float("inf")
 
     def _counts_as_label(self, occ: LabelOcc) -> bool:
         """Labels end value scans. A weak label ("Operación realizada") only counts when a number follows."""

@@ -411,6 +411,14 @@ def test_a_label_of_several_words_tight_under_a_value_is_a_label():
     assert fields(page(rows))["telefono"] == "04143297358"
 
 
+def test_a_label_farther_from_a_value_than_its_own_label_is_a_label():
+    """wa-1775613172 in a gallery viewer: "IDENTIFICACIÓN" 6 px under the phone (a fifth of a
+    line), the phone 2 px under its own label: the next row's label, not the phone's second line."""
+    rows = rows_stacked([("NÚMERO CELULAR DE DESTINO", "04127965701"), ("IDENTIFICACIÓN", "V31031988")],
+                        label_h=31, value_h=31, gap=1, pitch=2)
+    assert fields(page(rows))["cedula"] == "V-31031988"
+
+
 @pytest.mark.parametrize("value,date,time", [
     ("25/11/20251:11p.m.", "2025-11-25", "13:11"),
     ("28/02/202611:06:44AM", "2026-02-28", "11:06"),
