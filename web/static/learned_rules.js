@@ -6,32 +6,12 @@
 
   var STATES = {propuesta: "Propuesta", activa: "Activa", desactivada: "Desactivada"};
   var POSITIONS = {right: "a la derecha", below: "debajo"};
-  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var el = window.Desk.el, api = window.Desk.api;
   var admin = document.querySelector("main.reglas").getAttribute("data-admin") === "si";
   var $ = function (id) { return document.getElementById(id); };
   var cursor = null;
 
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "class") node.className = attrs[k]; else node.setAttribute(k, attrs[k]);
-    });
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
 
-  function api(method, path, body) {
-    var options = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
-    if (method !== "GET") {
-      options.headers["X-CSRF-Token"] = csrf;
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body || {});
-    }
-    return fetch(path, options).then(function (response) {
-      if (response.status === 401) { window.location.href = "/review/login"; throw new Error("sesión vencida"); }
-      return response.json().catch(function () { return {success: false, error: {message: "Respuesta ilegible"}}; });
-    });
-  }
 
   function say(text, error) {
     var box = $("mensaje-reglas");

@@ -60,19 +60,11 @@
   var POLL_MS = 8000;
   var PAGE = 30;
 
-  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var el = window.Desk.el, api = window.Desk.api;
   var ZONE = (document.getElementById("mesa") || document.body).getAttribute("data-zona") || "America/Caracas";
   var $ = function (id) { return document.getElementById(id); };
   var state = {items: [], cursor: null, selected: null, upload: null, zoom: 0, topId: 0};
 
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "class") node.className = attrs[k]; else node.setAttribute(k, attrs[k]);
-    });
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
 
   // --- Venezuelan formats (the API stays ISO) -------------------------------------------------
   function groupThousands(digits) { return digits.replace(/\B(?=(\d{3})+(?!\d))/g, "."); }
@@ -160,19 +152,6 @@
     return LABEL[match[1]] + ": " + rest;
   }
 
-  function api(method, path, body) {
-    var options = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
-    if (method !== "GET") {
-      options.headers["X-CSRF-Token"] = csrf;
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body || {});
-    }
-    return fetch(path, options).then(function (response) {
-      if (response.status === 401) { window.location.href = "/review/login"; throw new Error("sesión vencida"); }
-      return response.json().catch(function () { return {success: false, error: {code: "ilegible"}}; })
-        .then(function (data) { data.httpStatus = response.status; return data; });
-    });
-  }
 
   // --- filters and the queue ------------------------------------------------------------------
   function filterParams() {
