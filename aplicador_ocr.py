@@ -196,14 +196,24 @@ class AplicadorOCR:
             raise result
         return result
 
-    def procesar_lote(self, images: list[bytes], profile: str | None = None) -> list[dict[str, Any] | ImageRejected]:
-        """OCR a batch. Each item is a result dict or the ImageRejected explaining its failure."""
+    def reads_closer(self, profile: str | None = None) -> bool:
+        """Whether the profile takes a second, closer reading (config: second_reading_det_input_size)."""
+        return bool(self.config["profiles"][self.resolve_profile(profile)].get("second_reading_det_input_size"))
+
+    def procesar_lote(self, images: list[bytes], profile: str | None = None,
+                      closer: bool = False) -> list[dict[str, Any] | ImageRejected]:
+        """OCR a batch. Each item is a result dict or the ImageRejected explaining its failure.
+        `closer` reads the pages again more closely (ocr/reading.py): only for profiles that
+        `reads_closer`."""
         name = self.resolve_profile(profile)
+        if closer and not self.reads_closer(name):
+            raise ValueError(f"OCR profile {name!r} takes no closer reading")
+        cache_key = f"{name}+cerca" if closer else name
         results: list[dict[str, Any] | ImageRejected | None] = [None] * len(images)
         todo: list[tuple[int, bytes]] = []
         for index, data in enumerate(images):
             started = time.perf_counter()
-            cached = self.cache.get(sha256_of(data), name) if data else None
+            cached = self.cache.get(sha256_of(data), cache_key) if data else None
             if cached is not None:
                 cached["cache_hit"] = True
                 cached["processing_time"] = round(time.perf_counter() - started, 4)
@@ -216,8 +226,9 @@ class AplicadorOCR:
         # two calls of 2 at the same time.
         size = max(1, min(PAGES_PER_CALL, math.ceil(len(todo) / self.streams)))
         chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
-        read = self._executor.map(self._read_chunk, [name] * len(chunks), chunks) \
-            if self._executor is not None and len(chunks) > 1 else map(self._read_chunk, [name] * len(chunks), chunks)
+        flags = [closer] * len(chunks)
+        read = self._executor.map(self._read_chunk, [name] * len(chunks), chunks, flags) \
+            if self._executor is not None and len(chunks) > 1 else map(self._read_chunk, [name] * len(chunks), chunks, flags)
         # Results are built here, in order, while the streams read the next chunks.
         for decoded, readings, seconds in read:
             pages = [(index, loaded) for index, loaded, _ in decoded if not isinstance(loaded, ImageRejected)]
@@ -229,7 +240,7 @@ class AplicadorOCR:
             decode_time = {index: seconds_decoding for index, _, seconds_decoding in decoded}
             for (index, loaded), page in zip(pages, readings):
                 result = self._page_result(page, loaded, name, decode_time[index] + share)
-                self.cache.put(loaded.sha256, name, result)
+                self.cache.put(loaded.sha256, cache_key, result)
                 results[index] = result  # the cache keeps its own copy
                 self.images_processed += 1
                 if self.gc_frequency and self.images_processed % self.gc_frequency == 0:
@@ -238,7 +249,7 @@ class AplicadorOCR:
             self.cache.clear()
         return results  # type: ignore[return-value]
 
-    def _read_chunk(self, name: str, chunk: list[tuple[int, bytes]]
+    def _read_chunk(self, name: str, chunk: list[tuple[int, bytes]], closer: bool = False
                     ) -> tuple[list[tuple[int, LoadedImage | ImageRejected, float]], list[PageReading], float]:
         """Decode a chunk's images and read them with a free copy of the profile's predictor."""
         decoded: list[tuple[int, LoadedImage | ImageRejected, float]] = []
@@ -264,10 +275,10 @@ class AplicadorOCR:
                 copy = None
         try:
             if copy is not None:
-                readings = copy(pixels)
+                readings = copy(pixels, closer=closer)
             else:
                 with self._inference_lock:
-                    readings = self.predictors[name](pixels)
+                    readings = self.predictors[name](pixels, closer=closer)
         finally:
             if copy is not None:
                 copies.put(copy)

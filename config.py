@@ -36,6 +36,10 @@ OCR_PROFILES: dict[str, dict[str, Any]] = {
         "small_text_max_height": 19,
         # Crop columns per batch of that recognizer (its activations bound the peak RSS).
         "small_text_reco_max_batch_columns": 1536,
+        # A page whose first reading leaves a key value unread under its label, or unsure, is read
+        # again closer: detection on this larger canvas, recognition by the small recognizer
+        # (ocr/reading.py, extraction/second_reading.py). Omit it and a profile takes no second look.
+        "second_reading_det_input_size": (1280, 736),
     },
     "balanced": {
         "det_model": "ppocrv6:tiny",

@@ -1,8 +1,9 @@
 """OrquestadorOCR: a batch of images in, one per-image document out for each.
 
-The engine (AplicadorOCR) reads the text; the extractor turns it into the 16 business fields. An
-image that cannot be read becomes an error document with its reason, and the rest of the batch
-goes on. The document shape is the seed's (request_id, filename, processing_metadata, texts,
+The engine (AplicadorOCR) reads the text; the extractor turns it into the 16 business fields; a
+page whose first reading left a key value unread under its label or unsure is read again closer
+(extraction/second_reading.py). An image that cannot be read becomes an error document with its
+reason, and the rest of the batch goes on. The document shape is the seed's (request_id, filename, processing_metadata, texts,
 extracted_fields, palabras_detectadas) plus the upload metadata, campos_detalle and validacion.
 """
 from __future__ import annotations
@@ -14,9 +15,13 @@ from typing import Any
 
 import config
 from aplicador_ocr import AplicadorOCR, get_aplicador
+from extraction.banks import get_catalog
 from extraction.extractor import extract_fields
+from extraction.rules import get_registry
+from extraction.second_reading import fields_to_reread, take_second_reading
 from ocr.image_safety import ImageRejected
 from process_wide import process_wide
+from validador_ocr import ValidadorOCR
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +101,58 @@ class OrquestadorOCR:
         if not items:
             return []
         outcomes = self._ocr(items, profile_name)
+        read = [(item, outcome) for item, outcome in zip(items, outcomes) if not isinstance(outcome, ImageRejected)]
+        extractions = iter(self.extraer_campos([item.image_bytes for item, _ in read], [ocr for _, ocr in read],
+                                               profile_name, [item.filename for item, _ in read]))
         documents = []
         for item, outcome in zip(items, outcomes):
             if isinstance(outcome, ImageRejected):
                 documents.append(error_document(item.filename, item.metadata, request_id, profile_name, language,
                                                 outcome.code, outcome.message))
                 continue
-            documents.append(self._document(item, outcome, language, request_id, include_coordinates))
+            documents.append(self._document(item, outcome, next(extractions), language, request_id, include_coordinates))
         return documents
+
+    def extraer_campos(self, images: list[bytes], ocrs: list[dict[str, Any]], profile: str,
+                       names: list[str] | None = None, first: list[dict[str, Any]] | None = None
+                       ) -> list[dict[str, Any]]:
+        """The fields of each page read (`ocrs`, from `images`), with a second, closer reading of
+        the pages whose first left a key value unread under its label or unsure. `first`: the
+        pages' extractions when the caller has them already (benchmarks/accuracy.py times them)."""
+        profile = self.aplicador.resolve_profile(profile)
+        names = names or [f"#{index}" for index in range(len(images))]
+        rules = get_registry().current
+        extractions = list(first) if first is not None else [self._extract(ocr, name) for ocr, name in zip(ocrs, names)]
+        canvas = max(self.aplicador.config["profiles"][profile].get("det_input_size") or (0,))
+        wanted = {index: fields_to_reread(extraction, rules, max(ocr.get("image_size") or (0,)) > canvas)
+                  for index, (extraction, ocr) in enumerate(zip(extractions, ocrs))}
+        again = [index for index, fields in wanted.items() if fields]
+        if not again or not self.aplicador.reads_closer(profile):
+            return extractions
+        try:
+            closer = self.aplicador.procesar_lote([images[index] for index in again], profile, closer=True)
+        except Exception:
+            # The first reading stands: a second look that fails costs nothing but the look.
+            logger.exception("Second, closer reading of %d pages failed", len(again))
+            return extractions
+        validator = ValidadorOCR(config.EXTRACTION_CONFIG, get_catalog())
+        for index, second in zip(again, closer):
+            if isinstance(second, ImageRejected):
+                continue
+            extractions[index] = take_second_reading(extractions[index], self._extract(second, names[index]),
+                                                     wanted[index], validator)
+            extractions[index]["metadatos_extraccion"]["segunda_lectura"]["tiempo_s"] = second["processing_time"]
+        return extractions
+
+    @staticmethod
+    def _extract(ocr: dict[str, Any], name: str) -> dict[str, Any]:
+        try:
+            return extract_fields(ocr)
+        except Exception as exc:
+            # The text is still worth keeping; the fields stay empty and the reason is recorded.
+            logger.exception("Field extraction failed for %s", name)
+            return {"extracted_fields": empty_fields(), "campos_detalle": {},
+                    "validacion": {"error": f"extraction_failed: {type(exc).__name__}"}}
 
     def _ocr(self, items: list[ImagenLote], profile: str) -> list[dict[str, Any] | ImageRejected]:
         try:
@@ -124,15 +173,8 @@ class OrquestadorOCR:
                 outcomes.append(ImageRejected("ocr_failed", f"The OCR engine failed on this image: {type(exc).__name__}"))
         return outcomes
 
-    def _document(self, item: ImagenLote, ocr: dict[str, Any], language: str, request_id: str | None,
-                  include_coordinates: bool) -> dict[str, Any]:
-        try:
-            extraction = extract_fields(ocr)
-        except Exception as exc:
-            # The text is still worth keeping; the fields stay empty and the reason is recorded.
-            logger.exception("Field extraction failed for %s", item.filename)
-            extraction = {"extracted_fields": empty_fields(), "campos_detalle": {},
-                          "validacion": {"error": f"extraction_failed: {type(exc).__name__}"}}
+    def _document(self, item: ImagenLote, ocr: dict[str, Any], extraction: dict[str, Any], language: str,
+                  request_id: str | None, include_coordinates: bool) -> dict[str, Any]:
         words = ocr["palabras_detectadas"]
         if not include_coordinates:
             words = [{k: v for k, v in word.items() if k != "coordenadas"} for word in words]

@@ -105,7 +105,7 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
                 reasons[name] = reason or ""
                 chosen.pop(name, None)
                 return
-            conflict = _cross_check(name, best.value, {k: v.value for k, v in chosen.items() if k != name})
+            conflict = cross_check(name, best.value, {k: v.value for k, v in chosen.items() if k != name})
             if not conflict:
                 chosen[name] = best
                 return
@@ -158,6 +158,9 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
         elif rejected:
             top = rejected[0]
             detail[name] = {"valor": None, "motivo": top.reason, "texto_original": top.raw, "regla": top.rule}
+        elif (label := _label_without_value(run, name)) is not None:
+            # The page says the value is there: a person (or a second, closer reading) can find it.
+            detail[name] = {"valor": None, "motivo": LABEL_WITHOUT_VALUE, "etiqueta": label}
         else:
             detail[name] = {"valor": None, "motivo": "no se encontró etiqueta ni valor reconocible"}
     validacion = validator.validar(extracted, detail)
@@ -171,6 +174,19 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
             "tiempo_ms": round((time.perf_counter() - started) * 1000, 3),
         },
     }
+
+
+LABEL_WITHOUT_VALUE = "etiqueta sin valor legible"
+
+
+def _label_without_value(run: Extraction, name: str) -> str | None:
+    """The text of a label of field `name` standing on its own (alone or with a colon) when no
+    value was read for it, else None."""
+    for occs in run.labels.values():
+        for occ in occs:
+            if occ.ref.field == name and occ.strong and occ.inline is None:
+                return occ.segment.text[:80]
+    return None
 
 
 # Fields whose validator confirms what was read: a bank is recognised by name or code against the
@@ -230,7 +246,7 @@ def _doubtful_characters(chosen: Candidate, rivals: list[Candidate], threshold: 
     return out
 
 
-def _cross_check(name: str, value: str, others: dict[str, Any]) -> str | None:
+def cross_check(name: str, value: str, others: dict[str, Any]) -> str | None:
     if name in ("referencia", "comprobante"):
         return reference_conflicts(value, others)
     if name == "cedula" and others.get("telefono") and re.sub(r"\D", "", value) == others["telefono"]:

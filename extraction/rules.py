@@ -15,7 +15,9 @@ Document: {id, version, description?, settings? (see DEFAULT_SETTINGS), token_al
 boilerplate? (the apps' sentences and button captions: never a value, and a value's block ends
 there), none_values? (printed values that mean "none": "No indicado"), doubt_null_fields? (fields
 returned as None, the reading kept in campos_detalle, when a bare run of digits of theirs was read
-unsure and nothing confirms it: see settings.doubt_char_confidence; otherwise kept, flagged), rules}.
+unsure and nothing confirms it: see settings.doubt_char_confidence; otherwise kept, flagged),
+second_reading_fields? (fields whose label standing without a value asks for a second, closer
+reading of the page: extraction/second_reading.py), rules}.
 Every rule has id, field, priority (0-1000, highest wins), confidence (0-1] and a strategy:
 - "label" (default): labels (synonyms), positions ["right", "below"], wrap (a same-line value may
   continue on the next line), block_lines (lines of a value below), inline_without_colon,
@@ -47,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from extraction.errors import RulesError
-from extraction.normalizers import NORMALIZERS, Token, compact, fold, tokenize
+from extraction.label_words import label_tokens, made_of_label_words
+from extraction.normalizers import NORMALIZERS, Token, compact, tokenize
 from extraction.pattern_guard import check_patterns_time_bound
 from extraction.rule_checks import _Checker, _compile
 from extraction.phrases import PhraseIndex
@@ -83,7 +86,7 @@ DEFAULT_SETTINGS: dict[str, float] = {
 }
 
 _TOP_KEYS = {"id", "version", "description", "settings", "token_aliases", "stopwords",
-             "label_tail_pattern", "exclusion_labels", "boilerplate", "none_values", "doubt_null_fields", "rules", "_comment"}
+             "label_tail_pattern", "exclusion_labels", "boilerplate", "none_values", "doubt_null_fields", "second_reading_fields", "rules", "_comment"}
 _RULE_KEYS = {
     "id", "field", "strategy", "priority", "confidence", "description", "labels", "positions",
     "wrap", "block_lines", "inline_without_colon", "pattern", "group", "normalizer",
@@ -157,79 +160,25 @@ class RuleSet:
     none_values: frozenset[str] = frozenset()
     # Fields returned as None (the reading kept in campos_detalle) when read unsure and unconfirmed.
     doubt_null_fields: frozenset[str] = frozenset()
+    # Fields whose label standing without a value asks for a second, closer reading of the page.
+    second_reading_fields: frozenset[str] = frozenset()
     # Every word the labels are written with (stopwords and alias keys too): what a run of glued
     # label words is cut back into.
     label_words: frozenset[str] = frozenset()
 
     def label_tokens(self, text: str) -> list[Token]:
-        """Tokens used to match labels: aliases applied ("n°" -> "nro"), stopwords dropped, and
-        OCR's digits-for-letters inside words undone ("0peración", "Referenc1a")."""
-        out = []
-        for glued in tokenize(_LOOKALIKE_RUN.sub(_letters_for_digits, text)):
-            for token in self._unglued(glued):
-                norm = self.token_aliases.get(token.norm, token.norm)
-                if norm in self.stopwords:
-                    continue
-                out.append(Token(norm, token.start, token.end))
-        return out
+        """Tokens used to match labels (extraction/label_words.py)."""
+        return label_tokens(text, self.token_aliases, self.stopwords, self.label_words)
 
     def made_of_label_words(self, text: str) -> bool:
         """Whether `text` is one of the labels' words or several of them run together."""
-        folded = fold(text)
-        return folded in self.label_words or _glued_words(folded, self.label_words) is not None
-
-    def _unglued(self, token: Token) -> list[Token]:
-        """Label words small text ran together ("BANCORECEPTOR", "MONTODELAOPERACIÓN") cut back
-        into the labels' own words; any other token as it is. Each piece gets the span of its
-        characters (a stopword's going to the word before it: the label "CELULARDE" ends where
-        the word does) when folding kept the length, else the whole token's."""
-        pieces = _glued_words(token.norm, self.label_words) if len(token.norm) >= 7 and token.norm.isalpha() else None
-        if not pieces:
-            return [token]
-        if token.end - token.start != len(token.norm):
-            return [Token(piece, token.start, token.end) for piece in pieces]
-        out: list[Token] = []
-        cursor = token.start
-        for piece in pieces:
-            if out and self.token_aliases.get(piece, piece) in self.stopwords:
-                out[-1] = out[-1]._replace(end=cursor + len(piece))
-            else:
-                out.append(Token(piece, cursor, cursor + len(piece)))
-            cursor += len(piece)
-        return out
+        return made_of_label_words(text, self.label_words)
 
     def rules_by_strategy(self, strategy: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.strategy == strategy]
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
-
-
-def _glued_words(text: str, words: frozenset[str]) -> list[str] | None:
-    """The fewest words of `words` (two letters or more each, two words or more) that `text` is
-    made of, or None: a word of its own is never cut."""
-    if text in words:
-        return None
-    best: list[list[str] | None] = [None] * (len(text) + 1)
-    best[0] = []
-    for end in range(2, len(text) + 1):
-        for start in range(0, end - 1):
-            head = best[start]
-            if head is not None and text[start:end] in words and (best[end] is None or len(head) + 1 < len(best[end])):
-                best[end] = head + [text[start:end]]
-    found = best[len(text)]
-    return found if found and len(found) >= 2 else None
-
-
-# A word of letters with a 0 or 1 inside (OCR misreading "o" / "i" / "l"); same length as the original.
-_LOOKALIKE_RUN = re.compile(r"(?=\w*[^\W\d_]\w*[^\W\d_]\w*[^\W\d_])(?=\w*[01])[^\W\d_01]*[01][\w]*")
-
-
-def _letters_for_digits(match: re.Match) -> str:
-    word = match.group()
-    if any(c.isdigit() and c not in "01" for c in word):
-        return word
-    return word.replace("0", "o").replace("1", "i")
 
 
 def _fields() -> list[str]:
@@ -419,10 +368,14 @@ def parse_rules(document: Any, source: str = "<dict>", time_bound: float | None 
     doubt_null_fields = frozenset(c.str_list("doubt_null_fields", []))
     if doubt_null_fields - set(fields):
         raise RulesError("rules document: key 'doubt_null_fields' must list field names")
+    second_reading_fields = frozenset(c.str_list("second_reading_fields", []))
+    if second_reading_fields - set(fields):
+        raise RulesError("rules document: key 'second_reading_fields' must list field names")
 
     raw = json.dumps(document, sort_keys=True, ensure_ascii=False)
     return RuleSet(
         boilerplate=tuple(boilerplate), none_values=none_values, doubt_null_fields=doubt_null_fields,
+        second_reading_fields=second_reading_fields,
         label_words=frozenset(w for w in label_words if len(w) >= 2), id=doc_id, version=version, rules=tuple(rules), settings=settings,
         token_aliases=token_aliases, stopwords=stopwords, exclusions=exclusions,
         label_index=PhraseIndex(phrases, fuzzy_from=5), label_tail=label_tail,

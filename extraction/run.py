@@ -39,6 +39,7 @@ from extraction.layout import (
 )
 from extraction.furniture import is_furniture, is_none_value
 from extraction.normalizers import NORMALIZERS, amount_sign
+from extraction.label_words import split_glued_word
 from extraction.rules import LabelRef, Rule, RuleSet
 from validador_ocr import ValidadorOCR
 
@@ -177,7 +178,7 @@ class Extraction:
                     cut = next((i for i, (start, _e, _w) in enumerate(pending.spans) if start == weak[0].inline_start), None)
                     if cut is None:
                         # The second label glued to the first one's last word ("identidafCuenta").
-                        words, cut = _split_glued_word(pending, weak[0].inline_start, self.rules)
+                        words, cut = split_glued_word(pending, weak[0].inline_start, self.rules)
                     if not cut:
                         break
                     rest = Segment(-1, line.index, words[cut:])
@@ -439,26 +440,6 @@ class Extraction:
             candidate.notes = {"signo": "negativo"}  # a debit printed negative: the amount is its size
         self.add_candidate(candidate)
         return True
-
-
-def _split_glued_word(segment: Segment, offset: int, rules: RuleSet) -> tuple[list[Word], int | None]:
-    """The segment's words with the one that holds text offset `offset` cut in two there, and the
-    index of the second half; (words, None) unless the cut is a lower-to-upper case change
-    inside a word, or falls between label words small text ran together ("NÚMEROCELULARDE" |
-    "DESTINO"). Each half gets the share of the box its characters take."""
-    for index, (start, end, word) in enumerate(segment.spans):
-        at = offset - start
-        if not start < offset < end:
-            continue
-        case_change = word.text[at - 1].islower() and word.text[at].isupper()
-        if not case_change and not (rules.made_of_label_words(word.text[:at]) and rules.made_of_label_words(word.text[at:])):
-            continue
-        x1, y1, x2, y2 = word.box
-        split_x = x1 + (x2 - x1) * at / len(word.text)
-        head = Word(word.index, word.text[:at], word.confidence, (x1, y1, split_x, y2), word.sent_box, word.weakest)
-        tail = Word(word.index, word.text[at:], word.confidence, (split_x, y1, x2, y2), word.sent_box, word.weakest)
-        return segment.words[:index] + [head, tail] + segment.words[index + 1:], index + 1
-    return segment.words, None
 
 
 @dataclass

@@ -136,8 +136,10 @@ def build_predictor(profile: dict[str, Any], ocr_config: dict[str, Any]) -> Rece
     small_text = profile.get("small_text_reco_model")
     if small_text and not small_text.startswith(PPOCR_PREFIX):
         raise ValueError(f"small_text_reco_model must be a 'ppocrv6:' recognizer, not {small_text!r}")
+    closer = profile.get("second_reading_det_input_size")
     geometry = GeometrySettings(det_canvas=tuple(profile["det_input_size"]) if ppocr_det else None,
-                                small_text_max_height=float(profile.get("small_text_max_height", 0)) if small_text else 0.0)
+                                small_text_max_height=float(profile.get("small_text_max_height", 0)) if small_text else 0.0,
+                                closer_det_canvas=tuple(closer) if closer and ppocr_det else None)
     # Its own batch budget: the small recognizer's activations per column are several times the
     # tiny one's, and with the tiny one's budget a thumbnail raised the process's peak by ~140 MB.
     small_config = {**ocr_config, "reco_max_batch_columns": profile.get("small_text_reco_max_batch_columns", 1536)}

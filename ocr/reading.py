@@ -18,11 +18,18 @@ the first time such a page arrives, so a process that only sees usual screenshot
 
 An upright, straight screenshot costs one detection and one recognition, as before: the survey of
 the map is a few milliseconds.
+
+A closer reading (`closer=True`) is the second look the service takes at a page whose first left a
+key value unread or unsure (extraction/second_reading.py): detection on the profile's larger
+`closer_det_canvas` (a photographed screen's underlined green reference is no text to the detector
+at 960x544 and is at 1280x736) and recognition by the small-text recognizer whatever the text's
+height (the tiny one reads such a reference's 0 as a 9, the small one does not).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +85,8 @@ class GeometrySettings:
     # Pages whose detected lines are at most this high (median, in the page's pixels) are read by
     # the small-text recognizer; 0 never. See config.OCR_PROFILES.
     small_text_max_height: float = 0.0
+    # The detection canvas of a closer reading; None: the profile takes no second look.
+    closer_det_canvas: tuple[int, int] | None = None
 
 
 # Pages whose proportions are within this factor of the detector's canvas keep the canvas.
@@ -124,10 +133,20 @@ class ReceiptPredictor:
     def small_text_loaded(self) -> bool:
         return self._small_text_reco is not None
 
-    def __call__(self, pages: list[np.ndarray]) -> list[PageReading]:
+    @property
+    def reads_closer(self) -> bool:
+        return self.settings.closer_det_canvas is not None
+
+    def __call__(self, pages: list[np.ndarray], closer: bool = False) -> list[PageReading]:
+        settings = self.settings
+        if closer:
+            if settings.closer_det_canvas is None:
+                raise ValueError("this profile takes no closer reading (no closer_det_canvas)")
+            settings = replace(settings, det_canvas=settings.closer_det_canvas,
+                               small_text_max_height=math.inf if self._small_text_reader is not None else 0.0)
         transforms = [PageTransform(reading_shape=page.shape[:2]) for page in pages]
-        pages, loc_preds = self._upright_and_straight(list(pages), transforms)
-        small = [self._small_text(page, preds) for page, preds in zip(pages, loc_preds)]
+        pages, loc_preds = self._upright_and_straight(list(pages), transforms, settings)
+        small = [self._small_text(page, preds, settings) for page, preds in zip(pages, loc_preds)]
         readings: list[PageReading] = [None] * len(pages)  # type: ignore[list-item]
         for use_small in (False, True):
             chosen = [i for i in range(len(pages)) if small[i] == use_small]
@@ -137,19 +156,19 @@ class ReceiptPredictor:
                                                                   [transforms[i] for i in chosen], reco)):
                     readings[index] = reading
         for index, reading in enumerate(readings):
-            if reading.transform.turn == 0 and reading.confidence < self.settings.low_confidence:
+            if reading.transform.turn == 0 and reading.confidence < settings.low_confidence:
                 reco = self._small_text_recognizer() if small[index] else None
-                readings[index] = self._maybe_upside_down(pages[index], reading, reco)
+                readings[index] = self._maybe_upside_down(pages[index], reading, settings, reco)
         return readings
 
     # -- geometry -------------------------------------------------------------------------------
-    def _detect(self, pages: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        if self.settings.det_canvas is None:
+    def _detect(self, pages: list[np.ndarray], settings: GeometrySettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        if settings.det_canvas is None:
             loc_preds, maps = self.ocr.det_predictor(pages, return_maps=True)
         else:
             loc_preds, maps = [], []
             for page in pages:  # one page per detector call anyway (det_bs=1)
-                self.ocr.det_predictor.pre_processor.resize.size = detection_size(page.shape[:2], self.settings.det_canvas)
+                self.ocr.det_predictor.pre_processor.resize.size = detection_size(page.shape[:2], settings.det_canvas)
                 page_preds, page_maps = self.ocr.det_predictor([page], return_maps=True)
                 loc_preds.extend(page_preds)
                 maps.extend(page_maps)
@@ -157,9 +176,9 @@ class ReceiptPredictor:
         binary = [np.ascontiguousarray((np.squeeze(m) > threshold).astype(np.uint8) * 255) for m in maps]
         return loc_preds, binary
 
-    def _upright_and_straight(self, pages: list[np.ndarray], transforms: list[PageTransform]
-                              ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        loc_preds, maps = self._detect(pages)
+    def _upright_and_straight(self, pages: list[np.ndarray], transforms: list[PageTransform],
+                              settings: GeometrySettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        loc_preds, maps = self._detect(pages, settings)
         for index in range(len(pages)):
             survey = survey_lines(maps[index], pages[index].shape[:2])
             changed = False
@@ -167,32 +186,33 @@ class ReceiptPredictor:
                 probs = self.classifier.probabilities(pages[index])
                 turn = 90 if probs.get(90, 0.0) >= probs.get(270, 0.0) else 270
                 pages[index] = turn_upright(pages[index], turn, transforms[index])
-                survey = survey_lines(self._detect([pages[index]])[1][0], pages[index].shape[:2])
+                survey = survey_lines(self._detect([pages[index]], settings)[1][0], pages[index].shape[:2])
                 changed = True
-            if abs(survey.skew) >= self.settings.min_skew_degrees:
+            if abs(survey.skew) >= settings.min_skew_degrees:
                 pages[index] = straighten(pages[index], survey.skew, transforms[index])
                 changed = True
             if changed:
-                loc_preds[index] = self._detect([pages[index]])[0][0]
+                loc_preds[index] = self._detect([pages[index]], settings)[0][0]
         return pages, loc_preds
 
-    def _maybe_upside_down(self, page: np.ndarray, reading: PageReading, reco: Any = None) -> PageReading:
+    def _maybe_upside_down(self, page: np.ndarray, reading: PageReading, settings: GeometrySettings,
+                           reco: Any = None) -> PageReading:
         if self.classifier is None:
             return reading
         probs = self.classifier.probabilities(page)
-        if probs.get(180, 0.0) < self.settings.min_turn_probability:
+        if probs.get(180, 0.0) < settings.min_turn_probability:
             return reading
         transform = PageTransform(matrix=reading.transform.matrix.copy(), skew=reading.transform.skew,
                                   reading_shape=page.shape[:2])
         turned = turn_upright(page, 180, transform)
-        again = self._recognize([turned], self._detect([turned])[0], [transform], reco)[0]
+        again = self._recognize([turned], self._detect([turned], settings)[0], [transform], reco)[0]
         return again if again.confidence > reading.confidence else reading
 
     # -- recognition ----------------------------------------------------------------------------
-    def _small_text(self, page: np.ndarray, loc_preds: np.ndarray) -> bool:
-        if self._small_text_reader is None or self.settings.small_text_max_height <= 0 or len(loc_preds) == 0:
+    def _small_text(self, page: np.ndarray, loc_preds: np.ndarray, settings: GeometrySettings) -> bool:
+        if self._small_text_reader is None or settings.small_text_max_height <= 0 or len(loc_preds) == 0:
             return False
-        return text_height(loc_preds, page.shape[0]) <= self.settings.small_text_max_height
+        return text_height(loc_preds, page.shape[0]) <= settings.small_text_max_height
 
     def _small_text_recognizer(self) -> Any:
         if self._small_text_reco is None:
