@@ -11,10 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from extraction.layout import Segment, Word
+from extraction.layout import Line, Segment, Word
 from extraction.normalizers import Token, fold, tokenize
 
 if TYPE_CHECKING:
+    from extraction.banks import BankCatalog
     from extraction.rules import RuleSet
 
 
@@ -99,3 +100,20 @@ def split_glued_word(segment: Segment, offset: int, rules: RuleSet) -> tuple[lis
         tail = Word(word.index, word.text[at:], word.confidence, (split_x, y1, x2, y2), word.sent_box, word.weakest)
         return segment.words[:index] + [head, tail] + segment.words[index + 1:], index + 1
     return segment.words, None
+
+
+def starts_bank_name(segment: Segment, line: Line, catalog: BankCatalog) -> bool:
+    """A label word, without a colon, that begins the bank name printed right after it on its
+    line ("Banco" | "Plaza": a header set in a wide font, cut in two by the gap between its
+    words) is that name's first word, not a label with its value. A value set apart in its own
+    column ("Banco          Mercantil") is farther than a word's gap."""
+    if ":" in segment.text or len(segment.words) != 1:
+        return False
+    after = [other for other in line.segments if other.box[0] >= segment.box[2]]
+    if not after:
+        return False
+    following = min(after, key=lambda other: other.box[0])
+    if following.box[0] - segment.box[2] > 1.2 * max(segment.height, following.height):
+        return False
+    return any(match.start == 0 and match.end > len(segment.text)
+               for match in catalog.find(f"{segment.text} {following.text}"))

@@ -39,7 +39,7 @@ from extraction.layout import (
 )
 from extraction.furniture import is_furniture, is_none_value
 from extraction.normalizers import NORMALIZERS, amount_sign
-from extraction.label_words import split_glued_word
+from extraction.label_words import split_glued_word, starts_bank_name
 from extraction.rules import LabelRef, Rule, RuleSet
 from validador_ocr import ValidadorOCR
 
@@ -255,7 +255,8 @@ class Extraction:
         self._join_wrapped_labels()
         for segment in self.doc.segments:
             occs = self._match(segment)
-            if occs and self._is_wrapped_value(segment, occs):
+            if occs and (self._is_wrapped_value(segment, occs)
+                         or starts_bank_name(segment, self.doc.lines[segment.line], self.catalog)):
                 continue
             if not occs:
                 if _UNKNOWN_LABEL.match(segment.text):

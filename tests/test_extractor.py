@@ -419,6 +419,17 @@ def test_a_label_farther_from_a_value_than_its_own_label_is_a_label():
     assert fields(page(rows))["cedula"] == "V-31031988"
 
 
+def test_a_bank_name_set_wide_in_the_header_is_not_a_label_and_its_value():
+    """Generated receipt 1031 in a gallery viewer: the header "Banco Plaza", its words a little
+    apart, was read as the label "Banco" with the value "Plaza": a wrong destination bank."""
+    rows = [(90, [(131, "Banco", 37), (250, "Plaza", 37)])] + rows_lv([("Monto", "533,32 Bs"), ("Ref.", "335432621444")])
+    assert fields(page(rows))["banco_destino"] is None
+
+
+def test_a_bank_label_with_its_value_in_the_other_column_is_still_a_label():
+    assert fields(page(rows_lv([("Banco", "Mercantil"), ("Referencia:", "335432621444")])))["banco_destino"] == "Banco Mercantil"
+
+
 @pytest.mark.parametrize("value,date,time", [
     ("25/11/20251:11p.m.", "2025-11-25", "13:11"),
     ("28/02/202611:06:44AM", "2026-02-28", "11:06"),
