@@ -242,7 +242,8 @@ def test_result_endpoints_serve_the_whole_document(client, orquestador):
     assert document["metadata"] == SEED_METADATA
     assert len(document["extracted_fields"]) == 16
     word = document["palabras_detectadas"][0]
-    assert set(word) == {"texto", "confianza", "coordenadas"} and len(word["coordenadas"]) == 4
+    assert set(word) == {"texto", "confianza", "confianza_minima_caracter", "coordenadas"} and len(word["coordenadas"]) == 4
+    assert 0 <= word["confianza_minima_caracter"] <= word["confianza"] <= 1
 
     results = client.get("/api/extract_results").get_json()
     assert results["count"] == 1 and results["results"][0]["filename"] == name

@@ -22,9 +22,9 @@ def test_two_streams_read_a_batch_as_one_does_and_keep_its_order():
     seen_threads = set()
     original = two._read_chunk
 
-    def recording(name, chunk):
+    def recording(name, chunk, closer=False):
         seen_threads.add(threading.current_thread().name)
-        return original(name, chunk)
+        return original(name, chunk, closer)
 
     two._read_chunk = recording
     second = two.procesar_lote(batch)
