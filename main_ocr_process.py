@@ -3,8 +3,9 @@
 The engine (AplicadorOCR) reads the text; the extractor turns it into the 16 business fields; a
 page whose first reading left a key value unread under its label or unsure is read again closer
 (extraction/second_reading.py). An image that cannot be read becomes an error document with its
-reason, and the rest of the batch goes on. The document shape is the seed's (request_id, filename, processing_metadata, texts,
-extracted_fields, palabras_detectadas) plus the upload metadata, campos_detalle and validacion.
+reason, and the rest of the batch goes on. The document shape is the seed's (request_id,
+filename, processing_metadata, texts, extracted_fields, palabras_detectadas) plus the upload
+metadata, campos_detalle and validacion.
 """
 from __future__ import annotations
 

@@ -143,13 +143,13 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
                 detail[name].update(cand.notes)
             doubt = _doubtful_characters(cand, run.candidates.get(name, []), ruleset.settings["doubt_char_confidence"])
             if doubt:
-                detail[name].update({"requiere_revision": True, "motivo_revision": "lectura_dudosa",
+                detail[name].update({"requiere_revision": True, "motivo_revision": DOUBTFUL_READING,
                                      "caracteres_dudosos": doubt})
                 if name in ruleset.doubt_null_fields and any(_unchecked(d["texto"]) for d in doubt):
                     # A payment is matched on these: a person reads the value, the service guesses none.
                     extracted[name] = None
                     detail[name]["valor_leido"] = detail[name]["valor"]
-                    detail[name].update({"valor": None, "motivo": "lectura_dudosa"})
+                    detail[name].update({"valor": None, "motivo": DOUBTFUL_READING})
             continue
         extracted[name] = None
         rejected = sorted(run.rejections.get(name, []), key=lambda r: -r.priority)
@@ -176,6 +176,7 @@ def extract_fields(ocr_result: dict[str, Any], rules: RuleSet | None = None, *, 
     }
 
 
+DOUBTFUL_READING = "lectura_dudosa"
 LABEL_WITHOUT_VALUE = "etiqueta sin valor legible"
 
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from extraction.extractor import LABEL_WITHOUT_VALUE, cross_check
+from extraction.extractor import DOUBTFUL_READING, LABEL_WITHOUT_VALUE, cross_check
 from extraction.rules import RuleSet
-
-UNSURE = "lectura_dudosa"
 
 
 def fields_to_reread(extraction: dict[str, Any], rules: RuleSet, more_pixels: bool = True) -> list[str]:
@@ -36,7 +34,7 @@ def fields_to_reread(extraction: dict[str, Any], rules: RuleSet, more_pixels: bo
         reason = detail.get(name, {}).get("motivo")
         if value is not None:
             continue
-        if (reason == UNSURE and name in rules.doubt_null_fields) or \
+        if (reason == DOUBTFUL_READING and name in rules.doubt_null_fields) or \
                 (more_pixels and reason == LABEL_WITHOUT_VALUE and name in rules.second_reading_fields):
             wanted.append(name)
     return wanted
